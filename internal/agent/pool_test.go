@@ -1,0 +1,393 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// memDriver is an in-memory probe.Driver for the pool's own logic: it acks
+// every event at once (unless told to drop), and can refuse dials or kick
+// every connection. The real drivers are tested against real servers.
+type memDriver struct {
+	mu      sync.Mutex
+	conns   map[*memConn]bool
+	refuse  bool
+	dropAck bool
+	dials   int
+}
+
+func newMemDriver() *memDriver { return &memDriver{conns: map[*memConn]bool{}} }
+
+func (d *memDriver) Name() string { return "mem" }
+
+func (d *memDriver) Dial(ctx context.Context, _ *probe.Target, h probe.Handlers) (probe.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dials++
+	if d.refuse {
+		return nil, &probe.ConnectError{Reason: probe.FailRefused}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &memConn{d: d, h: h}
+	d.conns[c] = true
+	return c, nil
+}
+
+func (d *memDriver) set(f func(d *memDriver)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(d)
+}
+
+func (d *memDriver) open() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.conns)
+}
+
+// kick ends every connection as the server would.
+func (d *memDriver) kick() int {
+	d.mu.Lock()
+	var cs []*memConn
+	for c := range d.conns {
+		cs = append(cs, c)
+	}
+	d.mu.Unlock()
+	for _, c := range cs {
+		c.end(probe.ReasonServerDisconnect)
+	}
+	return len(cs)
+}
+
+type memConn struct {
+	d    *memDriver
+	h    probe.Handlers
+	once sync.Once
+}
+
+func (c *memConn) Emit(_ context.Context, _ string, ackID int64, args ...json.RawMessage) error {
+	c.d.mu.Lock()
+	open, drop := c.d.conns[c], c.d.dropAck
+	c.d.mu.Unlock()
+	if !open {
+		return errors.New("closed")
+	}
+	if len(args) != 1 || !json.Valid(args[0]) {
+		return errors.New("bad payload")
+	}
+	if ackID >= 0 && !drop {
+		c.h.OnAck(uint64(ackID), args)
+	}
+	return nil
+}
+
+func (c *memConn) Close(context.Context) error {
+	c.end(probe.ReasonClientClose)
+	return nil
+}
+
+func (c *memConn) end(r probe.DisconnectReason) {
+	c.once.Do(func() {
+		c.d.mu.Lock()
+		delete(c.d.conns, c)
+		c.d.mu.Unlock()
+		c.h.OnClose(r, nil)
+	})
+}
+
+func testConfig() Config {
+	return Config{
+		Clients: 20, ConnectRate: 1000, ConnectTimeout: time.Second,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		EventName: "echo", EventRate: 400, PayloadBytes: 100, AckTimeout: 200 * time.Millisecond,
+	}
+}
+
+func newTestPool(t *testing.T, cfg Config, d probe.Driver) (*Pool, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	u, _ := url.Parse("http://127.0.0.1:1")
+	p, err := New(cfg, Options{
+		Driver: d, Target: &probe.Target{Name: "t1", URL: u, Path: "/socket.io/", Namespace: "/"},
+		Metrics: probe.NewMetrics(reg), Registerer: reg, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, reg
+}
+
+func startPool(t *testing.T, p *Pool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func TestPoolConnectsProbesAndShutsDownCleanly(t *testing.T) {
+	d := newMemDriver()
+	p, reg := newTestPool(t, testConfig(), d)
+	stop := startPool(t, p)
+	waitFor(t, "all connected", func() bool { return p.Connected() == 20 })
+	waitFor(t, "acks", func() bool { return counter(t, reg, "soak_events_acked_total") >= 100 })
+	stop()
+	if n := d.open(); n != 0 {
+		t.Fatalf("%d connections left open after Run returned", n)
+	}
+	if p.Connected() != 0 {
+		t.Fatalf("connected gauge = %d after shutdown", p.Connected())
+	}
+	sent := counter(t, reg, "soak_events_sent_total")
+	acked := counter(t, reg, "soak_events_acked_total")
+	lost := counter(t, reg, "soak_events_lost_total")
+	if sent != acked+lost+float64(p.InFlight()) {
+		t.Fatalf("sent %v != acked %v + lost %v + in flight %d", sent, acked, lost, p.InFlight())
+	}
+	if got := counter(t, reg, "soak_disconnects_total", "reason", "io_client_disconnect"); got != 20 {
+		t.Fatalf("client disconnects = %v, want 20", got)
+	}
+	if got := counter(t, reg, "soak_connect_attempts_total"); got != 20 {
+		t.Fatalf("attempts = %v, want 20", got)
+	}
+}
+
+func TestPoolReconnectsAfterKick(t *testing.T) {
+	d := newMemDriver()
+	p, reg := newTestPool(t, testConfig(), d)
+	stop := startPool(t, p)
+	defer stop()
+	waitFor(t, "all connected", func() bool { return p.Connected() == 20 })
+	for i := 1; i <= 3; i++ {
+		if n := d.kick(); n != 20 {
+			t.Fatalf("kicked %d, want 20", n)
+		}
+		waitFor(t, "refill", func() bool { return p.Connected() == 20 })
+		if got := counter(t, reg, "soak_disconnects_total", "reason", "io_server_disconnect"); got != float64(20*i) {
+			t.Fatalf("server disconnects = %v, want %d", got, 20*i)
+		}
+	}
+}
+
+func TestPoolBacksOffWhileRefused(t *testing.T) {
+	d := newMemDriver()
+	d.set(func(d *memDriver) { d.refuse = true })
+	cfg := testConfig()
+	cfg.Clients = 2
+	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 100*time.Millisecond
+	p, reg := newTestPool(t, cfg, d)
+	stop := startPool(t, p)
+	time.Sleep(time.Second)
+	refused := counter(t, reg, "soak_connect_failures_total", "reason", "refused")
+	// Without backoff 2 slots at 1000/s would make ~1000 attempts; with a cap
+	// of 100 ms and full jitter, about 2 x 1 s / 50 ms = 40.
+	if refused < 4 || refused > 200 {
+		t.Errorf("refused attempts in 1 s = %v, want backoff-bounded (4..200)", refused)
+	}
+	if got := counter(t, reg, "soak_events_skipped_total"); got == 0 {
+		t.Error("events due on disconnected clients were not counted as skipped")
+	}
+	if got := counter(t, reg, "soak_events_sent_total"); got != 0 {
+		t.Errorf("sent = %v with no connection", got)
+	}
+	d.set(func(d *memDriver) { d.refuse = false })
+	waitFor(t, "recovery", func() bool { return p.Connected() == 2 })
+	stop()
+}
+
+func TestPoolCountsLostAcks(t *testing.T) {
+	d := newMemDriver()
+	d.set(func(d *memDriver) { d.dropAck = true })
+	p, reg := newTestPool(t, testConfig(), d)
+	stop := startPool(t, p)
+	waitFor(t, "lost events", func() bool { return counter(t, reg, "soak_events_lost_total") >= 50 })
+	stop()
+	if got := counter(t, reg, "soak_events_acked_total"); got != 0 {
+		t.Fatalf("acked = %v with every ack dropped", got)
+	}
+}
+
+func TestPoolResize(t *testing.T) {
+	d := newMemDriver()
+	p, reg := newTestPool(t, testConfig(), d)
+	stop := startPool(t, p)
+	defer stop()
+	waitFor(t, "20 connected", func() bool { return p.Connected() == 20 })
+	ctx := context.Background()
+	if err := p.Resize(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "5 connected", func() bool { return p.Connected() == 5 && d.open() == 5 })
+	if got := counter(t, reg, "soak_clients_desired"); got != 5 {
+		t.Fatalf("desired = %v", got)
+	}
+	if err := p.Resize(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "30 connected", func() bool { return p.Connected() == 30 && d.open() == 30 })
+}
+
+func TestFullJitter(t *testing.T) {
+	tests := []struct {
+		n    int
+		u    float64
+		want time.Duration
+	}{
+		{n: 1, u: 0.5, want: 50 * time.Millisecond},
+		{n: 2, u: 0.5, want: 100 * time.Millisecond},
+		{n: 4, u: 0.999, want: 799200 * time.Microsecond},
+		{n: 10, u: 0.5, want: 500 * time.Millisecond}, // capped at max
+		{n: 5000, u: 1, want: time.Second},            // no overflow
+		{n: 0, u: 0, want: 0},
+	}
+	for _, tc := range tests {
+		got := fullJitter(100*time.Millisecond, time.Second, tc.n, tc.u)
+		if got != tc.want {
+			t.Errorf("fullJitter(n=%d,u=%v) = %v, want %v", tc.n, tc.u, got, tc.want)
+		}
+	}
+}
+
+func TestScheduleHasNoDrift(t *testing.T) {
+	start := time.Unix(0, 0)
+	s := newSchedule(start, 3) // 1/3 s is not representable exactly
+	var at time.Time
+	for range 3_000_000 {
+		s.advance()
+	}
+	_, at = s.next()
+	if want := start.Add(1_000_000 * time.Second); at.Sub(want).Abs() > time.Microsecond {
+		t.Fatalf("event 3e6 at %v, want %v", at, want)
+	}
+}
+
+func TestAppendPayload(t *testing.T) {
+	at := time.Unix(1700000000, 123)
+	for _, size := range []int{64, 100, 1000} {
+		b := appendPayload(nil, 42, at, size)
+		if len(b) != size {
+			t.Errorf("size %d: got %d bytes", size, len(b))
+		}
+		var v struct {
+			Seq uint64 `json:"seq"`
+			T   int64  `json:"t"`
+			Pad string `json:"pad"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("size %d: %v: %s", size, err, b)
+		}
+		if v.Seq != 42 || v.T != at.UnixNano() || strings.Trim(v.Pad, "x") != "" {
+			t.Errorf("size %d: decoded %+v", size, v)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(c *Config)
+		want string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"negative clients", func(c *Config) { c.Clients = -1 }, "SOAK_CLIENTS"},
+		{"zero rate", func(c *Config) { c.ConnectRate = 0 }, "SOAK_CONNECT_RATE"},
+		{"zero timeout", func(c *Config) { c.AckTimeout = 0 }, "SOAK_ACK_TIMEOUT"},
+		{"max below min", func(c *Config) { c.BackoffMax = time.Millisecond }, "SOAK_BACKOFF_MAX"},
+		{"tiny payload", func(c *Config) { c.PayloadBytes = 10 }, "SOAK_EVENT_PAYLOAD_BYTES"},
+		{"empty event", func(c *Config) { c.EventName = "" }, "SOAK_EVENT_NAME"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
+				t.Fatalf("err = %v, want prefix %s:", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPoolMetricsLint(t *testing.T) {
+	_, reg := newTestPool(t, testConfig(), newMemDriver())
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+}
