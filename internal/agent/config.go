@@ -50,3 +50,22 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// Split divides the pool over n targets: clients as evenly as possible (the
+// first ones get one more), the event rate in proportion to the clients.
+func (c Config) Split(n int) []Config {
+	out := make([]Config, n)
+	for i := range out {
+		out[i] = c
+		out[i].Clients = c.Clients / n
+		if i < c.Clients%n {
+			out[i].Clients++
+		}
+		if c.Clients > 0 {
+			out[i].EventRate = c.EventRate * float64(out[i].Clients) / float64(c.Clients)
+		} else {
+			out[i].EventRate = c.EventRate / float64(n)
+		}
+	}
+	return out
+}

@@ -391,3 +391,15 @@ func TestPoolMetricsLint(t *testing.T) {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 }
+
+func TestConfigSplit(t *testing.T) {
+	c := testConfig()
+	c.Clients, c.EventRate = 5, 100
+	parts := c.Split(2)
+	if parts[0].Clients != 3 || parts[1].Clients != 2 {
+		t.Fatalf("clients split %d/%d, want 3/2", parts[0].Clients, parts[1].Clients)
+	}
+	if parts[0].EventRate != 60 || parts[1].EventRate != 40 {
+		t.Fatalf("rate split %v/%v, want 60/40", parts[0].EventRate, parts[1].EventRate)
+	}
+}

@@ -1,0 +1,62 @@
+# soak-exporter: build, test and benchmark entry points. `make test` is the
+# test command CI runs (.ci/run); it installs what it needs and fails loudly
+# when it cannot.
+
+GO        ?= go
+PKG       := github.com/generic-corp/soak-exporter
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+# The same flags as the Dockerfile: static, reproducible, version stamped
+# into soak_build_info.
+LDFLAGS   := -s -w \
+	-X github.com/prometheus/common/version.Version=$(VERSION) \
+	-X github.com/prometheus/common/version.Revision=$(REVISION) \
+	-X github.com/prometheus/common/version.Branch=$(BRANCH) \
+	-X github.com/prometheus/common/version.BuildUser=make \
+	-X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+FIXTURE   := test/fixture/node
+FUZZTIME  ?= 10s
+TESTFLAGS ?= -race -timeout 45m
+
+.PHONY: all build deps fixtures prometheus-tools test test-go test-rules fuzz bench bench-leak clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/soak-exporter ./cmd/soak-exporter
+
+## deps: everything the tests need: Node fixture packages, Prometheus tools.
+deps: fixtures prometheus-tools
+
+fixtures:
+	@command -v node >/dev/null || { echo "make: node is required for the fixture target (install Node.js 20)"; exit 1; }
+	npm ci --prefix $(FIXTURE) --no-audit --no-fund
+
+prometheus-tools:
+	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager
+
+## test: every test, end to end included.
+test: deps test-go test-rules fuzz
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+test-rules:
+	promtool check rules deploy/prometheus/*.rules.yml
+	promtool test rules deploy/prometheus/tests/*.yml
+
+## fuzz: each fuzz target for a short, bounded time (seed corpora are committed).
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## bench: the benchmarks; figures are written to docs/benchmarks.md's raw file.
+bench: deps
+	@scripts/bench.sh
+
+bench-leak:
+	$(GO) run ./internal/leak/cmd/leakbench
+
+clean:
+	rm -rf bin

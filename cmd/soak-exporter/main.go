@@ -1,0 +1,274 @@
+// Command soak-exporter keeps a pool of real Socket.IO clients connected to a
+// service forever, probes it with acked echo events, samples its memory, and
+// exports what it sees as Prometheus metrics. With no target configured it
+// soaks a built-in demo server. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/demo"
+	"github.com/generic-corp/soak-exporter/internal/logging"
+	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probe/native"
+	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
+	"github.com/generic-corp/soak-exporter/internal/web"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Aliases give the embedded configurations distinct field names.
+type (
+	probeConfig   = probe.Config
+	agentConfig   = agent.Config
+	webConfig     = web.Config
+	loggingConfig = logging.Config
+)
+
+// config is every package's Config, embedded so that their variables keep
+// the plain SOAK_ prefix. main reads it once with envconfig.
+type config struct {
+	probeConfig
+	agentConfig
+	webConfig
+	loggingConfig
+
+	targets []*probe.Target // built from probeConfig by loadConfig
+}
+
+func (c *config) validate() error {
+	for _, v := range []interface{ Validate() error }{c.loggingConfig, c.probeConfig, c.agentConfig, c.webConfig} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretKeys are variables whose values never appear in messages.
+func isSecretKey(key string) bool {
+	return strings.Contains(key, "TOKEN") || strings.Contains(key, "AUTH") || strings.Contains(key, "HEADERS")
+}
+
+// loadConfig reads and validates the configuration. Its error is one line
+// that names the variable.
+func loadConfig() (*config, error) {
+	var c config
+	if err := envconfig.Process("soak", &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			if isSecretKey(pe.KeyName) {
+				return nil, fmt.Errorf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
+			}
+			return nil, fmt.Errorf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
+		}
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	targets, err := c.probeConfig.Targets() // reads the token and CA files
+	if err != nil {
+		return nil, err
+	}
+	c.targets = targets
+	return &c, nil
+}
+
+const usageHeader = `soak-exporter: keeps a pool of Socket.IO clients connected to a service
+forever, probes it, samples its memory, and exports Prometheus metrics.
+
+Usage:
+  soak-exporter                 run the agent (configured by the SOAK_ variables below;
+                                with no SOAK_TARGET_URL it soaks a built-in demo target)
+  soak-exporter leak analyze [--json] FILE
+                                run the leak detector over recorded memory samples
+  soak-exporter --help | --version
+
+Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage or configuration.
+
+Environment variables:
+`
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, usageHeader)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var c config
+	format := "{{range .}}  {{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"
+	if err := envconfig.Usagef("soak", &c, tw, format); err != nil {
+		fmt.Fprintf(w, "cannot list variables: %v\n", err)
+	}
+	_ = tw.Flush()
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "-help", "help":
+			usage(stdout)
+			return exitOK
+		case "--version", "-version", "version":
+			fmt.Fprintln(stdout, version.Print("soak-exporter"))
+			return exitOK
+		default:
+			fmt.Fprintf(stderr, "soak-exporter: unknown command %q (see --help)\n", args[0])
+			return exitUsage
+		}
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "soak-exporter: %v\n", err)
+		return exitUsage
+	}
+	log, err := logging.New(cfg.loggingConfig, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "soak-exporter: %v\n", err)
+		return exitUsage
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runAgent(ctx, cfg, log)
+}
+
+// newDriver selects the client driver.
+func newDriver(name string, log *zap.Logger) probe.Driver {
+	if name == "zishang520" {
+		return zishang.New(zishang.Options{Logger: log.Named("zishang520")})
+	}
+	return native.New(native.Options{Logger: log.Named("native")})
+}
+
+// runAgent wires the parts and runs them until ctx ends.
+func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
+	log.Info("starting soak-exporter", zap.String("version", version.Info()), zap.String("build", version.BuildContext()))
+	targets := cfg.targets
+
+	// The demo target outlives the pools so that they can disconnect cleanly.
+	demoCtx, demoStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer demoStop()
+	var demoGroup errgroup.Group
+	defer func() { demoStop(); _ = demoGroup.Wait() }()
+	mode := "configured targets"
+	if len(targets) == 0 {
+		srv := demo.New(log.Named("demo"), demo.Options{})
+		if err := srv.Listen(demoCtx, "127.0.0.1:0"); err != nil {
+			log.Error("cannot start the built-in demo target", zap.Error(err))
+			return exitFailure
+		}
+		demoGroup.Go(func() error { return srv.Run(demoCtx) })
+		t, err := cfg.probeConfig.Target(srv.URL())
+		if err != nil {
+			log.Error("demo target", zap.Error(err))
+			return exitFailure
+		}
+		t.Name = "demo"
+		targets = []*probe.Target{t}
+		mode = "built-in demo target at " + srv.URL()
+		log.Info("SOAK_TARGET_URL is not set: soaking the built-in demo target (an in-process Socket.IO server that acks \"echo\"); set SOAK_TARGET_URL to soak your service",
+			zap.String("demo_url", srv.URL()))
+	}
+	if cfg.TLSInsecure {
+		log.Warn("SOAK_TLS_INSECURE_SKIP_VERIFY is set: the target's certificate is not verified")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("soak"),
+	)
+	driver := newDriver(cfg.Driver, log)
+	metrics := probe.NewMetrics(reg)
+	var pools []*agent.Pool
+	for i, pc := range cfg.agentConfig.Split(len(targets)) {
+		p, err := agent.New(pc, agent.Options{
+			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
+			Logger: log.Named("pool").With(zap.String("target", targets[i].Name)),
+		})
+		if err != nil {
+			log.Error("bad configuration", zap.Error(err))
+			return exitUsage
+		}
+		pools = append(pools, p)
+	}
+
+	srv := web.New(cfg.webConfig, log.Named("web"), web.Options{
+		Gatherer:   reg,
+		Registerer: reg,
+		Ready: func() bool {
+			for _, p := range pools {
+				if !p.Running() {
+					return false
+				}
+			}
+			return true
+		},
+		Page:  web.Page{Version: version.Version, Mode: mode, Driver: driver.Name()},
+		Notes: func() []web.Note { return notes(pools) },
+	})
+	ln, err := srv.Listen()
+	if err != nil {
+		log.Error("cannot listen", zap.Error(err))
+		return exitUsage
+	}
+	log.Info("serving metrics", zap.String("address", ln.Addr().String()), zap.String("driver", driver.Name()),
+		zap.Int("clients", cfg.Clients), zap.Int("targets", len(targets)))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx, ln) })
+	for _, p := range pools {
+		g.Go(func() error { return p.Run(gctx) })
+	}
+	err = g.Wait()
+	if err != nil {
+		log.Error("stopped on error", zap.Error(err))
+		return exitFailure
+	}
+	log.Info("stopped cleanly")
+	return exitOK
+}
+
+func notes(pools []*agent.Pool) []web.Note {
+	out := make([]web.Note, 0, len(pools))
+	for _, p := range pools {
+		n := web.Note{Target: p.Target().Name}
+		if e := p.LastConnectError(); !e.Time.IsZero() {
+			n.LastConnectError = e.Time.UTC().Format("15:04:05") + " " + e.Reason
+			if e.Message != "" {
+				n.LastConnectError += ": " + e.Message
+			}
+		}
+		if e := p.LastDisconnect(); !e.Time.IsZero() {
+			n.LastDisconnect = e.Time.UTC().Format("15:04:05") + " " + e.Reason
+		}
+		out = append(out, n)
+	}
+	return out
+}
