@@ -54,6 +54,10 @@ type Options struct {
 	Now func() time.Time
 	// Seed seeds the jitter; zero picks a random seed.
 	Seed uint64
+	// Taps, when set, also receive every connect duration and every acked
+	// event's latency, in seconds (the one-shot mode keeps exact
+	// percentiles this way). They are called on hot paths: keep them cheap.
+	ConnectTap, LatencyTap prometheus.Observer
 }
 
 // Pool keeps Config.Clients connections to one target and drives the
@@ -79,6 +83,7 @@ type Pool struct {
 	snapshot  atomic.Pointer[[]*slot] // slots, for the scheduler's lock-free reads
 	connected atomic.Int64
 	running   atomic.Bool
+	paused    atomic.Bool
 	wake      chan struct{}
 }
 
@@ -128,6 +133,12 @@ func New(cfg Config, o Options) (*Pool, error) {
 		seed = rand.Uint64()
 	}
 	tm := o.Metrics.For(o.Target.Name, cfg.EventName)
+	if o.ConnectTap != nil {
+		tm.ConnectDuration = tee{tm.ConnectDuration, o.ConnectTap}
+	}
+	if o.LatencyTap != nil {
+		tm.Latency = tee{tm.Latency, o.LatencyTap}
+	}
 	p := &Pool{
 		cfg:     cfg,
 		target:  o.Target,
@@ -192,6 +203,17 @@ func (p *Pool) LastDisconnect() Event {
 	defer p.mu.Unlock()
 	return p.lastDisc
 }
+
+// PauseProbe stops (true) or resumes (false) the scheduling of new events;
+// events already sent are still resolved. While paused, due events are
+// neither sent nor counted. The one-shot mode pauses before it stops so that
+// every event it sent is accounted for.
+func (p *Pool) PauseProbe(paused bool) { p.paused.Store(paused) }
+
+// tee observes into two observers.
+type tee [2]prometheus.Observer
+
+func (t tee) Observe(v float64) { t[0].Observe(v); t[1].Observe(v) }
 
 // Resize changes the pool's size. New slots are dialled at the connect rate;
 // removed ones are closed cleanly, bounded by ctx.
@@ -528,6 +550,9 @@ func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- sendJob) {
 
 // dispatch routes event k, due at `at`, to its slot.
 func (p *Pool) dispatch(jobs chan<- sendJob, k uint64, at, now time.Time) {
+	if p.paused.Load() {
+		return
+	}
 	slots := *p.snapshot.Load()
 	if len(slots) == 0 {
 		p.m.Skipped.Inc()

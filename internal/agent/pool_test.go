@@ -403,3 +403,37 @@ func TestConfigSplit(t *testing.T) {
 		t.Fatalf("rate split %v/%v, want 60/40", parts[0].EventRate, parts[1].EventRate)
 	}
 }
+
+func TestPoolPauseAndTaps(t *testing.T) {
+	d := newMemDriver()
+	reg := prometheus.NewRegistry()
+	u, _ := url.Parse("http://127.0.0.1:1")
+	var mu sync.Mutex
+	var lat, conn int
+	p, err := New(testConfig(), Options{
+		Driver: d, Target: &probe.Target{Name: "t1", URL: u}, Metrics: probe.NewMetrics(reg), Registerer: reg,
+		ConnectTap: prometheus.ObserverFunc(func(float64) { mu.Lock(); conn++; mu.Unlock() }),
+		LatencyTap: prometheus.ObserverFunc(func(float64) { mu.Lock(); lat++; mu.Unlock() }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startPool(t, p)
+	defer stop()
+	waitFor(t, "acks", func() bool { return counter(t, reg, "soak_events_acked_total") >= 20 })
+	p.PauseProbe(true)
+	time.Sleep(50 * time.Millisecond) // let a dispatch already under way finish
+	sent := counter(t, reg, "soak_events_sent_total")
+	time.Sleep(200 * time.Millisecond)
+	if got := counter(t, reg, "soak_events_sent_total"); got != sent {
+		t.Fatalf("sent went from %v to %v while paused", sent, got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if acked := counter(t, reg, "soak_events_acked_total"); float64(lat) != acked {
+		t.Errorf("latency tap saw %d, acked %v", lat, acked)
+	}
+	if conn != 20 {
+		t.Errorf("connect tap saw %d, want 20", conn)
+	}
+}
