@@ -42,9 +42,9 @@ func TestTrackerAccounting(t *testing.T) {
 			acked:  1, latencySum: 0.05,
 		},
 		{
-			name:   "no ack is lost at the deadline, not before",
-			events: 1,
-			steps:  []step{{advance: 4999 * time.Millisecond, sweep: true, ack: -1}},
+			name:     "no ack is lost at the deadline, not before",
+			events:   1,
+			steps:    []step{{advance: 4999 * time.Millisecond, sweep: true, ack: -1}},
 			inFlight: 1,
 		},
 		{

@@ -1,0 +1,538 @@
+package native
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+var (
+	errServerDisconnect = errors.New("server sent DISCONNECT")
+	errEngineClose      = errors.New("server sent engine.io CLOSE")
+	errAckWithoutID     = errors.New("ACK packet without ack id")
+)
+
+// conn is one established connection. Its only goroutine is readLoop.
+type conn struct {
+	d   *Driver
+	ws  *websocket.Conn
+	raw net.Conn // the TCP connection under ws, closed to abort anything
+	h   probe.Handlers
+	nsp string
+
+	pingWait time.Duration // pingInterval + pingTimeout from the OPEN packet
+	watchdog *time.Timer   // fires pingWait after the last PING
+
+	closing atomic.Bool // set once the end reason is known
+	endMu   sync.Mutex
+	reason  probe.DisconnectReason // first recorded end reason
+	endErr  error
+
+	done chan struct{} // closed when readLoop has returned, after OnClose
+}
+
+var _ probe.Conn = (*conn)(nil)
+
+// outcome is how the reader ends; graceful asks for a WebSocket close
+// handshake (the server ended the session but not the WebSocket).
+type outcome struct {
+	reason   probe.DisconnectReason
+	err      error
+	graceful bool
+}
+
+// end records why the connection ends. The first caller wins, and only the
+// winner may start closing the WebSocket; end reports whether it won.
+func (c *conn) end(r probe.DisconnectReason, err error) bool {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	if c.reason != "" {
+		return false
+	}
+	c.reason, c.endErr = r, err
+	c.closing.Store(true)
+	return true
+}
+
+func (c *conn) ending() (probe.DisconnectReason, error) {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	return c.reason, c.endErr
+}
+
+// readMessage reads one whole WebSocket message into a pooled buffer, which
+// the caller must return with putReadBuf.
+func (c *conn) readMessage(ctx context.Context) (websocket.MessageType, *[]byte, error) {
+	typ, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	bp := c.d.getReadBuf()
+	b := (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			*bp = b
+			if errors.Is(err, io.EOF) {
+				return typ, bp, nil
+			}
+			c.d.putReadBuf(bp)
+			return 0, nil, err
+		}
+	}
+}
+
+// handshake reads the Engine.IO OPEN packet, sends the namespace CONNECT and
+// waits for the server's answer, all bounded by ctx.
+func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectError {
+	typ, bp, err := c.readMessage(ctx)
+	if err != nil {
+		return handshakeReadError(ctx, "waiting for the open packet", err)
+	}
+	open, err := decodeOpenMessage(typ, *bp)
+	c.d.putReadBuf(bp)
+	if err != nil {
+		return &probe.ConnectError{Reason: probe.FailHandshake, Err: err}
+	}
+	c.pingWait = open.pingInterval + open.pingTimeout
+
+	wb := c.d.getWriteBuf()
+	*wb = appendConnect((*wb)[:0], c.nsp, t.Auth)
+	err = c.ws.Write(ctx, websocket.MessageText, *wb)
+	clear(*wb) // it held the auth payload
+	c.d.putWriteBuf(wb)
+	if err != nil {
+		return &probe.ConnectError{Reason: probe.ClassifyDialError(err, ctx.Err()), Err: fmt.Errorf("sending connect: %w", err)}
+	}
+
+	for {
+		typ, bp, err := c.readMessage(ctx)
+		if err != nil {
+			return handshakeReadError(ctx, "waiting for the connect answer", err)
+		}
+		done, cerr := c.handshakeMessage(ctx, typ, *bp)
+		c.d.putReadBuf(bp)
+		if done {
+			return cerr
+		}
+	}
+}
+
+func decodeOpenMessage(typ websocket.MessageType, msg []byte) (openPacket, error) {
+	if typ != websocket.MessageText {
+		return openPacket{}, errors.New("binary message instead of the open packet")
+	}
+	et, payload, err := decodeEngine(msg)
+	if err != nil {
+		return openPacket{}, fmt.Errorf("invalid open packet: %w", err)
+	}
+	if et != eioOpen {
+		return openPacket{}, fmt.Errorf("engine.io packet type %c instead of open", et)
+	}
+	return decodeOpen(payload)
+}
+
+// handshakeMessage handles one message while waiting for the CONNECT answer;
+// done means the wait is over, successfully when err is nil.
+func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, msg []byte) (done bool, err *probe.ConnectError) {
+	protoErr := func(e error) (bool, *probe.ConnectError) {
+		return true, &probe.ConnectError{Reason: probe.FailProtocol, Err: fmt.Errorf("during the handshake: %w", e)}
+	}
+	if typ != websocket.MessageText {
+		return protoErr(errors.New("unexpected binary message"))
+	}
+	et, payload, perr := decodeEngine(msg)
+	if perr != nil {
+		return protoErr(perr)
+	}
+	switch et {
+	case eioPing:
+		if werr := c.writePong(ctx, payload); werr != nil {
+			return true, &probe.ConnectError{Reason: probe.ClassifyDialError(werr, ctx.Err()), Err: fmt.Errorf("writing pong: %w", werr)}
+		}
+		return false, nil
+	case eioPong, eioNoop:
+		return false, nil
+	case eioClose:
+		return true, &probe.ConnectError{Reason: probe.FailReset, Err: errEngineClose}
+	case eioMessage:
+	default:
+		return protoErr(fmt.Errorf("unexpected engine.io packet type %c", et))
+	}
+	p, perr := decodeSocket(payload)
+	if perr != nil {
+		return protoErr(perr)
+	}
+	if !p.inNamespace(c.nsp) {
+		if p.typ == sioBinaryEvent || p.typ == sioBinaryAck {
+			return protoErr(errors.New("binary packet before connect"))
+		}
+		return false, nil
+	}
+	switch p.typ {
+	case sioConnect:
+		if perr := checkConnectReply(p.data); perr != nil {
+			return protoErr(perr)
+		}
+		return true, nil
+	case sioConnectError:
+		m, perr := parseConnectError(p.data)
+		if perr != nil {
+			return protoErr(perr)
+		}
+		return true, &probe.ConnectError{Reason: probe.FailConnectError, Message: m}
+	case sioDisconnect:
+		return protoErr(errors.New("disconnect packet before connect"))
+	case sioBinaryEvent, sioBinaryAck:
+		return protoErr(errors.New("binary packet before connect"))
+	}
+	return false, nil // EVENT or ACK before the answer: ignored
+}
+
+// handshakeReadError classifies a read failure during the handshake.
+func handshakeReadError(ctx context.Context, what string, err error) *probe.ConnectError {
+	err = fmt.Errorf("%s: %w", what, err)
+	var r probe.FailureReason
+	switch {
+	case ctx.Err() != nil:
+		r = probe.ClassifyDialError(err, ctx.Err())
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		r = probe.FailProtocol
+	case websocket.CloseStatus(err) != -1:
+		r = probe.FailReset
+	default:
+		r = probe.ClassifyDialError(err, nil)
+	}
+	return &probe.ConnectError{Reason: r, Err: err}
+}
+
+// start arms the ping watchdog and starts the reader.
+func (c *conn) start() {
+	c.watchdog = time.AfterFunc(c.pingWait, c.pingExpired)
+	go c.readLoop()
+}
+
+func (c *conn) pingExpired() {
+	if c.end(probe.ReasonPingTimeout, fmt.Errorf("no ping from the server for %v", c.pingWait)) {
+		_ = c.raw.Close()
+	}
+}
+
+// readLoop is the connection's goroutine: it reads until the connection
+// ends, closes the WebSocket unless Close does, then calls OnClose.
+func (c *conn) readLoop() {
+	o := c.read()
+	c.watchdog.Stop()
+	c.end(o.reason, o.err)
+	reason, err := c.ending()
+	switch {
+	case reason == probe.ReasonClientClose:
+		// Close runs the close handshake and waits for us.
+	case o.graceful && reason == o.reason:
+		c.closeGracefully()
+	default:
+		_ = c.ws.CloseNow()
+	}
+	c.d.log.Debug("connection ended", zap.String("reason", string(reason)), zap.Error(err))
+	if c.h.OnClose != nil {
+		c.h.OnClose(reason, err)
+	}
+	close(c.done)
+}
+
+// closeGracefully runs the WebSocket close handshake, bounded by the
+// driver's close timeout.
+func (c *conn) closeGracefully() {
+	t := time.AfterFunc(c.d.closeTimeout, func() { _ = c.raw.Close() })
+	_ = c.ws.Close(websocket.StatusNormalClosure, "")
+	t.Stop()
+}
+
+// pendingBinary is a BINARY_EVENT or BINARY_ACK waiting for attachments.
+type pendingBinary struct {
+	remaining int
+	skip      bool // another namespace's packet: just consume attachments
+	ack       bool
+	id        uint64
+	hasID     bool
+	name      string
+	args      []json.RawMessage
+}
+
+func (c *conn) read() outcome {
+	var pend pendingBinary
+	ctx := context.Background() // no per-read timer: the watchdog bounds reads
+	for {
+		typ, bp, err := c.readMessage(ctx)
+		if err != nil {
+			return classifyReadError(err)
+		}
+		o := c.handleMessage(typ, *bp, &pend)
+		c.d.putReadBuf(bp)
+		if o.reason != "" {
+			return o
+		}
+	}
+}
+
+// classifyReadError names why a read on an established connection failed.
+func classifyReadError(err error) outcome {
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		return outcome{reason: probe.ReasonParseError, err: err}
+	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return outcome{reason: probe.ReasonTransportClose, err: err}
+	}
+	return outcome{reason: probe.ReasonTransportError, err: err}
+}
+
+func parseError(err error) outcome {
+	return outcome{reason: probe.ReasonParseError, err: err}
+}
+
+// handleMessage handles one message of an established connection; a
+// non-empty reason ends the connection.
+func (c *conn) handleMessage(typ websocket.MessageType, msg []byte, pend *pendingBinary) outcome {
+	if typ == websocket.MessageBinary {
+		if pend.remaining == 0 {
+			return parseError(errors.New("unexpected binary message"))
+		}
+		pend.remaining--
+		if pend.remaining == 0 {
+			return c.deliverBinary(pend)
+		}
+		return outcome{}
+	}
+	if pend.remaining > 0 {
+		return parseError(fmt.Errorf("text message while %d binary attachments are missing", pend.remaining))
+	}
+	et, payload, err := decodeEngine(msg)
+	if err != nil {
+		return parseError(err)
+	}
+	switch et {
+	case eioMessage:
+		return c.handleSocket(payload, pend)
+	case eioPing:
+		c.watchdog.Reset(c.pingWait)
+		ctx, cancel := context.WithTimeout(context.Background(), c.d.controlTimeout)
+		err := c.writePong(ctx, payload)
+		cancel()
+		if err != nil {
+			return outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("writing pong: %w", err)}
+		}
+	case eioClose:
+		return outcome{reason: probe.ReasonTransportClose, err: errEngineClose, graceful: true}
+	case eioPong, eioNoop:
+		// A server never sends PONG to a client that does not ping; harmless.
+	default: // OPEN or UPGRADE: not valid on an open WebSocket session
+		return parseError(fmt.Errorf("unexpected engine.io packet type %c", et))
+	}
+	return outcome{}
+}
+
+// handleSocket handles one Socket.IO packet.
+func (c *conn) handleSocket(payload []byte, pend *pendingBinary) outcome {
+	p, err := decodeSocket(payload)
+	if err != nil {
+		return parseError(err)
+	}
+	binary := p.typ == sioBinaryEvent || p.typ == sioBinaryAck
+	if binary && p.attachments > c.d.maxAttachments {
+		return parseError(fmt.Errorf("%d binary attachments, more than %d", p.attachments, c.d.maxAttachments))
+	}
+	if !p.inNamespace(c.nsp) {
+		if binary {
+			*pend = pendingBinary{remaining: p.attachments, skip: true}
+		}
+		return outcome{}
+	}
+	switch p.typ {
+	case sioEvent, sioBinaryEvent:
+		data := p.data
+		if c.h.OnEvent != nil {
+			data = clone(data)
+		}
+		name, args, err := parseEvent(data, nil)
+		if err != nil {
+			return parseError(err)
+		}
+		if binary {
+			*pend = pendingBinary{remaining: p.attachments, id: p.id, hasID: p.hasID, name: name, args: args}
+			if p.attachments == 0 {
+				return c.deliverBinary(pend)
+			}
+			return outcome{}
+		}
+		return c.deliverEvent(name, args, p.id, p.hasID)
+	case sioAck, sioBinaryAck:
+		if !p.hasID {
+			return parseError(errAckWithoutID)
+		}
+		data := p.data
+		if c.h.OnAck != nil {
+			data = clone(data)
+		}
+		args, err := splitArray(data, nil)
+		if err != nil {
+			return parseError(err)
+		}
+		if binary {
+			*pend = pendingBinary{remaining: p.attachments, ack: true, id: p.id, args: args}
+			if p.attachments == 0 {
+				return c.deliverBinary(pend)
+			}
+			return outcome{}
+		}
+		if c.h.OnAck != nil {
+			c.h.OnAck(p.id, args)
+		}
+	case sioDisconnect:
+		return outcome{reason: probe.ReasonServerDisconnect, err: errServerDisconnect, graceful: true}
+	case sioConnectError:
+		msg, _ := parseConnectError(p.data)
+		return outcome{reason: probe.ReasonServerDisconnect, err: fmt.Errorf("server sent CONNECT_ERROR after connect: %q", msg), graceful: true}
+	case sioConnect:
+		// A repeated CONNECT answer changes nothing.
+	}
+	return outcome{}
+}
+
+// deliverBinary delivers a binary packet whose attachments all arrived.
+func (c *conn) deliverBinary(pend *pendingBinary) outcome {
+	p := *pend
+	*pend = pendingBinary{}
+	switch {
+	case p.skip:
+	case p.ack:
+		if c.h.OnAck != nil {
+			c.h.OnAck(p.id, p.args)
+		}
+	default:
+		return c.deliverEvent(p.name, p.args, p.id, p.hasID)
+	}
+	return outcome{}
+}
+
+// deliverEvent calls OnEvent and, when the server asked for an ack, answers
+// it with an empty one.
+func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasID bool) outcome {
+	if c.h.OnEvent != nil {
+		c.h.OnEvent(name, args)
+	}
+	if !hasID {
+		return outcome{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.controlTimeout)
+	defer cancel()
+	wb := c.d.getWriteBuf()
+	*wb = appendEmptyAck((*wb)[:0], c.nsp, id)
+	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	c.d.putWriteBuf(wb)
+	if err != nil {
+		return outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("writing ack: %w", err)}
+	}
+	return outcome{}
+}
+
+func (c *conn) writePong(ctx context.Context, payload []byte) error {
+	wb := c.d.getWriteBuf()
+	*wb = append(append((*wb)[:0], eioPong), payload...)
+	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	c.d.putWriteBuf(wb)
+	return err
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// errConnClosed is returned by Emit once the connection is ending.
+var errConnClosed = fmt.Errorf("connection closed: %w", net.ErrClosed)
+
+// Emit sends an EVENT packet; see probe.Conn. It is safe for concurrent use.
+// The args are copied before Emit returns.
+func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json.RawMessage) error {
+	if c.closing.Load() {
+		return errConnClosed
+	}
+	// coder/websocket closes the connection when ctx ends during a write:
+	// never start one with a dead ctx, or the caller's lateness would read
+	// as a transport error.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("emit: %w", err)
+	}
+	for i, a := range args {
+		if len(a) == 0 {
+			return fmt.Errorf("emit: argument %d is empty", i)
+		}
+	}
+	wb := c.d.getWriteBuf()
+	*wb = appendEvent((*wb)[:0], c.nsp, ackID, event, args)
+	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	c.d.putWriteBuf(wb)
+	if err != nil {
+		return fmt.Errorf("emit: %w", err)
+	}
+	return nil
+}
+
+// Close sends DISCONNECT, then runs the WebSocket close handshake, all
+// bounded by ctx, and waits (also bounded by ctx) for OnClose to have run.
+// On a connection that already ended it only waits.
+func (c *conn) Close(ctx context.Context) error {
+	if !c.end(probe.ReasonClientClose, nil) {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	// Closing the TCP connection unblocks every step below at once.
+	stop := context.AfterFunc(ctx, func() { _ = c.raw.Close() })
+	defer stop()
+	err := ctx.Err()
+	if err == nil {
+		wb := c.d.getWriteBuf()
+		*wb = appendDisconnect((*wb)[:0], c.nsp)
+		// Write returns once the packet is in the socket, before the close
+		// frame: the server sees a namespace disconnect, not a transport close.
+		err = c.ws.Write(ctx, websocket.MessageText, *wb)
+		c.d.putWriteBuf(wb)
+		if err == nil {
+			err = c.ws.Close(websocket.StatusNormalClosure, "")
+		}
+	}
+	if err != nil {
+		_ = c.ws.CloseNow()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+// Package native is the agent's own Socket.IO v5 client over Engine.IO v4 and
+// a single WebSocket (github.com/coder/websocket), built to hold many
+// thousands of idle connections cheaply and to report its own failures
+// precisely, so that they never read as the target's.
+//
+// Each established connection costs exactly one goroutine (its reader), a
+// ping watchdog timer and the WebSocket library's two 4 KiB buffers; read and
+// write scratch buffers are pooled per Driver. The reader answers Engine.IO
+// PINGs, delivers ACK and EVENT packets to probe.Handlers and classifies how
+// the connection ended. The Socket.IO codec lives in codec.go and
+// jsonscan.go as pure functions.
+//
+// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression.
+package native
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+// Defaults of Options.
+const (
+	// DefaultControlWriteTimeout bounds the writes the reader makes itself.
+	DefaultControlWriteTimeout = 5 * time.Second
+	// DefaultCloseTimeout bounds the close handshake after the server ended
+	// the connection.
+	DefaultCloseTimeout = 2 * time.Second
+	// DefaultMaxAttachments caps the binary attachments of one packet.
+	DefaultMaxAttachments = 16
+)
+
+const (
+	defaultPath = "/socket.io/"
+	// maxResponseHeaderBytes bounds the HTTP upgrade response headers.
+	maxResponseHeaderBytes = 64 << 10
+	// Scratch buffers: initial size, and the size above which a buffer is
+	// dropped instead of pooled.
+	readBufSize   = 512
+	writeBufSize  = 256
+	maxPooledSize = 64 << 10
+)
+
+// Options configure a Driver. The zero value is usable.
+type Options struct {
+	// Logger receives Debug-level connection events; nil discards them.
+	Logger *zap.Logger
+	// ConnectTimeout bounds a Dial whose ctx has no deadline; zero means
+	// probe.DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ControlWriteTimeout bounds the writes the reader makes on its own
+	// (PONG, empty ACK to a server event); zero means
+	// DefaultControlWriteTimeout. A write that misses it ends the connection
+	// with transport_error.
+	ControlWriteTimeout time.Duration
+	// CloseTimeout bounds the WebSocket close handshake the driver runs
+	// after the server ended the connection; zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// MaxAttachments caps the binary attachments of one BINARY_EVENT or
+	// BINARY_ACK packet; more is a parse_error. Zero means
+	// DefaultMaxAttachments.
+	MaxAttachments int
+}
+
+// Driver is the native probe.Driver. It is safe for concurrent use.
+type Driver struct {
+	log            *zap.Logger
+	connectTimeout time.Duration
+	controlTimeout time.Duration
+	closeTimeout   time.Duration
+	maxAttachments int
+	dialer         net.Dialer
+
+	mu      sync.Mutex
+	clients map[*tls.Config]*http.Client // one per distinct target TLS config
+
+	readBufs  sync.Pool // *[]byte
+	writeBufs sync.Pool // *[]byte
+}
+
+var _ probe.Driver = (*Driver)(nil)
+
+// New returns a Driver.
+func New(opts Options) *Driver {
+	d := &Driver{
+		log:            opts.Logger,
+		connectTimeout: opts.ConnectTimeout,
+		controlTimeout: opts.ControlWriteTimeout,
+		closeTimeout:   opts.CloseTimeout,
+		maxAttachments: opts.MaxAttachments,
+		clients:        make(map[*tls.Config]*http.Client),
+	}
+	if d.log == nil {
+		d.log = zap.NewNop()
+	}
+	d.log = d.log.Named("native")
+	if d.connectTimeout <= 0 {
+		d.connectTimeout = probe.DefaultConnectTimeout
+	}
+	if d.controlTimeout <= 0 {
+		d.controlTimeout = DefaultControlWriteTimeout
+	}
+	if d.closeTimeout <= 0 {
+		d.closeTimeout = DefaultCloseTimeout
+	}
+	if d.maxAttachments <= 0 {
+		d.maxAttachments = DefaultMaxAttachments
+	}
+	d.readBufs.New = func() any { b := make([]byte, 0, readBufSize); return &b }
+	d.writeBufs.New = func() any { b := make([]byte, 0, writeBufSize); return &b }
+	return d
+}
+
+// Name returns "native".
+func (d *Driver) Name() string { return "native" }
+
+// Dial opens one connection; see probe.Driver. Errors are *probe.ConnectError.
+func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (probe.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.connectTimeout)
+		defer cancel()
+	}
+	u, nsp, err := handshakeURL(t)
+	if err != nil {
+		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
+	}
+	opts := &websocket.DialOptions{
+		HTTPClient:      d.client(t.TLS),
+		HTTPHeader:      t.Header,
+		Host:            t.Header.Get("Host"),
+		CompressionMode: websocket.CompressionDisabled,
+	}
+	// The transport dials with a context detached from the request's; the
+	// values below let our dial functions honour ctx anyway and record the
+	// raw connection, so that nothing outlives a failed Dial and Close can
+	// always be bounded.
+	hold := new(rawHold)
+	dctx := context.WithValue(context.WithValue(ctx, dialCtxKey{}, ctx), rawHoldKey{}, hold)
+	ws, resp, err := websocket.Dial(dctx, u, opts)
+	if err != nil {
+		hold.close()
+		return nil, upgradeError(resp, err, ctx.Err())
+	}
+	raw := hold.get()
+	if raw == nil { // cannot happen with our transport; be safe
+		ws.CloseNow()
+		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: errors.New("no connection recorded")}
+	}
+	maxFrame := t.MaxFrameBytes
+	if maxFrame <= 0 {
+		maxFrame = probe.DefaultMaxFrameBytes
+	}
+	ws.SetReadLimit(maxFrame)
+	c := &conn{d: d, ws: ws, raw: raw, h: h, nsp: nsp, done: make(chan struct{})}
+	if err := c.handshake(ctx, t); err != nil {
+		ws.CloseNow()
+		hold.close()
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+// upgradeError classifies a failed WebSocket dial.
+func upgradeError(resp *http.Response, err, ctxErr error) *probe.ConnectError {
+	err = redactURL(err)
+	if resp != nil {
+		msg := ""
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			msg = resp.Status
+		}
+		return &probe.ConnectError{Reason: probe.FailHandshake, Message: msg, Err: err}
+	}
+	return &probe.ConnectError{Reason: probe.ClassifyDialError(err, ctxErr), Err: err}
+}
+
+// redactURL removes the query, which may hold secrets, from the URL that
+// net/http puts in its errors (and that wrappers have copied into their
+// messages). The error chain stays intact for errors.Is and errors.As.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	i := strings.IndexByte(ue.URL, '?')
+	if i < 0 {
+		return err
+	}
+	full, short := ue.URL, ue.URL[:i]
+	msg := strings.ReplaceAll(err.Error(), full, short)
+	ue.URL = short
+	return &redactedError{msg: msg, err: err}
+}
+
+// redactedError replaces the message of err.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// handshakeURL builds the Engine.IO WebSocket URL of t and its namespace.
+func handshakeURL(t *probe.Target) (string, string, error) {
+	if t == nil || t.URL == nil {
+		return "", "", errors.New("target has no URL")
+	}
+	u := url.URL{Host: t.URL.Host}
+	switch strings.ToLower(t.URL.Scheme) {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", "", fmt.Errorf("unsupported URL scheme %q", t.URL.Scheme)
+	}
+	if u.Host == "" {
+		return "", "", errors.New("target URL has no host")
+	}
+	u.Path = t.Path
+	if u.Path == "" {
+		u.Path = defaultPath
+	}
+	q := make(url.Values, len(t.Query)+2)
+	for k, v := range t.Query {
+		q[k] = v
+	}
+	q.Set("EIO", "4")
+	q.Set("transport", "websocket")
+	u.RawQuery = q.Encode()
+	nsp := t.Namespace
+	switch {
+	case nsp == "":
+		nsp = mainNamespace
+	case nsp[0] != '/':
+		nsp = "/" + nsp
+	}
+	if strings.ContainsAny(nsp, ",") {
+		return "", "", fmt.Errorf("invalid namespace %q", nsp)
+	}
+	return u.String(), nsp, nil
+}
+
+// client returns the shared HTTP client for a TLS configuration.
+func (d *Driver) client(cfg *tls.Config) *http.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.clients[cfg]; ok {
+		return c
+	}
+	base := &tls.Config{}
+	if cfg != nil {
+		base = cfg.Clone()
+	}
+	base.NextProtos = []string{"http/1.1"} // WebSocket needs HTTP/1.1
+	tr := &http.Transport{
+		DialContext: d.dialContext,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.dialTLS(ctx, network, addr, base)
+		},
+		// Upgraded connections never return to a pool; refused upgrades
+		// must not leave idle connections behind either.
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+	}
+	c := &http.Client{Transport: tr}
+	d.clients[cfg] = c
+	return c
+}
+
+type (
+	dialCtxKey struct{}
+	rawHoldKey struct{}
+)
+
+// rawHold records the TCP connection dialed for one Dial.
+type rawHold struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+}
+
+// set records c; it reports false when the Dial has already given up.
+func (h *rawHold) set(c net.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conn = c
+	return true
+}
+
+func (h *rawHold) get() net.Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conn
+}
+
+// close closes the recorded connection, if any, and any recorded later.
+func (h *rawHold) close() {
+	h.mu.Lock()
+	c := h.conn
+	h.closed = true
+	h.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// dialCtx returns the Dial's own context, which net/http's transport strips
+// of its deadline and cancellation before dialing.
+func dialCtx(ctx context.Context) context.Context {
+	if p, ok := ctx.Value(dialCtxKey{}).(context.Context); ok {
+		return p
+	}
+	return ctx
+}
+
+// dialContext dials TCP bounded by the Dial's context and records the
+// connection.
+func (d *Driver) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	hold, _ := ctx.Value(rawHoldKey{}).(*rawHold)
+	c, err := d.dialer.DialContext(dialCtx(ctx), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if hold != nil && !hold.set(c) {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// dialTLS dials TCP and runs the TLS handshake, both bounded by the Dial's
+// context.
+func (d *Driver) dialTLS(ctx context.Context, network, addr string, base *tls.Config) (net.Conn, error) {
+	raw, err := d.dialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := base
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg = base.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(dialCtx(ctx)); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// Scratch buffers.
+
+func (d *Driver) getReadBuf() *[]byte  { return d.readBufs.Get().(*[]byte) }
+func (d *Driver) getWriteBuf() *[]byte { return d.writeBufs.Get().(*[]byte) }
+
+func (d *Driver) putReadBuf(b *[]byte) {
+	if cap(*b) <= maxPooledSize {
+		*b = (*b)[:0]
+		d.readBufs.Put(b)
+	}
+}
+
+func (d *Driver) putWriteBuf(b *[]byte) {
+	if cap(*b) <= maxPooledSize {
+		*b = (*b)[:0]
+		d.writeBufs.Put(b)
+	}
+}
