@@ -45,25 +45,25 @@ func main() {
 
 // Aliases give the embedded configurations distinct field names.
 type (
-	probeConfig   = probe.Config
-	agentConfig   = agent.Config
-	webConfig     = web.Config
-	loggingConfig = logging.Config
+	ProbeConfig   = probe.Config
+	AgentConfig   = agent.Config
+	WebConfig     = web.Config
+	LoggingConfig = logging.Config
 )
 
 // config is every package's Config, embedded so that their variables keep
 // the plain SOAK_ prefix. main reads it once with envconfig.
 type config struct {
-	probeConfig
-	agentConfig
-	webConfig
-	loggingConfig
+	ProbeConfig
+	AgentConfig
+	WebConfig
+	LoggingConfig
 
-	targets []*probe.Target // built from probeConfig by loadConfig
+	targets []*probe.Target // built from ProbeConfig by loadConfig
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.loggingConfig, c.probeConfig, c.agentConfig, c.webConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.WebConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func loadConfig() (*config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	targets, err := c.probeConfig.Targets() // reads the token and CA files
+	targets, err := c.ProbeConfig.Targets() // reads the token and CA files
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "soak-exporter: %v\n", err)
 		return exitUsage
 	}
-	log, err := logging.New(cfg.loggingConfig, stderr)
+	log, err := logging.New(cfg.LoggingConfig, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "soak-exporter: %v\n", err)
 		return exitUsage
@@ -160,7 +160,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // newDriver selects the client driver.
 func newDriver(name string, log *zap.Logger) probe.Driver {
 	if name == "zishang520" {
-		return zishang.New(zishang.Options{Logger: log.Named("zishang520")})
+		return zishang.New(zishang.Options{Log: log.Named("zishang520")})
 	}
 	return native.New(native.Options{Logger: log.Named("native")})
 }
@@ -177,13 +177,13 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	defer func() { demoStop(); _ = demoGroup.Wait() }()
 	mode := "configured targets"
 	if len(targets) == 0 {
-		srv := demo.New(log.Named("demo"), demo.Options{})
+		srv := demo.New(log, demo.Options{})
 		if err := srv.Listen(demoCtx, "127.0.0.1:0"); err != nil {
 			log.Error("cannot start the built-in demo target", zap.Error(err))
 			return exitFailure
 		}
 		demoGroup.Go(func() error { return srv.Run(demoCtx) })
-		t, err := cfg.probeConfig.Target(srv.URL())
+		t, err := cfg.ProbeConfig.Target(srv.URL())
 		if err != nil {
 			log.Error("demo target", zap.Error(err))
 			return exitFailure
@@ -207,7 +207,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	driver := newDriver(cfg.Driver, log)
 	metrics := probe.NewMetrics(reg)
 	var pools []*agent.Pool
-	for i, pc := range cfg.agentConfig.Split(len(targets)) {
+	for i, pc := range cfg.AgentConfig.Split(len(targets)) {
 		p, err := agent.New(pc, agent.Options{
 			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
 			Logger: log.Named("pool").With(zap.String("target", targets[i].Name)),
@@ -219,7 +219,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 		pools = append(pools, p)
 	}
 
-	srv := web.New(cfg.webConfig, log.Named("web"), web.Options{
+	srv := web.New(cfg.WebConfig, log.Named("web"), web.Options{
 		Gatherer:   reg,
 		Registerer: reg,
 		Ready: func() bool {

@@ -230,7 +230,7 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 		{"SOAK_CLIENTS=-1", "SOAK_CLIENTS: must be >= 0"},
 		{"SOAK_CONNECT_RATE=0", "SOAK_CONNECT_RATE: must be > 0"},
 		{"SOAK_ACK_TIMEOUT=0s", "SOAK_ACK_TIMEOUT: must be > 0"},
-		{"SOAK_ACK_TIMEOUT=5", `SOAK_ACK_TIMEOUT: cannot parse "5" as Duration`},
+		{"SOAK_ACK_TIMEOUT=5", `SOAK_ACK_TIMEOUT: cannot parse "5" as time.Duration`},
 		{"SOAK_EVENT_RATE=-3", "SOAK_EVENT_RATE: must be >= 0"},
 		{"SOAK_TARGET_URL=ftp://example.invalid", "SOAK_TARGET_URL: URL \"ftp://example.invalid\": scheme must be"},
 		{"SOAK_TARGET_URL=http://", "SOAK_TARGET_URL: URL \"http:\" has no host"},

@@ -301,7 +301,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	for range sendWorkers {
 		go func() { defer wg.Done(); p.sendLoop(ctx, jobs) }()
 	}
-	p.log.Info("pool started", zap.String("target", p.target.Name), zap.String("driver", p.driver.Name()),
+	p.log.Info("pool started", zap.String("driver", p.driver.Name()),
 		zap.Int("clients", p.Desired()), zap.Float64("event_rate", p.cfg.EventRate))
 	p.statusLoop(ctx)
 
@@ -319,7 +319,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer cancel()
 	p.closeAll(cctx, open)
 	wg.Wait()
-	p.log.Info("pool stopped", zap.String("target", p.target.Name), zap.Int("closed", len(open)))
+	p.log.Info("pool stopped", zap.Int("closed", len(open)))
 	return nil
 }
 
@@ -335,8 +335,7 @@ func (p *Pool) statusLoop(ctx context.Context) {
 		case <-t.C:
 			c := p.Connected()
 			if c != last {
-				p.log.Info("pool status", zap.String("target", p.target.Name),
-					zap.Int("connected", c), zap.Int("desired", p.Desired()), zap.Int("in_flight", p.InFlight()))
+				p.log.Info("pool status", zap.Int("connected", c), zap.Int("desired", p.Desired()), zap.Int("in_flight", p.InFlight()))
 				last = c
 			}
 		}

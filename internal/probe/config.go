@@ -68,10 +68,8 @@ func (c Config) Validate() error {
 // files. With no URL configured it returns nil (the caller supplies a demo
 // target).
 func (c Config) Targets() ([]*Target, error) {
-	urls := splitList(c.TargetURL)
-	if len(urls) == 0 {
-		return nil, nil
-	}
+	// Read the files first, so that a bad file stops the program even when
+	// it soaks the demo target.
 	auth, err := c.authPayload()
 	if err != nil {
 		return nil, err
@@ -79,6 +77,10 @@ func (c Config) Targets() ([]*Target, error) {
 	tlsConf, err := c.tlsConfig()
 	if err != nil {
 		return nil, err
+	}
+	urls := splitList(c.TargetURL)
+	if len(urls) == 0 {
+		return nil, nil
 	}
 	names := splitList(c.TargetName)
 	seen := map[string]bool{}

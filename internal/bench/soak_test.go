@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/procfs"
+	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probe/native"
+	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
+	"github.com/generic-corp/soak-exporter/internal/testfixture"
+	"github.com/generic-corp/soak-exporter/internal/web"
+)
+
+// Settings, overridable from the environment for a quicker or longer run.
+func setting(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// recorder keeps every latency observation (bounded by the run's size).
+type recorder struct {
+	mu sync.Mutex
+	v  []float64
+}
+
+func (r *recorder) Observe(x float64) { r.mu.Lock(); r.v = append(r.v, x); r.mu.Unlock() }
+
+func (r *recorder) reset() { r.mu.Lock(); r.v = r.v[:0]; r.mu.Unlock() }
+
+func (r *recorder) quantiles(qs ...float64) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := slices.Clone(r.v)
+	slices.Sort(s)
+	out := make([]float64, len(qs))
+	for i, q := range qs {
+		if len(s) == 0 {
+			out[i] = math.NaN()
+			continue
+		}
+		out[i] = s[min(len(s)-1, int(q*float64(len(s))))]
+	}
+	return out
+}
+
+func rss(b *testing.B) float64 {
+	p, err := procfs.Self()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := p.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(st.ResidentMemory())
+}
+
+func settledRSS(b *testing.B) float64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(2 * time.Second)
+	runtime.GC()
+	debug.FreeOSMemory()
+	return rss(b)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func sum(reg *prometheus.Registry, name string, label, value string) float64 {
+	mfs, _ := reg.Gather()
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || (l.GetName() == label && l.GetValue() == value)
+			}
+			if match {
+				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// BenchmarkSoak holds SOAK_BENCH_CLIENTS (10,000) clients against the Node
+// fixture at SOAK_BENCH_RATE (2,000) acked events per second for
+// SOAK_BENCH_SECONDS (120) per driver and reports the figures of issue #2.
+// Run it once per driver: -benchtime 1x.
+func BenchmarkSoak(b *testing.B) {
+	clients := setting("SOAK_BENCH_CLIENTS", 10000)
+	rate := setting("SOAK_BENCH_RATE", 2000)
+	seconds := setting("SOAK_BENCH_SECONDS", 120)
+	drivers := []probe.Driver{native.New(native.Options{}), zishang.New(zishang.Options{})}
+	for _, d := range drivers {
+		b.Run(d.Name(), func(b *testing.B) {
+			for b.Loop() {
+				runSoak(b, d, clients, rate, seconds)
+			}
+		})
+	}
+}
+
+func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
+	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
+	target, err := probe.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(node.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lat := &recorder{}
+	p, err := agent.New(agent.Config{
+		Clients: clients, ConnectRate: 1000, ConnectTimeout: 20 * time.Second,
+		BackoffMin: 500 * time.Millisecond, BackoffMax: 10 * time.Second,
+		EventName: "echo", EventRate: float64(rate), PayloadBytes: 64, AckTimeout: 5 * time.Second,
+	}, agent.Options{Driver: d, Target: target, Metrics: probe.NewMetrics(reg), Registerer: reg,
+		Logger: zap.NewNop(), LatencyTap: lat})
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := settledRSS(b)
+	p.PauseProbe(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for p.Connected() < clients {
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("only %d of %d connected after 5 min", p.Connected(), clients)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	connectAll := time.Since(start)
+	idle := settledRSS(b)
+	perConn := (idle - base) / float64(clients)
+
+	// Scrape time with every client connected.
+	srv := web.New(web.Config{ListenAddress: "127.0.0.1:0"}, zap.NewNop(), web.Options{Gatherer: reg})
+	var scrapes []time.Duration
+	for range 20 {
+		rec := httptest.NewRecorder()
+		t0 := time.Now()
+		srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		scrapes = append(scrapes, time.Since(t0))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("scrape: %d", rec.Code)
+		}
+	}
+	slices.Sort(scrapes)
+
+	// Steady phase: warm up 10 s, then measure.
+	p.PauseProbe(false)
+	time.Sleep(10 * time.Second)
+	lat.reset()
+	acked0 := sum(reg, "soak_events_acked_total", "", "")
+	cpu0 := cpuSeconds()
+	node.Reset()
+	time.Sleep(time.Duration(seconds) * time.Second)
+	cpu := cpuSeconds() - cpu0
+	acked := sum(reg, "soak_events_acked_total", "", "") - acked0
+	stats := node.Stats()
+	q := lat.quantiles(0.5, 0.99)
+	failures := sum(reg, "soak_connect_failures_total", "", "")
+	disconnects := sum(reg, "soak_disconnects_total", "", "")
+	lost := sum(reg, "soak_events_lost_total", "", "")
+
+	b.ReportMetric(connectAll.Seconds(), "s-connect-all")
+	b.ReportMetric(failures+disconnects, "spurious")
+	b.ReportMetric(perConn/1024, "KB-RSS/conn")
+	b.ReportMetric(cpu/acked*1e6, "us-CPU/event")
+	b.ReportMetric(q[0]*1000, "ms-p50")
+	b.ReportMetric(q[1]*1000, "ms-p99")
+	b.ReportMetric(float64(scrapes[len(scrapes)/2].Microseconds())/1000, "ms-scrape-p50")
+	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f us (%.2f s per 1,000) | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
+		d.Name(), clients, rate, connectAll.Seconds(), failures+disconnects, failures, disconnects, perConn/1024,
+		cpu/acked*1e6, cpu/acked*1000, q[0]*1000, q[1]*1000,
+		float64(stats.EchoProcessing.P50Micros)/1000, float64(stats.EchoProcessing.P99Micros)/1000,
+		float64(scrapes[len(scrapes)/2].Microseconds())/1000, float64(scrapes[len(scrapes)-1].Microseconds())/1000,
+		lost, acked)
+	b.Logf("\n%s", row)
+	if out := os.Getenv("SOAK_BENCH_OUT"); out != "" {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(row); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
