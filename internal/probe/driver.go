@@ -29,7 +29,9 @@ type Target struct {
 	Header http.Header
 	// Query holds extra query parameters for the handshake URL.
 	Query url.Values
-	// TLS configures https/wss targets; nil means Go's defaults.
+	// TLS configures https/wss targets; nil means Go's defaults. Drivers may
+	// cache an HTTP client per *tls.Config pointer: share one config per
+	// target, never build one per dial.
 	TLS *tls.Config
 	// MaxFrameBytes bounds one incoming WebSocket message; a larger one is a
 	// protocol error that closes the connection. Zero means 1 MiB.
@@ -44,12 +46,14 @@ type Handlers struct {
 	// with the packet's ack id and its arguments. Binary attachments stay as
 	// their JSON placeholders.
 	OnAck func(id uint64, args []json.RawMessage)
-	// OnEvent is called for every EVENT (or BINARY_EVENT) packet without an
-	// ack id request the server sends to the namespace.
+	// OnEvent is called for every EVENT (or BINARY_EVENT) packet the server
+	// sends to the namespace. When the server asks for an ack, the driver
+	// answers it itself (with no arguments).
 	OnEvent func(name string, args []json.RawMessage)
 	// OnClose is called exactly once when a connection returned by Dial ends,
 	// whoever ended it, after the driver has stopped calling OnAck and OnEvent
-	// for it. err carries detail for logs; reason is the bounded label.
+	// for it. It may run before Dial has returned to its caller. err carries
+	// detail for logs; reason is the bounded label.
 	OnClose func(reason DisconnectReason, err error)
 }
 

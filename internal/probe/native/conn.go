@@ -34,10 +34,11 @@ type conn struct {
 	pingWait time.Duration // pingInterval + pingTimeout from the OPEN packet
 	watchdog *time.Timer   // fires pingWait after the last PING
 
-	closing atomic.Bool // set once the end reason is known
-	endMu   sync.Mutex
-	reason  probe.DisconnectReason // first recorded end reason
-	endErr  error
+	closing   atomic.Bool // set once the end reason is known
+	inHandler atomic.Bool // the reader is running OnAck or OnEvent
+	endMu     sync.Mutex
+	reason    probe.DisconnectReason // first recorded end reason
+	endErr    error
 
 	done chan struct{} // closed when readLoop has returned, after OnClose
 }
@@ -399,9 +400,7 @@ func (c *conn) handleSocket(payload []byte, pend *pendingBinary) outcome {
 			}
 			return outcome{}
 		}
-		if c.h.OnAck != nil {
-			c.h.OnAck(p.id, args)
-		}
+		c.onAck(p.id, args)
 	case sioDisconnect:
 		return outcome{reason: probe.ReasonServerDisconnect, err: errServerDisconnect, graceful: true}
 	case sioConnectError:
@@ -413,6 +412,14 @@ func (c *conn) handleSocket(payload []byte, pend *pendingBinary) outcome {
 	return outcome{}
 }
 
+func (c *conn) onAck(id uint64, args []json.RawMessage) {
+	if c.h.OnAck != nil {
+		c.inHandler.Store(true)
+		c.h.OnAck(id, args)
+		c.inHandler.Store(false)
+	}
+}
+
 // deliverBinary delivers a binary packet whose attachments all arrived.
 func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 	p := *pend
@@ -420,9 +427,7 @@ func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 	switch {
 	case p.skip:
 	case p.ack:
-		if c.h.OnAck != nil {
-			c.h.OnAck(p.id, p.args)
-		}
+		c.onAck(p.id, p.args)
 	default:
 		return c.deliverEvent(p.name, p.args, p.id, p.hasID)
 	}
@@ -433,7 +438,9 @@ func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 // it with an empty one.
 func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasID bool) outcome {
 	if c.h.OnEvent != nil {
+		c.inHandler.Store(true)
 		c.h.OnEvent(name, args)
+		c.inHandler.Store(false)
 	}
 	if !hasID {
 		return outcome{}
@@ -497,13 +504,11 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 
 // Close sends DISCONNECT, then runs the WebSocket close handshake, all
 // bounded by ctx, and waits (also bounded by ctx) for OnClose to have run.
-// On a connection that already ended it only waits.
+// On a connection that already ended it only waits. Called from OnAck or
+// OnEvent, it does not wait for OnClose, which runs once the handler returns.
 func (c *conn) Close(ctx context.Context) error {
 	if !c.end(probe.ReasonClientClose, nil) {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-		}
+		c.waitReader(ctx)
 		return nil
 	}
 	// Closing the TCP connection unblocks every step below at once.
@@ -524,15 +529,26 @@ func (c *conn) Close(ctx context.Context) error {
 	if err != nil {
 		_ = c.ws.CloseNow()
 	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+	if !c.waitReader(ctx) && err == nil {
+		err = ctx.Err()
 	}
 	if err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
 	return nil
+}
+
+// waitReader waits, bounded by ctx, until the reader has called OnClose; it
+// does not wait when called from a handler, which runs on the reader. It
+// reports false when ctx ended first.
+func (c *conn) waitReader(ctx context.Context) bool {
+	if c.inHandler.Load() {
+		return true
+	}
+	select {
+	case <-c.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -55,7 +55,8 @@ const (
 
 // Options configure a Driver. The zero value is usable.
 type Options struct {
-	// Logger receives Debug-level connection events; nil discards them.
+	// Logger receives Debug-level connection events, used as given (the
+	// caller names it); nil discards them.
 	Logger *zap.Logger
 	// ConnectTimeout bounds a Dial whose ctx has no deadline; zero means
 	// probe.DefaultConnectTimeout.
@@ -105,7 +106,6 @@ func New(opts Options) *Driver {
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
-	d.log = d.log.Named("native")
 	if d.connectTimeout <= 0 {
 		d.connectTimeout = probe.DefaultConnectTimeout
 	}

@@ -770,3 +770,95 @@ func TestHandshakeURL(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestConnectionOutlivesDialContext(t *testing.T) {
+	fs := newFakeServer(t, func(s *fakeSession) {
+		if s.accept("/", 25000, 20000) {
+			s.echo()
+		}
+	})
+	rec := newRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	conn, err := New(Options{}).Dial(ctx, fs.target(), rec.handlers())
+	cancel() // as the agent does right after Dial
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := conn.Emit(testCtx(t), "echo", 1, json.RawMessage(`1`)); err != nil {
+		t.Fatalf("Emit after the Dial ctx ended: %v", err)
+	}
+	if a := rec.waitAck(t); a.id != 1 {
+		t.Errorf("ack %+v", a)
+	}
+	if n := rec.closeCount(); n != 0 {
+		t.Errorf("connection ended with the Dial ctx: %+v", rec.closes)
+	}
+	if err := conn.Close(testCtx(t)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNilHandlers(t *testing.T) {
+	serverEnd := make(chan error, 1)
+	fs := newFakeServer(t, func(s *fakeSession) {
+		if !s.accept("/", 25000, 20000) {
+			return
+		}
+		_ = s.send(`42["ev",1]`) && s.send(`425["asks"]`) && s.expect(`435[]`) &&
+			s.send(`431[2]`) && s.send(`451-["bin",{"_placeholder":true,"num":0}]`) && s.sendBinary([]byte{1}) &&
+			s.send(`461-2[{"_placeholder":true,"num":0}]`) && s.sendBinary([]byte{1}) &&
+			s.send("41")
+		_, err := s.readUntilError()
+		serverEnd <- err
+	})
+	if _, err := New(Options{}).Dial(testCtx(t), fs.target(), probe.Handlers{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-serverEnd:
+	case <-time.After(waitLimit):
+		t.Fatal("connection not closed after DISCONNECT")
+	}
+	waitClientGoroutines(t, 0)
+}
+
+func TestCloseFromHandler(t *testing.T) {
+	fs := newFakeServer(t, func(s *fakeSession) {
+		if s.accept("/", 25000, 20000) {
+			s.echo()
+		}
+	})
+	rec := newRecorder()
+	var conn probe.Conn
+	ready := make(chan struct{})
+	closed := make(chan error, 1)
+	h := rec.handlers()
+	onClose := h.OnClose
+	h.OnAck = func(uint64, []json.RawMessage) {
+		<-ready
+		closed <- conn.Close(context.Background()) // must not wait for the reader: we are the reader
+	}
+	h.OnClose = onClose
+	var err error
+	conn, err = New(Options{}).Dial(testCtx(t), fs.target(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	if err := conn.Emit(testCtx(t), "echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Close from OnAck blocked")
+	}
+	if c := rec.waitClose(t); c.reason != probe.ReasonClientClose {
+		t.Errorf("OnClose(%q, %v)", c.reason, c.err)
+	}
+	waitClientGoroutines(t, 0)
+}

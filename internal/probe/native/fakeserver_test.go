@@ -173,7 +173,7 @@ func (s *fakeSession) accept(nsp string, pingInterval, pingTimeout int) bool {
 	}
 	return s.open(pingInterval, pingTimeout) &&
 		s.expect("40"+prefix) &&
-		s.send("40" + prefix + `{"sid":"sock-sid"}`)
+		s.send("40"+prefix+`{"sid":"sock-sid"}`)
 }
 
 // readUntilError reads until the connection fails and returns what it read
