@@ -6,13 +6,17 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/conformance"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
+	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
+	"github.com/generic-corp/soak-exporter/internal/probe/zishang/zishangtest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The zishang520 client engine starts goroutines from init() that
+	// cannot be stopped; everything else must end.
+	goleak.VerifyTestMain(m, zishangtest.GoleakIgnores()...)
 }
 
 // TestConformance runs the suite for every driver against every server.
@@ -23,6 +27,9 @@ func TestConformance(t *testing.T) {
 	}{
 		{"native", func(t *testing.T) probe.Driver {
 			return native.New(native.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+		}},
+		{"zishang520", func(t *testing.T) probe.Driver {
+			return zishang.New(zishang.Options{Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 		}},
 	}
 	servers := []conformance.Server{conformance.NodeServer(), conformance.DemoServer()}
