@@ -76,6 +76,8 @@ func capability(caps Capabilities, name string) bool {
 		return caps.Auth
 	case "ping":
 		return caps.Ping
+	case "heartbeat":
+		return caps.Heartbeat
 	case "freeze":
 		return caps.Freeze
 	case "kill":
@@ -134,7 +136,7 @@ func cases() []testCase {
 		{name: "unknown_namespace", run: caseUnknownNamespace},
 		{name: "auth_accepted", needs: []string{"auth"}, opts: ServerOptions{AuthToken: authToken}, run: caseAuthAccepted},
 		{name: "auth_rejected", needs: []string{"auth"}, opts: ServerOptions{AuthToken: authToken}, run: caseAuthRejected},
-		{name: "ping_keepalive", needs: []string{"ping"}, opts: shortPings, run: casePingKeepalive},
+		{name: "ping_keepalive", needs: []string{"ping", "heartbeat"}, opts: shortPings, run: casePingKeepalive},
 		{name: "ping_timeout", needs: []string{"ping", "freeze"}, opts: shortPings, run: casePingTimeout},
 		{name: "refused_port", noServer: true, run: caseRefusedPort},
 		{name: "silent_server_dial_timeout", noServer: true, run: caseSilentServer},

@@ -29,6 +29,13 @@ type Capabilities struct {
 	Auth bool
 	// Ping: the server honours ServerOptions.PingInterval and PingTimeout.
 	Ping bool
+	// Heartbeat: the server never drops a client that answers every ping in
+	// time. The zishang520 Go server (v3.0.6) lacks it: it sends PING before
+	// arming its pong timer, so a pong that arrives in between clears the old
+	// timer and the new one fires ("ping timeout") although the client
+	// answered (servers/engine/v3 socket.go, schedulePing/resetPingTimeout).
+	// Measured with a bare WebSocket client too, so no driver is involved.
+	Heartbeat bool
 	// Freeze: Instance.Freeze and Instance.Thaw work.
 	Freeze bool
 	// Kill: Instance.Kill works.
@@ -97,7 +104,7 @@ func (nodeServer) Name() string { return "node" }
 func (nodeServer) Capabilities() Capabilities {
 	return Capabilities{
 		Stats: true, Kick: true, Reject: true, AckDelay: true, Auth: true,
-		Ping: true, Freeze: true, Kill: true, Namespace: testfixture.StrictNamespace,
+		Ping: true, Heartbeat: true, Freeze: true, Kill: true, Namespace: testfixture.StrictNamespace,
 	}
 }
 
@@ -139,7 +146,7 @@ type demoServer struct{}
 
 func (demoServer) Name() string { return "demo" }
 
-func (demoServer) Capabilities() Capabilities { return Capabilities{Ping: true} }
+func (demoServer) Capabilities() Capabilities { return Capabilities{Ping: true, Heartbeat: false} }
 
 func (demoServer) Start(t *testing.T, opts ServerOptions) Instance {
 	t.Helper()
