@@ -25,6 +25,8 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/demo"
+	"github.com/generic-corp/soak-exporter/internal/leak"
+	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
@@ -49,6 +51,7 @@ type (
 	AgentConfig   = agent.Config
 	WebConfig     = web.Config
 	LoggingConfig = logging.Config
+	LeakConfig    = leak.Config
 )
 
 // config is every package's Config, embedded so that their variables keep
@@ -58,12 +61,13 @@ type config struct {
 	AgentConfig
 	WebConfig
 	LoggingConfig
+	LeakConfig
 
 	targets []*probe.Target // built from ProbeConfig by loadConfig
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.WebConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.LeakConfig, c.WebConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -133,6 +137,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "-h", "--help", "-help", "help":
 			usage(stdout)
 			return exitOK
+		case "leak":
+			if len(args) < 2 || args[1] != "analyze" {
+				fmt.Fprintln(stderr, "soak-exporter: usage: soak-exporter leak analyze [--json] FILE")
+				return exitUsage
+			}
+			return analyze.AnalyzeMain(args[2:], stdout, stderr)
 		case "--version", "-version", "version":
 			fmt.Fprintln(stdout, version.Print("soak-exporter"))
 			return exitOK
@@ -219,6 +229,12 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 		pools = append(pools, p)
 	}
 
+	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg)
+	if err != nil {
+		log.Error("bad configuration", zap.Error(err))
+		return exitUsage
+	}
+
 	srv := web.New(cfg.WebConfig, log.Named("web"), web.Options{
 		Gatherer:   reg,
 		Registerer: reg,
@@ -243,6 +259,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
+	g.Go(func() error { return monitor.Run(gctx) })
 	for _, p := range pools {
 		g.Go(func() error { return p.Run(gctx) })
 	}

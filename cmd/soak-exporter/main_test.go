@@ -181,11 +181,12 @@ func TestDemoModeSoaksAndShutsDownGracefully(t *testing.T) {
 				body := a.get(t, "/metrics")
 				connected := metric(t, body, "soak_clients_connected", map[string]string{"target": "demo"})
 				acked := metric(t, body, "soak_events_acked_total", map[string]string{"target": "demo", "event": "echo"})
-				if connected == 50 && acked > 50 {
+				rss := metric(t, body, "soak_memory_bytes", map[string]string{"source": "self", "kind": "rss"})
+				if connected == 50 && acked > 50 && rss > 0 {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after 30 s: connected=%v acked=%v, want 50 and > 50", connected, acked)
+					t.Fatalf("after 30 s: connected=%v acked=%v self rss=%v, want 50, > 50 and > 0", connected, acked, rss)
 				}
 				time.Sleep(200 * time.Millisecond)
 			}

@@ -1,0 +1,84 @@
+package leak
+
+import (
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+)
+
+var (
+	labelsSK   = []string{"source", "kind"}
+	labelsSKW  = []string{"source", "kind", "window"}
+	labelsSKWE = []string{"source", "kind", "window", "estimator"}
+
+	descMemory = prometheus.NewDesc("soak_memory_bytes",
+		"Last sampled memory of the target (or the agent, source=self), bytes.", labelsSK, nil)
+	descLimit = prometheus.NewDesc("soak_memory_limit_bytes",
+		"Memory limit used for projections: configured, or discovered (cgroup, GOMEMLIMIT), bytes.", labelsSK, nil)
+	descSlope = prometheus.NewDesc("soak_leak_slope_bytes_per_second",
+		"Memory growth over the window: estimator=ols is least squares on raw samples (the old suite's figure), estimator=theil_sen the robust slope of the GC floor.", labelsSKWE, nil)
+	descR2 = prometheus.NewDesc("soak_leak_r_squared",
+		"Coefficient of determination of the slope's line (ols: raw samples; theil_sen: floor).", labelsSKWE, nil)
+	descP = prometheus.NewDesc("soak_leak_trend_p_value",
+		"One-sided p-value of the Mann-Kendall test (Hamed-Rao corrected) for an upward trend of the floor.", labelsSKW, nil)
+	descSamples = prometheus.NewDesc("soak_leak_window_samples",
+		"Raw samples in the window's complete buckets.", labelsSKW, nil)
+	descBaseline = prometheus.NewDesc("soak_leak_baseline_bytes",
+		"Floor of the GC sawtooth at the end of the window (Theil-Sen line), bytes.", labelsSKW, nil)
+	descToLimit = prometheus.NewDesc("soak_leak_seconds_to_limit",
+		"Projected seconds until floor plus sawtooth amplitude reaches the limit at the floor's slope; +Inf when not growing. Absent without a limit.", labelsSKW, nil)
+	descSuspected = prometheus.NewDesc("soak_leak_suspected",
+		"1 when the window's robust verdict is leak_suspected, else 0.", labelsSKW, nil)
+)
+
+// collector exports the monitor's last sampled values and last evaluation.
+// Scrapes do no detection work.
+type collector struct{ m *Monitor }
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMemory, descLimit, descSlope, descR2, descP, descSamples, descBaseline, descToLimit, descSuspected} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.m.Reports() {
+		src, kind := r.Source, string(r.Kind)
+		ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, r.Bytes, src, kind)
+		if r.Limit > 0 {
+			ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, r.Limit, src, kind)
+		}
+		for _, w := range r.Report.Windows {
+			win := detect.FormatDuration(w.Window)
+			gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+				if math.IsNaN(v) {
+					return
+				}
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{src, kind, win}, extra...)...)
+			}
+			if w.HasOLS {
+				gauge(descSlope, w.OLSSlope, "ols")
+				gauge(descR2, w.OLSR2, "ols")
+			}
+			if w.HasFloor {
+				gauge(descSlope, w.FloorSlope, "theil_sen")
+				gauge(descR2, w.FloorR2, "theil_sen")
+				gauge(descP, w.P)
+				gauge(descBaseline, w.Baseline)
+			}
+			if w.HasLimit {
+				gauge(descToLimit, w.SecondsToLimit)
+			}
+			gauge(descSamples, float64(w.Samples))
+			suspected := 0.0
+			if w.Verdict == detect.LeakSuspected {
+				suspected = 1
+			}
+			gauge(descSuspected, suspected)
+		}
+	}
+}

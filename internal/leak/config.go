@@ -1,0 +1,213 @@
+package leak
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+)
+
+// Source names, the values of the source label.
+const (
+	SourceScrape = "scrape"
+	SourceProcfs = "procfs"
+	SourceSelf   = "self"
+)
+
+// Config configures memory sampling and leak detection. Process it with
+// envconfig and the prefix SOAK (the tags below carry the rest of each
+// name), then call Validate.
+type Config struct {
+	Interval time.Duration `envconfig:"MEMORY_INTERVAL" default:"5s" desc:"how often memory is sampled"`
+	Sources  []string      `envconfig:"MEMORY_SOURCES" default:"" desc:"memory sources, comma-separated: scrape, procfs, self; empty: self, plus scrape when SOAK_MEMORY_SCRAPE_URL is set, plus procfs when SOAK_MEMORY_PID or SOAK_MEMORY_PROCESS_MATCH is set"`
+
+	ScrapeURL         string        `envconfig:"MEMORY_SCRAPE_URL" default:"" desc:"the target's Prometheus metrics URL (source scrape)"`
+	ScrapeTimeout     time.Duration `envconfig:"MEMORY_SCRAPE_TIMEOUT" default:"3s" desc:"timeout of one scrape of SOAK_MEMORY_SCRAPE_URL (at most SOAK_MEMORY_INTERVAL)"`
+	ScrapeMaxBytes    int64         `envconfig:"MEMORY_SCRAPE_MAX_BYTES" default:"4194304" desc:"largest metrics response read from the target, bytes"`
+	ScrapeHeapMetric  string        `envconfig:"MEMORY_SCRAPE_HEAP_METRIC" default:"nodejs_heap_size_used_bytes" desc:"metric read as the target's heap, optionally with label matchers, e.g. jvm_memory_used_bytes{area=\"heap\"} (matching series are summed); empty: no heap series"`
+	ScrapeRSSMetric   string        `envconfig:"MEMORY_SCRAPE_RSS_METRIC" default:"process_resident_memory_bytes" desc:"metric read as the target's resident memory; empty: no rss series"`
+	ScrapeStartMetric string        `envconfig:"MEMORY_SCRAPE_START_METRIC" default:"process_start_time_seconds" desc:"metric holding the target's start time (Unix seconds), used to see restarts; empty: none"`
+
+	PID          int    `envconfig:"MEMORY_PID" default:"0" desc:"PID of the target process (source procfs), in the agent's PID namespace"`
+	ProcessMatch string `envconfig:"MEMORY_PROCESS_MATCH" default:"" desc:"regular expression matched against command lines to find the target process (source procfs) when SOAK_MEMORY_PID is 0; the lowest matching PID wins"`
+	ProcfsPath   string `envconfig:"MEMORY_PROCFS_PATH" default:"/proc" desc:"where procfs is mounted"`
+	CgroupPath   string `envconfig:"MEMORY_CGROUP_PATH" default:"/sys/fs/cgroup" desc:"where the cgroup file system is mounted, to find memory limits"`
+
+	LimitBytes     int64 `envconfig:"MEMORY_LIMIT_BYTES" default:"0" desc:"the target's memory limit in bytes for projections; 0: the cgroup limit found by procfs, if any"`
+	HeapLimitBytes int64 `envconfig:"MEMORY_HEAP_LIMIT_BYTES" default:"0" desc:"the target's heap limit in bytes (e.g. Node's --max-old-space-size); 0: SOAK_MEMORY_LIMIT_BYTES"`
+
+	Windows          []time.Duration `envconfig:"LEAK_WINDOWS" default:"1h,6h,24h" desc:"rolling windows for leak detection, comma-separated"`
+	EvaluateInterval time.Duration   `envconfig:"LEAK_EVALUATE_INTERVAL" default:"30s" desc:"how often leak figures and gauges are recomputed"`
+	Bucket           time.Duration   `envconfig:"LEAK_BUCKET" default:"5m" desc:"smallest bucket whose minimum is the floor of the GC sawtooth; at least twice the target's longest GC period"`
+	MaxBuckets       int             `envconfig:"LEAK_MAX_BUCKETS" default:"72" desc:"buckets per window at most (bucket = max(SOAK_LEAK_BUCKET, window/this))"`
+	MinBuckets       int             `envconfig:"LEAK_MIN_BUCKETS" default:"10" desc:"fewest buckets a window needs for a verdict"`
+	Grace            time.Duration   `envconfig:"LEAK_GRACE" default:"8h" desc:"start-up grace after the first sample or a restart: a window gives no verdict while it holds data from this first part of the segment (warm-up)"`
+	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.001" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
+	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
+	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
+	MinRate          ByteRate        `envconfig:"LEAK_MIN_RATE" default:"0.25MB/h" desc:"least floor slope that can be a leak in any window"`
+	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
+	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`
+	RestartDrop      float64         `envconfig:"LEAK_RESTART_DROP" default:"0.5" desc:"a sample below this share of the recent floor counts as a restart"`
+}
+
+// DefaultConfig returns the defaults of the envconfig tags.
+func DefaultConfig() Config {
+	d := detect.DefaultConfig()
+	return Config{
+		Interval:          5 * time.Second,
+		ScrapeTimeout:     3 * time.Second,
+		ScrapeMaxBytes:    4 << 20,
+		ScrapeHeapMetric:  "nodejs_heap_size_used_bytes",
+		ScrapeRSSMetric:   "process_resident_memory_bytes",
+		ScrapeStartMetric: "process_start_time_seconds",
+		ProcfsPath:        "/proc",
+		CgroupPath:        "/sys/fs/cgroup",
+		Windows:           d.Windows,
+		EvaluateInterval:  30 * time.Second,
+		Bucket:            d.Bucket,
+		MaxBuckets:        d.MaxBuckets,
+		MinBuckets:        d.MinBuckets,
+		Grace:             d.Grace,
+		PValue:            d.Alpha,
+		MinGrowth:         Bytes(d.MinGrowth),
+		MinGrowthWindows:  GrowthByWindow(d.MinGrowthFor),
+		MinRate:           ByteRate(d.MinRate),
+		GuardSE:           d.GuardSE,
+		StepRatio:         d.StepRatio,
+		RestartDrop:       d.RestartDrop,
+	}
+}
+
+// ResolvedSources returns the sources in use: Sources, or when empty self
+// plus scrape and procfs when they are configured.
+func (c Config) ResolvedSources() []string {
+	if len(c.Sources) > 0 {
+		out := make([]string, 0, len(c.Sources))
+		for _, s := range c.Sources {
+			if s = strings.TrimSpace(s); s != "" && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	out := []string{SourceSelf}
+	if c.ScrapeURL != "" {
+		out = append(out, SourceScrape)
+	}
+	if c.PID != 0 || c.ProcessMatch != "" {
+		out = append(out, SourceProcfs)
+	}
+	return out
+}
+
+// Detect returns the detector configuration.
+func (c Config) Detect() detect.Config {
+	return detect.Config{
+		Windows:      slices.Clone(c.Windows),
+		Bucket:       c.Bucket,
+		MaxBuckets:   c.MaxBuckets,
+		MinBuckets:   c.MinBuckets,
+		Grace:        c.Grace,
+		Alpha:        c.PValue,
+		MinGrowth:    float64(c.MinGrowth),
+		MinGrowthFor: map[time.Duration]float64(c.MinGrowthWindows),
+		MinRate:      float64(c.MinRate),
+		StepRatio:    c.StepRatio,
+		GuardSE:      c.GuardSE,
+		RestartDrop:  c.RestartDrop,
+	}
+}
+
+// Validate checks the configuration; errors name the environment variable.
+func (c Config) Validate() error {
+	if c.Interval <= 0 {
+		return fmt.Errorf("SOAK_MEMORY_INTERVAL: must be > 0, got %q", c.Interval)
+	}
+	srcs := c.ResolvedSources()
+	for _, s := range srcs {
+		if s != SourceScrape && s != SourceProcfs && s != SourceSelf {
+			return fmt.Errorf("SOAK_MEMORY_SOURCES: unknown source %q (want scrape, procfs or self)", s)
+		}
+	}
+	if slices.Contains(srcs, SourceScrape) {
+		if c.ScrapeURL == "" {
+			return fmt.Errorf("SOAK_MEMORY_SCRAPE_URL: required when SOAK_MEMORY_SOURCES includes scrape")
+		}
+		u, err := url.Parse(c.ScrapeURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("SOAK_MEMORY_SCRAPE_URL: must be an http(s) URL, got %q", c.ScrapeURL)
+		}
+		if c.ScrapeTimeout <= 0 {
+			return fmt.Errorf("SOAK_MEMORY_SCRAPE_TIMEOUT: must be > 0, got %q", c.ScrapeTimeout)
+		}
+		if c.ScrapeMaxBytes <= 0 {
+			return fmt.Errorf("SOAK_MEMORY_SCRAPE_MAX_BYTES: must be > 0, got %d", c.ScrapeMaxBytes)
+		}
+		for _, m := range []struct{ name, v string }{
+			{"SOAK_MEMORY_SCRAPE_HEAP_METRIC", c.ScrapeHeapMetric},
+			{"SOAK_MEMORY_SCRAPE_RSS_METRIC", c.ScrapeRSSMetric},
+			{"SOAK_MEMORY_SCRAPE_START_METRIC", c.ScrapeStartMetric},
+		} {
+			if _, err := parseSelector(m.v); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+		if c.ScrapeHeapMetric == "" && c.ScrapeRSSMetric == "" {
+			return fmt.Errorf("SOAK_MEMORY_SCRAPE_HEAP_METRIC: it and SOAK_MEMORY_SCRAPE_RSS_METRIC are both empty")
+		}
+	}
+	if slices.Contains(srcs, SourceProcfs) {
+		if c.PID < 0 {
+			return fmt.Errorf("SOAK_MEMORY_PID: must be >= 0, got %d", c.PID)
+		}
+		if c.PID == 0 && c.ProcessMatch == "" {
+			return fmt.Errorf("SOAK_MEMORY_PID: it or SOAK_MEMORY_PROCESS_MATCH is required when SOAK_MEMORY_SOURCES includes procfs")
+		}
+		if c.ProcessMatch != "" {
+			if _, err := regexp.Compile(c.ProcessMatch); err != nil {
+				return fmt.Errorf("SOAK_MEMORY_PROCESS_MATCH: %w", err)
+			}
+		}
+	}
+	if (slices.Contains(srcs, SourceProcfs) || slices.Contains(srcs, SourceSelf)) && c.ProcfsPath == "" {
+		return fmt.Errorf("SOAK_MEMORY_PROCFS_PATH: must not be empty")
+	}
+	if c.LimitBytes < 0 {
+		return fmt.Errorf("SOAK_MEMORY_LIMIT_BYTES: must be >= 0, got %d", c.LimitBytes)
+	}
+	if c.HeapLimitBytes < 0 {
+		return fmt.Errorf("SOAK_MEMORY_HEAP_LIMIT_BYTES: must be >= 0, got %d", c.HeapLimitBytes)
+	}
+	if c.EvaluateInterval <= 0 {
+		return fmt.Errorf("SOAK_LEAK_EVALUATE_INTERVAL: must be > 0, got %q", c.EvaluateInterval)
+	}
+	if err := c.Detect().Validate(); err != nil {
+		field, rest, _ := strings.Cut(err.Error(), ":")
+		return fmt.Errorf("%s:%s", detectVar(field), rest)
+	}
+	return nil
+}
+
+// detectVar maps a detect.Config.Validate error (which names the Go field)
+// to the environment variable.
+func detectVar(field string) string {
+	return map[string]string{
+		"Windows":      "SOAK_LEAK_WINDOWS",
+		"Bucket":       "SOAK_LEAK_BUCKET",
+		"MaxBuckets":   "SOAK_LEAK_MAX_BUCKETS",
+		"MinBuckets":   "SOAK_LEAK_MIN_BUCKETS",
+		"Grace":        "SOAK_LEAK_GRACE",
+		"Alpha":        "SOAK_LEAK_P_VALUE",
+		"MinGrowth":    "SOAK_LEAK_MIN_GROWTH",
+		"MinGrowthFor": "SOAK_LEAK_MIN_GROWTH_BY_WINDOW",
+		"MinRate":      "SOAK_LEAK_MIN_RATE",
+		"StepRatio":    "SOAK_LEAK_STEP_RATIO",
+		"GuardSE":      "SOAK_LEAK_GUARD_SE",
+		"RestartDrop":  "SOAK_LEAK_RESTART_DROP",
+	}[field]
+}

@@ -1,0 +1,165 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Guard ratios of the persistence guard (see the package documentation).
+const (
+	// GuardLaterThirds is the share of the whole-window floor slope that the
+	// middle and the last third of the window must each reach.
+	GuardLaterThirds = 0.3
+	// GuardLastVsFirst is the share of the first third's slope that the
+	// last third must reach, so curves that flatten are not leaks.
+	GuardLastVsFirst = 0.5
+	// MinCoverage is the share of a window's buckets that must hold data for
+	// a verdict (sampling gaps leave buckets empty).
+	MinCoverage = 2.0 / 3
+	// MB is the unit used in reasons and reports: 10^6 bytes.
+	MB = 1e6
+)
+
+// Config tunes a Detector. DefaultConfig returns the tuned defaults that the
+// quality benchmark measures; callers such as a short one-shot run change the
+// windows, the bucket width and the grace.
+type Config struct {
+	// Windows are the rolling windows, each evaluated separately.
+	Windows []time.Duration
+	// Bucket is the smallest bucket width: the floor of a bucket is its
+	// minimum, so a bucket must span at least one full GC cycle (twice the
+	// longest GC period is safe). A window uses max(Bucket, window/MaxBuckets).
+	Bucket time.Duration
+	// MaxBuckets bounds the number of buckets per window (and so the O(B²)
+	// cost of an evaluation).
+	MaxBuckets int
+	// MinBuckets is the fewest complete buckets a window needs for a verdict.
+	MinBuckets int
+	// Grace is the start-up grace: a window gives no verdict while it holds
+	// data from the first Grace of the current segment (the time since the
+	// first sample or the last restart), so warm-up is never judged: the
+	// first verdict of window W comes at W+Grace.
+	Grace time.Duration
+	// Alpha is the p-value of the Hamed-Rao Mann-Kendall test below which an
+	// upward trend of the floor counts as significant.
+	Alpha float64
+	// MinGrowth is the least growth of the floor over a whole window, in
+	// bytes, that can be a leak: a window of length W needs a floor slope of
+	// at least MinGrowth/W. It scales the practical threshold with the
+	// window, because slow wander of the live set moves the floor by a few
+	// MB whatever the window.
+	MinGrowth float64
+	// MinGrowthFor overrides MinGrowth for some window lengths. Short
+	// windows see the random wander of the live set as fast slopes; long
+	// windows average it out and can afford a lower growth.
+	MinGrowthFor map[time.Duration]float64
+	// MinRate is the least floor slope, in bytes per second, that can be a
+	// leak in any window.
+	MinRate float64
+	// StepRatio rejects a window whose floor a single level step explains
+	// better than a line: the verdict is no_leak when the residual sum of
+	// squares of the best two-level fit is below StepRatio times that of the
+	// least-squares line. 0 disables the check. Rising lines give ratios
+	// above 1; a leak that started in the middle of the window gives about
+	// 0.8; a one-off step gives close to 0.
+	StepRatio float64
+	// GuardSE is the tolerance of the persistence guard in standard errors
+	// of the thirds' slopes (0: the plain guard).
+	GuardSE float64
+	// RestartDrop starts a new segment when a sample falls below this share
+	// of the recent floor (0.5: memory dropped by more than half).
+	RestartDrop float64
+}
+
+// DefaultConfig returns the defaults tuned with the quality benchmark
+// (internal/leak/quality).
+func DefaultConfig() Config {
+	return Config{
+		Windows:    []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour},
+		Bucket:     5 * time.Minute,
+		MaxBuckets: 72,
+		MinBuckets: 10,
+		Grace:      8 * time.Hour,
+		Alpha:      0.001,
+		MinGrowth:  21 * MB,
+		MinGrowthFor: map[time.Duration]float64{
+			time.Hour:      18 * MB,
+			24 * time.Hour: 12 * MB,
+		},
+		MinRate:     0.25 * MB / 3600,
+		StepRatio:   0.5,
+		GuardSE:     1,
+		RestartDrop: 0.5,
+	}
+}
+
+// Validate reports the first invalid field by its Go name.
+func (c Config) Validate() error {
+	if len(c.Windows) == 0 {
+		return errors.New("Windows: at least one window is required")
+	}
+	for i, w := range c.Windows {
+		if w <= 0 {
+			return fmt.Errorf("Windows: must be > 0, got %q", w)
+		}
+		if slices.Contains(c.Windows[:i], w) {
+			return fmt.Errorf("Windows: %s listed twice", w)
+		}
+	}
+	switch {
+	case c.Bucket <= 0:
+		return fmt.Errorf("Bucket: must be > 0, got %q", c.Bucket)
+	case c.MaxBuckets < 3 || c.MaxBuckets > 1000:
+		return fmt.Errorf("MaxBuckets: must be in [3, 1000], got %d", c.MaxBuckets)
+	case c.MinBuckets < 3 || c.MinBuckets > c.MaxBuckets:
+		return fmt.Errorf("MinBuckets: must be in [3, MaxBuckets=%d], got %d", c.MaxBuckets, c.MinBuckets)
+	case c.Grace < 0:
+		return fmt.Errorf("Grace: must be >= 0, got %q", c.Grace)
+	case !(c.Alpha > 0 && c.Alpha < 1):
+		return fmt.Errorf("Alpha: must be in (0, 1), got %g", c.Alpha)
+	case !(c.MinGrowth >= 0) || math.IsInf(c.MinGrowth, 0):
+		return fmt.Errorf("MinGrowth: must be a finite number >= 0, got %g", c.MinGrowth)
+	case !validGrowth(c.MinGrowthFor):
+		return fmt.Errorf("MinGrowthFor: values must be finite numbers >= 0 for windows > 0, got %v", c.MinGrowthFor)
+	case !(c.MinRate >= 0) || math.IsInf(c.MinRate, 0):
+		return fmt.Errorf("MinRate: must be a finite number >= 0, got %g", c.MinRate)
+	case !(c.StepRatio >= 0 && c.StepRatio < 1):
+		return fmt.Errorf("StepRatio: must be in [0, 1), got %g", c.StepRatio)
+	case !(c.GuardSE >= 0) || math.IsInf(c.GuardSE, 0):
+		return fmt.Errorf("GuardSE: must be a finite number >= 0, got %g", c.GuardSE)
+	case !(c.RestartDrop >= 0 && c.RestartDrop < 1):
+		return fmt.Errorf("RestartDrop: must be in [0, 1), got %g", c.RestartDrop)
+	}
+	return nil
+}
+
+// BucketWidth returns the bucket width and the number of buckets that this
+// configuration uses for window w.
+func (c Config) BucketWidth(w time.Duration) (time.Duration, int) {
+	width := max(c.Bucket, w/time.Duration(c.MaxBuckets))
+	n := int((w + width/2) / width)
+	return width, max(n, 1)
+}
+
+// MinSlope returns the least floor slope (bytes per second) that can be a
+// leak in window w: max(MinRate, growth/w) with growth MinGrowthFor[w] or
+// else MinGrowth.
+func (c Config) MinSlope(w time.Duration) float64 {
+	g, ok := c.MinGrowthFor[w]
+	if !ok {
+		g = c.MinGrowth
+	}
+	return max(c.MinRate, g/w.Seconds())
+}
+
+func validGrowth(m map[time.Duration]float64) bool {
+	for w, g := range m {
+		if w <= 0 || !(g >= 0) || math.IsInf(g, 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,434 @@
+package detect
+
+import (
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+// feed adds points every step for length, with value f(seconds since t0).
+func feed(t *testing.T, d *Detector, from, length, step time.Duration, f func(s float64) float64, start float64) {
+	t.Helper()
+	for at := from; at < from+length; at += step {
+		if err := d.Add(Point{Time: t0.Add(at), Bytes: f(at.Seconds()), Start: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sawtooth is a GC-like series: floor base+rate*s, rising 40% over each
+// 60 s cycle, with a deterministic wobble.
+func sawtooth(base, rate float64) func(float64) float64 {
+	return func(s float64) float64 {
+		floor := base + rate*s
+		phase := math.Mod(s, 60) / 60
+		return floor*(1+0.4*phase) + 1e5*math.Sin(s/7)
+	}
+}
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Windows = []time.Duration{time.Hour, 6 * time.Hour}
+	c.Grace = time.Hour
+	return c
+}
+
+func TestVerdicts(t *testing.T) {
+	tests := []struct {
+		name    string
+		length  time.Duration
+		f       func(float64) float64
+		want    Verdict
+		win     time.Duration // deciding window
+		reason  string
+		windows []Verdict
+	}{
+		{"flat", 8 * time.Hour, sawtooth(200*MB, 0), NoLeak, 6 * time.Hour, "below the practical minimum",
+			[]Verdict{NoLeak, NoLeak}},
+		// 30 MB/h: both windows see it.
+		{"leak", 8 * time.Hour, sawtooth(200*MB, 30*MB/3600), LeakSuspected, time.Hour, "persistent",
+			[]Verdict{LeakSuspected, LeakSuspected}},
+		// Too short for the 6h window plus grace, long enough for 1h.
+		{"short", 3 * time.Hour, sawtooth(200*MB, 0), NoLeak, time.Hour, "below",
+			[]Verdict{NoLeak, InsufficientData}},
+		{"in grace", 90 * time.Minute, sawtooth(200*MB, 30*MB/3600), InsufficientData, time.Hour, "start-up grace",
+			[]Verdict{InsufficientData, InsufficientData}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed(t, d, 0, tc.length, 5*time.Second, tc.f, 0)
+			rep := d.Evaluate(t0.Add(tc.length), 0)
+			if rep.Verdict != tc.want || rep.Window != tc.win || !strings.Contains(rep.Reason, tc.reason) {
+				t.Fatalf("verdict %v window %v reason %q; want %v %v containing %q", rep.Verdict, rep.Window, rep.Reason, tc.want, tc.win, tc.reason)
+			}
+			for i, w := range rep.Windows {
+				if w.Verdict != tc.windows[i] {
+					t.Errorf("window %v: %v (%s), want %v", w.Window, w.Verdict, w.Reason, tc.windows[i])
+				}
+			}
+		})
+	}
+}
+
+func TestFiguresOfLinearFloor(t *testing.T) {
+	d, err := New(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := 10 * MB / 3600 // bytes per second
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, sawtooth(100*MB, rate), 0)
+	rep := d.Evaluate(t0.Add(7*time.Hour), 2000*MB)
+	w := rep.Windows[1] // 6h
+	if w.Window != 6*time.Hour || w.Buckets != 72 || w.BucketWidth != 5*time.Minute {
+		t.Fatalf("window %v buckets %d width %v", w.Window, w.Buckets, w.BucketWidth)
+	}
+	if w.Samples != 6*720 {
+		t.Errorf("samples %d, want %d", w.Samples, 6*720)
+	}
+	// The floor (bucket minima, right after each "GC") rises at exactly the
+	// rate, up to the sine wobble.
+	if math.Abs(w.FloorSlope-rate)/rate > 0.01 {
+		t.Errorf("floor slope %.2f MB/h, want 10", w.FloorSlope*3600/MB)
+	}
+	if w.FloorR2 < 0.99 {
+		t.Errorf("floor R² %v", w.FloorR2)
+	}
+	// Raw least squares sees the same trend under the sawtooth.
+	if math.Abs(w.OLSSlope-1.2*rate)/rate > 0.05 { // mean of the sawtooth is 1.2 x floor
+		t.Errorf("OLS slope %.2f MB/h, want 12", w.OLSSlope*3600/MB)
+	}
+	if w.P > 1e-10 || !w.Persistent() {
+		t.Errorf("p %v persistent %v", w.P, w.Persistent())
+	}
+	// Floor at the end of the window: 100 MB + 10 MB/h * 7 h.
+	if math.Abs(w.Baseline-170*MB) > 0.5*MB {
+		t.Errorf("baseline %.2f MB, want 170", w.Baseline/MB)
+	}
+	// Projection: (limit - (floor + amplitude)) / slope, amplitude ~ 0.4 x floor.
+	want := (2000*MB - (w.Baseline + w.Amplitude)) / w.FloorSlope
+	if !w.HasLimit || math.Abs(w.SecondsToLimit-want) > 1 || w.Amplitude < 45*MB || w.Amplitude > 65*MB {
+		t.Errorf("seconds to limit %v (amplitude %.1f MB), want %v", w.SecondsToLimit, w.Amplitude/MB, want)
+	}
+}
+
+func TestProjectionNotGrowing(t *testing.T) {
+	d, _ := New(testConfig())
+	feed(t, d, 0, 2*time.Hour, 5*time.Second, sawtooth(300*MB, -1*MB/3600), 0)
+	w := d.Evaluate(t0.Add(2*time.Hour), 1000*MB).Windows[0]
+	if !math.IsInf(w.SecondsToLimit, 1) {
+		t.Errorf("seconds to limit %v, want +Inf", w.SecondsToLimit)
+	}
+	w = d.Evaluate(t0.Add(2*time.Hour), 0).Windows[0]
+	if w.HasLimit || !math.IsNaN(w.SecondsToLimit) {
+		t.Errorf("without a limit: HasLimit %v, %v", w.HasLimit, w.SecondsToLimit)
+	}
+}
+
+func TestRestartSegmentation(t *testing.T) {
+	tests := []struct {
+		name  string
+		f     func(float64) float64
+		start func(float64) float64
+	}{
+		// Memory drops from ~300 MB to 100 MB at 3 h: more than half.
+		{"drop", func(s float64) float64 {
+			if s >= 3*3600 {
+				return sawtooth(100*MB, 0)(s)
+			}
+			return sawtooth(300*MB, 0)(s)
+		}, func(float64) float64 { return 0 }},
+		// Same memory, but the process start time changes at 3 h.
+		{"start time", sawtooth(300*MB, 0), func(s float64) float64 {
+			if s >= 3*3600 {
+				return 1_700_010_800
+			}
+			return 1_699_999_000
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := New(testConfig())
+			for at := time.Duration(0); at < 4*time.Hour; at += 5 * time.Second {
+				if err := d.Add(Point{Time: t0.Add(at), Bytes: tc.f(at.Seconds()), Start: tc.start(at.Seconds())}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep := d.Evaluate(t0.Add(4*time.Hour), 0)
+			if rep.Restarts != 1 || !rep.SegmentStart.Equal(t0.Add(3*time.Hour)) {
+				t.Fatalf("restarts %d segment start %v", rep.Restarts, rep.SegmentStart.Sub(t0))
+			}
+			if rep.SegmentPoints != 720 || rep.Points != 4*720 {
+				t.Errorf("points %d segment %d", rep.Points, rep.SegmentPoints)
+			}
+			// One hour into the new segment: the 1h window is full but
+			// within the grace again.
+			if w := rep.Windows[0]; w.Verdict != InsufficientData || !strings.Contains(w.Reason, "grace") {
+				t.Errorf("1h: %v %q", w.Verdict, w.Reason)
+			}
+		})
+	}
+	// A sawtooth that halves at every GC is not a restart: the reference
+	// is the floor.
+	d, _ := New(testConfig())
+	feed(t, d, 0, 3*time.Hour, 5*time.Second, func(s float64) float64 {
+		return 100 * MB * (1 + math.Mod(s, 60)/60)
+	}, 0)
+	if r := d.Evaluate(t0.Add(3*time.Hour), 0); r.Restarts != 0 {
+		t.Errorf("sawtooth counted %d restarts", r.Restarts)
+	}
+}
+
+func TestLevelStepIsNotALeak(t *testing.T) {
+	d, _ := New(testConfig())
+	// +80 MB at 5 h, judged at 7 h: the 6h window holds the step in its
+	// last third.
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+		v := sawtooth(200*MB, 0)(s)
+		if s >= 5*3600 {
+			v += 80 * MB
+		}
+		return v
+	}, 0)
+	w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+	if w.Verdict != NoLeak {
+		t.Fatalf("6h: %v (%s)", w.Verdict, w.Reason)
+	}
+	if w.StepFit > 0.1 || math.Abs(w.StepSize-80*MB) > 5*MB {
+		t.Errorf("step fit %v size %.1f MB", w.StepFit, w.StepSize/MB)
+	}
+}
+
+func TestWarmUpIsNotALeak(t *testing.T) {
+	c := testConfig()
+	c.Grace = 0
+	d, _ := New(c)
+	// A cache filling as 200 MB (1 - exp(-t/1h)): judged on [1h, 7h] the
+	// first third rises far faster than the last.
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+		return sawtooth(100*MB, 0)(s) + 200*MB*(1-math.Exp(-s/3600))
+	}, 0)
+	w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+	if w.Verdict != NoLeak || !strings.Contains(w.Reason, "flattening") && !strings.Contains(w.Reason, "persistent") {
+		t.Fatalf("6h: %v (%s)", w.Verdict, w.Reason)
+	}
+}
+
+func TestTooShortForAVerdict(t *testing.T) {
+	// A one-shot run of 5 minutes with the default 5m bucket: one bucket.
+	c := DefaultConfig()
+	c.Windows, c.Grace = []time.Duration{5 * time.Minute}, 0
+	c.MinGrowth = 1 * MB // 12 MB/h over 5 minutes
+	d, _ := New(c)
+	feed(t, d, 0, 5*time.Minute, 5*time.Second, sawtooth(100*MB, 100*MB/3600), 0)
+	rep := d.Evaluate(t0.Add(5*time.Minute), 0)
+	if rep.Verdict != InsufficientData || !strings.Contains(rep.Reason, "too short") {
+		t.Fatalf("%v %q", rep.Verdict, rep.Reason)
+	}
+	// With 10 s buckets the same run has 30 buckets and a verdict.
+	c.Bucket = 10 * time.Second
+	d, _ = New(c)
+	feed(t, d, 0, 5*time.Minute, time.Second, func(s float64) float64 { return 100*MB + 100*MB/3600*s + 2e5*math.Sin(s) }, 0)
+	if rep = d.Evaluate(t0.Add(5*time.Minute), 0); rep.Verdict != LeakSuspected {
+		t.Fatalf("%v %q", rep.Verdict, rep.Reason)
+	}
+}
+
+func TestGapsAreInsufficient(t *testing.T) {
+	d, _ := New(testConfig())
+	feed(t, d, 0, 30*time.Minute, 5*time.Second, sawtooth(100*MB, 0), 0)
+	feed(t, d, 150*time.Minute, 30*time.Minute, 5*time.Second, sawtooth(100*MB, 0), 0)
+	w := d.Evaluate(t0.Add(3*time.Hour), 0).Windows[0]
+	if w.Verdict != InsufficientData || !strings.Contains(w.Reason, "gaps") {
+		t.Fatalf("%v %q", w.Verdict, w.Reason)
+	}
+}
+
+func TestAddRejects(t *testing.T) {
+	d, _ := New(testConfig())
+	if err := d.Add(Point{Time: t0, Bytes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []Point{{Time: t0, Bytes: 1}, {Time: t0.Add(-time.Second), Bytes: 1}} {
+		if err := d.Add(p); !errors.Is(err, ErrNotAfter) {
+			t.Errorf("%v: %v", p.Time.Sub(t0), err)
+		}
+	}
+	for _, v := range []float64{-1, math.NaN(), math.Inf(1)} {
+		if err := d.Add(Point{Time: t0.Add(time.Second), Bytes: v}); !errors.Is(err, ErrInvalidValue) {
+			t.Errorf("%v: %v", v, err)
+		}
+	}
+	if r := d.Evaluate(t0, 0); r.Points != 1 {
+		t.Errorf("points %d", r.Points)
+	}
+}
+
+func TestEvaluateBeforeSamples(t *testing.T) {
+	d, _ := New(testConfig())
+	rep := d.Evaluate(t0, 0)
+	if rep.Verdict != InsufficientData || len(rep.Windows) != 2 || rep.Reason != "no samples yet" {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+func TestEvaluateCachesFigures(t *testing.T) {
+	d, _ := New(testConfig())
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, sawtooth(100*MB, 5*MB/3600), 0)
+	now := t0.Add(7 * time.Hour)
+	d.Evaluate(now, 0)
+	n := d.computes
+	// Same complete buckets: the O(B²) figures are not recomputed.
+	d.Evaluate(now.Add(time.Second), 0)
+	d.Evaluate(now.Add(time.Minute), 1e9)
+	if d.computes != n {
+		t.Errorf("figures recomputed %d times", d.computes-n)
+	}
+	// A new complete bucket in the 1h and 6h windows (5 minute buckets).
+	feed(t, d, 7*time.Hour, 5*time.Minute, 5*time.Second, sawtooth(100*MB, 5*MB/3600), 0)
+	d.Evaluate(now.Add(5*time.Minute), 0)
+	if d.computes != n+2 {
+		t.Errorf("figures recomputed %d times, want 2", d.computes-n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"no windows", func(c *Config) { c.Windows = nil }, "Windows:"},
+		{"dup window", func(c *Config) { c.Windows = []time.Duration{time.Hour, time.Hour} }, "listed twice"},
+		{"bucket", func(c *Config) { c.Bucket = 0 }, "Bucket:"},
+		{"alpha", func(c *Config) { c.Alpha = 1 }, "Alpha:"},
+		{"min buckets", func(c *Config) { c.MinBuckets = 100 }, "MinBuckets:"},
+		{"growth for", func(c *Config) { c.MinGrowthFor = map[time.Duration]float64{time.Hour: -1} }, "MinGrowthFor:"},
+		{"step", func(c *Config) { c.StepRatio = 1 }, "StepRatio:"},
+		{"drop", func(c *Config) { c.RestartDrop = math.NaN() }, "RestartDrop:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBucketWidthAndMinSlope(t *testing.T) {
+	c := DefaultConfig()
+	for _, tc := range []struct {
+		w     time.Duration
+		width time.Duration
+		n     int
+		minMB float64 // MB/h
+	}{
+		{time.Hour, 5 * time.Minute, 12, 18},
+		{6 * time.Hour, 5 * time.Minute, 72, 3.5},
+		{24 * time.Hour, 20 * time.Minute, 72, 0.5},
+		{2 * time.Hour, 5 * time.Minute, 24, 10.5},
+	} {
+		width, n := c.BucketWidth(tc.w)
+		if width != tc.width || n != tc.n {
+			t.Errorf("%v: width %v n %d", tc.w, width, n)
+		}
+		if got := c.MinSlope(tc.w) * 3600 / MB; math.Abs(got-tc.minMB) > 1e-9 {
+			t.Errorf("%v: min slope %v MB/h, want %v", tc.w, got, tc.minMB)
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 6 * time.Hour: "6h", 24 * time.Hour: "24h", 90 * time.Minute: "1h30m",
+		5 * time.Minute: "5m", 150 * time.Second: "2m30s", time.Hour + 30*time.Second: "1h0m30s", 500 * time.Millisecond: "500ms",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestVerdictText(t *testing.T) {
+	for v, want := range map[Verdict]string{InsufficientData: "insufficient_data", NoLeak: "no_leak", LeakSuspected: "leak_suspected"} {
+		b, _ := v.MarshalText()
+		if v.String() != want || string(b) != want {
+			t.Errorf("%d: %q", v, v.String())
+		}
+	}
+}
+
+// BenchmarkAdd measures the per-sample cost with the default windows.
+func BenchmarkAdd(b *testing.B) {
+	d, _ := New(DefaultConfig())
+	f := sawtooth(200*MB, 1*MB/3600)
+	pts := make([]Point, 1<<16)
+	for i := range pts {
+		pts[i] = Point{Time: t0.Add(time.Duration(i) * 5 * time.Second), Bytes: f(float64(i) * 5)}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == len(pts) { // start a new detector rather than go back in time
+			d, _ = New(DefaultConfig())
+			i = 0
+		}
+		_ = d.Add(pts[i])
+		i++
+	}
+}
+
+// BenchmarkEvaluate measures one evaluation that recomputes every window
+// (each gained a bucket), with the default windows full.
+func BenchmarkEvaluate(b *testing.B) {
+	d, _ := New(DefaultConfig())
+	f := sawtooth(200*MB, 1*MB/3600)
+	n := int((33 * time.Hour) / (5 * time.Second))
+	for i := range n {
+		_ = d.Add(Point{Time: t0.Add(time.Duration(i) * 5 * time.Second), Bytes: f(float64(i) * 5)})
+	}
+	now := t0.Add(33 * time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, w := range d.wins {
+			w.dirty = true
+		}
+		d.Evaluate(now, 4e9)
+	}
+}
+
+// BenchmarkMemory24h reports the heap held by one detector with the default
+// windows after 24 h of 5 s samples (17280 points), evaluated.
+func BenchmarkMemory24h(b *testing.B) {
+	f := sawtooth(200*MB, 1*MB/3600)
+	var held float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d, _ := New(DefaultConfig())
+		for i := range 17280 {
+			_ = d.Add(Point{Time: t0.Add(time.Duration(i) * 5 * time.Second), Bytes: f(float64(i) * 5)})
+		}
+		rep := d.Evaluate(t0.Add(24*time.Hour), 4e9)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		runtime.KeepAlive(d)
+		runtime.KeepAlive(rep)
+	}
+	b.ReportMetric(held, "heap-bytes/detector")
+}

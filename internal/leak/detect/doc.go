@@ -1,0 +1,38 @@
+// Package detect decides whether one memory series is leaking, over several
+// rolling windows at once. It is pure: samples go in through Add, figures and
+// verdicts come out of Evaluate, and nothing here does I/O or reads a clock,
+// so the same code serves the live agent, one-shot runs, the offline
+// analyser and the quality benchmark.
+//
+// # Method
+//
+// Samples are folded into fixed-width time buckets per window (aligned to the
+// start of the current segment). A bucket keeps least-squares moments of its
+// raw samples and its minimum, so adding a sample costs O(windows) and memory
+// is O(buckets), whatever the sampling rate. At evaluation, over the last B
+// complete buckets of each window:
+//
+//   - the old suite's figures: least squares over the raw samples (slope in
+//     bytes per second, R²), kept because users know them;
+//   - the floor of the GC sawtooth: each bucket's minimum (a bucket spans at
+//     least one GC cycle), its Theil-Sen slope (median of pairwise slopes,
+//     robust to outliers and level steps) and intercept;
+//   - a one-sided Mann-Kendall test for an upward trend of the floor, with
+//     the Hamed-Rao correction for autocorrelation (never shrinking the
+//     variance);
+//   - a persistence guard: the floor slopes of the middle and last thirds
+//     must each reach GuardLaterThirds of the whole-window slope, and the
+//     last third GuardLastVsFirst of the first, so warm-up curves that
+//     flatten are not leaks;
+//   - a practical threshold: the floor slope must reach Config.MinSlope;
+//   - a projection: seconds until the limit, from the current floor plus the
+//     typical sawtooth amplitude, +Inf when the floor is not growing.
+//
+// A restart (the process start time changes, or a sample falls below
+// RestartDrop times the recent floor) starts a new segment and clears every
+// window. No window gives a verdict before it holds B complete buckets of the
+// current segment, at least MinBuckets of them with data, and the segment is
+// older than the start-up grace. The Theil-Sen and Mann-Kendall steps cost
+// O(B²) and run only when a window gained a complete bucket since the last
+// evaluation.
+package detect

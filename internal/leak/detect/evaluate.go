@@ -1,0 +1,442 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/stats"
+)
+
+// Verdict is the outcome for one window or one series.
+type Verdict int
+
+// Verdicts.
+const (
+	// InsufficientData: the window is not full yet, the segment is in its
+	// start-up grace, or too many buckets are empty.
+	InsufficientData Verdict = iota
+	// NoLeak: enough data, and the floor does not grow significantly,
+	// practically and persistently.
+	NoLeak
+	// LeakSuspected: the floor grows significantly, faster than the
+	// practical threshold, across the whole window.
+	LeakSuspected
+)
+
+// String returns insufficient_data, no_leak or leak_suspected.
+func (v Verdict) String() string {
+	switch v {
+	case NoLeak:
+		return "no_leak"
+	case LeakSuspected:
+		return "leak_suspected"
+	}
+	return "insufficient_data"
+}
+
+// MarshalText encodes the verdict as its String.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// figures are what a window's complete buckets say, independent of the
+// evaluation time and the limit.
+type figures struct {
+	samples  int
+	buckets  int     // non-empty complete buckets in the window
+	complete int64   // complete buckets of the segment (the index c)
+	xEnd     float64 // end of the window, seconds since origin
+
+	ols      bool
+	olsSlope float64
+	olsR2    float64
+
+	floor      bool
+	floorSlope float64
+	floorR2    float64
+	baseline   float64
+	amplitude  float64
+	trend      stats.TrendTest
+	thirds     [3]float64
+	thirdSE    [3]float64
+	noise      float64 // robust sd of the floor's bucket-to-bucket scatter
+	thirdsOK   bool
+	stepFit    float64 // SSR of the best step / SSR of the line
+	stepSize   float64
+	stepAt     float64 // seconds since origin
+}
+
+// Result is the evaluation of one window.
+type Result struct {
+	// Window is the window length; BucketWidth and Buckets its bucketing.
+	Window      time.Duration
+	BucketWidth time.Duration
+	Buckets     int
+	// Verdict and a human-readable Reason for it.
+	Verdict Verdict
+	Reason  string
+	// Samples is the number of raw samples in the window's complete buckets;
+	// FilledBuckets how many of its buckets hold data.
+	Samples       int
+	FilledBuckets int
+	// Covered is how much of the window the current segment fills.
+	Covered time.Duration
+
+	// HasOLS tells whether OLSSlope (bytes/s) and OLSR2, least squares over
+	// the raw samples (the old suite's figures), are set.
+	HasOLS   bool
+	OLSSlope float64
+	OLSR2    float64
+
+	// HasFloor tells whether the floor figures are set: the Theil-Sen slope
+	// of the bucket minima (bytes/s), the R² of that line, the floor at the
+	// end of the window (Baseline, bytes), the median sawtooth amplitude
+	// (bucket maximum minus minimum), the Mann-Kendall test with the
+	// Hamed-Rao correction (P is the one-sided p-value), and the floor
+	// slopes of the window's thirds (NaN where a third has < 2 buckets).
+	HasFloor    bool
+	FloorSlope  float64
+	FloorR2     float64
+	Baseline    float64
+	Amplitude   float64
+	Trend       stats.TrendTest
+	P           float64
+	ThirdSlopes [3]float64
+	// ThirdSE are the standard errors of ThirdSlopes, from Noise, the robust
+	// standard deviation of the floor's bucket-to-bucket scatter (bytes).
+	ThirdSE [3]float64
+	Noise   float64
+	guardSE float64
+	// StepFit is the residual sum of squares of the best single level step
+	// of the floor divided by that of its least-squares line (small: a step
+	// explains the floor better than a trend; +Inf for an exact line).
+	// StepSize (bytes) and StepAt describe that step.
+	StepFit  float64
+	StepSize float64
+	StepAt   time.Time
+	// MinSlope is the practical threshold (bytes/s) for this window.
+	MinSlope float64
+
+	// HasLimit tells whether a limit was given; SecondsToLimit is then the
+	// projected time until floor+amplitude reaches it along the floor slope:
+	// 0 when already there, +Inf when the floor is not growing.
+	HasLimit       bool
+	Limit          float64
+	SecondsToLimit float64
+}
+
+// Report is the evaluation of one series over all windows.
+type Report struct {
+	// Verdict is LeakSuspected when any window suspects a leak, NoLeak when
+	// none does and at least one has a verdict, InsufficientData otherwise.
+	Verdict Verdict
+	// Reason explains Verdict, naming the deciding window.
+	Reason string
+	// Window is the deciding window: the shortest window that suspects a
+	// leak, or the longest with a verdict, or the shortest one.
+	Window time.Duration
+	// Windows holds one Result per window, ascending by length.
+	Windows []Result
+	// Points is the number of accepted points; SegmentPoints those since the
+	// last restart; Restarts the restarts seen.
+	Points, SegmentPoints, Restarts int
+	// SegmentStart is the time of the first point of the current segment;
+	// Last the time of the last point.
+	SegmentStart, Last time.Time
+}
+
+// Deciding returns the Result of the deciding window.
+func (r Report) Deciding() Result {
+	for _, w := range r.Windows {
+		if w.Window == r.Window {
+			return w
+		}
+	}
+	return Result{}
+}
+
+// Evaluate returns the figures and verdicts as of now (clamped to the last
+// point's time), with limit the memory limit in bytes (0 or less: unknown).
+// Buckets that end at or before now count as complete. The O(B²) work is done
+// only for windows that gained a complete bucket since the last call.
+func (d *Detector) Evaluate(now time.Time, limit float64) Report {
+	rep := Report{
+		Points:        d.points,
+		SegmentPoints: d.segPoints,
+		Restarts:      d.restarts,
+		SegmentStart:  d.origin,
+		Last:          d.last,
+		Windows:       make([]Result, 0, len(d.wins)),
+	}
+	if !d.started {
+		for _, w := range d.wins {
+			rep.Windows = append(rep.Windows, Result{
+				Window: w.dur, BucketWidth: w.width, Buckets: w.n,
+				MinSlope: d.cfg.MinSlope(w.dur), Verdict: InsufficientData,
+				Reason: "no samples yet", SecondsToLimit: math.NaN(), P: math.NaN(),
+			})
+		}
+		rep.Window = d.wins[0].dur
+		rep.Reason = "no samples yet"
+		return rep
+	}
+	if now.Before(d.last) {
+		now = d.last
+	}
+	age := now.Sub(d.origin)
+	for _, w := range d.wins {
+		c := int64(age.Seconds() / w.widthS)
+		if w.cacheSeg != d.segment || w.cacheC != c || w.dirty {
+			w.fig = d.compute(w, c)
+			w.cacheSeg, w.cacheC, w.dirty = d.segment, c, false
+		}
+		rep.Windows = append(rep.Windows, d.judge(w, age, limit))
+	}
+	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
+	return rep
+}
+
+func summarise(rs []Result) (Verdict, time.Duration, string) {
+	for _, r := range rs {
+		if r.Verdict == LeakSuspected {
+			return LeakSuspected, r.Window, fmt.Sprintf("window %s: %s", fmtDur(r.Window), r.Reason)
+		}
+	}
+	for i := len(rs) - 1; i >= 0; i-- {
+		if r := rs[i]; r.Verdict == NoLeak {
+			return NoLeak, r.Window, fmt.Sprintf("window %s: %s", fmtDur(r.Window), r.Reason)
+		}
+	}
+	r := rs[0]
+	return InsufficientData, r.Window, fmt.Sprintf("window %s: %s", fmtDur(r.Window), r.Reason)
+}
+
+// compute derives a window's figures from its complete buckets
+// [c-n, c-1].
+func (d *Detector) compute(w *window, c int64) figures {
+	d.computes++
+	f := figures{complete: c, xEnd: float64(c) * w.widthS}
+	lo := c - int64(w.n)
+	var raw stats.Moments
+	xs, ys, amps := d.xs[:0], d.ys[:0], d.amps[:0]
+	var pos []int64
+	for idx := max(lo, 0); idx < c; idx++ {
+		b := w.bucket(idx)
+		if b == nil || b.m.N == 0 {
+			continue
+		}
+		raw.Merge(b.m)
+		xs = append(xs, b.minT)
+		ys = append(ys, b.min)
+		amps = append(amps, b.max-b.min)
+		pos = append(pos, idx-lo)
+	}
+	d.xs, d.ys, d.amps = xs, ys, amps
+	f.samples = int(raw.N)
+	f.buckets = len(xs)
+	if s, _, r2, ok := raw.Line(); ok {
+		f.ols, f.olsSlope, f.olsR2 = true, s, r2
+	}
+	if len(xs) < 3 {
+		return f
+	}
+	slope, icept, buf, ok := stats.TheilSen(xs, ys, d.buf)
+	d.buf = buf
+	if !ok {
+		return f
+	}
+	f.floor = true
+	f.floorSlope = slope
+	f.baseline = icept + slope*f.xEnd
+	f.floorR2 = fitR2(xs, ys, slope, icept)
+	f.trend = stats.MannKendallHamedRao(xs, ys, slope)
+	f.amplitude = stats.Median(amps)
+	f.stepFit, f.stepSize, f.stepAt = math.NaN(), math.NaN(), math.NaN()
+	if st, ok := stats.BestStep(ys); ok {
+		var m stats.Moments
+		for i := range xs {
+			m.Add(xs[i], ys[i])
+		}
+		lineSSR := m.SYY - m.SXY*m.SXY/m.SXX
+		switch {
+		case lineSSR > 0:
+			f.stepFit = st.SSR / lineSSR
+		default:
+			f.stepFit = math.Inf(1)
+		}
+		f.stepSize = st.Size
+		f.stepAt = (xs[st.At-1] + xs[st.At]) / 2
+	}
+
+	// Slopes of the thirds, by position in the window, and their standard
+	// errors from the bucket-to-bucket scatter of the floor.
+	f.noise = diffNoise(ys, &d.tmp)
+	f.thirdsOK = true
+	start := 0
+	for j := range 3 {
+		end := start
+		for end < len(pos) && int(pos[end]*3/int64(w.n)) <= j {
+			end++
+		}
+		f.thirds[j], f.thirdSE[j] = math.NaN(), math.NaN()
+		if end-start >= 2 {
+			s, _, buf, ok := stats.TheilSen(xs[start:end], ys[start:end], d.buf)
+			d.buf = buf
+			if ok {
+				f.thirds[j] = s
+				var m stats.Moments
+				for i := start; i < end; i++ {
+					m.Add(xs[i], 0)
+				}
+				f.thirdSE[j] = f.noise / math.Sqrt(m.SXX)
+			}
+		}
+		if math.IsNaN(f.thirds[j]) {
+			f.thirdsOK = false
+		}
+		start = end
+	}
+	return f
+}
+
+// diffNoise estimates the standard deviation of the noise of a series from
+// its successive differences, robustly (median absolute deviation), so a
+// trend, a step or a few outliers barely move it.
+func diffNoise(ys []float64, tmp *[]float64) float64 {
+	if len(ys) < 3 {
+		return math.NaN()
+	}
+	d := (*tmp)[:0]
+	for i := 1; i < len(ys); i++ {
+		d = append(d, ys[i]-ys[i-1])
+	}
+	med := stats.Median(d)
+	for i := range d {
+		d[i] = math.Abs(d[i] - med)
+	}
+	mad := stats.Median(d)
+	*tmp = d
+	return 1.4826 * mad / math.Sqrt2
+}
+
+// fitR2 is 1 - SSres/SStot of a given line, clamped to [0, 1].
+func fitR2(xs, ys []float64, slope, icept float64) float64 {
+	var mean float64
+	for _, y := range ys {
+		mean += y
+	}
+	mean /= float64(len(ys))
+	var res, tot float64
+	for i, y := range ys {
+		e := y - (icept + slope*xs[i])
+		res += e * e
+		tot += (y - mean) * (y - mean)
+	}
+	if tot == 0 {
+		return 0
+	}
+	return min(max(1-res/tot, 0), 1)
+}
+
+// judge turns cached figures into a Result as of segment age age.
+func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
+	f := w.fig
+	r := Result{
+		Window: w.dur, BucketWidth: w.width, Buckets: w.n,
+		Samples: f.samples, FilledBuckets: f.buckets,
+		Covered:  min(time.Duration(f.complete)*w.width, w.dur),
+		HasOLS:   f.ols,
+		OLSSlope: f.olsSlope, OLSR2: f.olsR2,
+		HasFloor: f.floor, FloorSlope: f.floorSlope, FloorR2: f.floorR2,
+		Baseline: f.baseline, Amplitude: f.amplitude, Trend: f.trend,
+		P:           math.NaN(),
+		ThirdSlopes: f.thirds,
+		ThirdSE:     f.thirdSE,
+		Noise:       f.noise,
+		guardSE:     d.cfg.GuardSE,
+		MinSlope:    d.cfg.MinSlope(w.dur),
+		StepFit:     f.stepFit, StepSize: f.stepSize,
+		SecondsToLimit: math.NaN(),
+	}
+	if f.floor && !math.IsNaN(f.stepAt) {
+		r.StepAt = d.origin.Add(time.Duration(f.stepAt * float64(time.Second)))
+	}
+	if !f.ols {
+		r.OLSSlope, r.OLSR2 = math.NaN(), math.NaN()
+	}
+	if f.floor {
+		r.P = f.trend.P
+	} else {
+		r.FloorSlope, r.FloorR2, r.Baseline, r.Amplitude = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		r.StepFit, r.StepSize = math.NaN(), math.NaN()
+		r.ThirdSlopes = [3]float64{math.NaN(), math.NaN(), math.NaN()}
+		r.ThirdSE = r.ThirdSlopes
+		r.Noise = math.NaN()
+	}
+	if limit > 0 && !math.IsInf(limit, 0) {
+		r.HasLimit, r.Limit = true, limit
+		switch {
+		case !f.floor || !(f.floorSlope > 0):
+			r.SecondsToLimit = math.Inf(1)
+		default:
+			r.SecondsToLimit = max((limit-(f.baseline+f.amplitude))/f.floorSlope, 0)
+		}
+	}
+	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope)
+	return r
+}
+
+func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64) (Verdict, string) {
+	cfg := d.cfg
+	need := int64(w.n)
+	switch {
+	case f.complete < need:
+		return InsufficientData, fmt.Sprintf("window not full: %s of %s since the segment started (%d of %d buckets of %s)",
+			fmtDur(time.Duration(f.complete)*w.width), fmtDur(w.dur), f.complete, w.n, fmtDur(w.width))
+	case w.n < cfg.MinBuckets:
+		return InsufficientData, fmt.Sprintf("window too short for a verdict: %d buckets of %s, need at least %d (longer window or smaller bucket)",
+			w.n, fmtDur(w.width), cfg.MinBuckets)
+	case age < w.dur+cfg.Grace:
+		return InsufficientData, fmt.Sprintf("start-up grace: the window must hold no data of the first %s of the segment (segment is %s old)",
+			fmtDur(cfg.Grace), fmtDur(age))
+	case f.buckets < cfg.MinBuckets || float64(f.buckets) < MinCoverage*float64(w.n):
+		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, w.n)
+	case !f.floor:
+		return InsufficientData, "floor could not be fitted"
+	case f.floorSlope < minSlope:
+		return NoLeak, fmt.Sprintf("floor slope %s below the practical minimum %s", fmtRate(f.floorSlope), fmtRate(minSlope))
+	case !(f.trend.P < cfg.Alpha):
+		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
+	case !f.thirdsOK:
+		return NoLeak, "not persistent: a third of the window has too few buckets"
+	}
+	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE); !ok {
+		return NoLeak, why
+	}
+	switch {
+	case cfg.StepRatio > 0 && f.stepFit < cfg.StepRatio:
+		return NoLeak, fmt.Sprintf("level step: a shift of %+.3g MB explains the floor better than a trend (fit ratio %.2f)",
+			f.stepSize/MB, f.stepFit)
+	}
+	return LeakSuspected, fmt.Sprintf("floor rising %s (p=%.3g), persistent across the window", fmtRate(f.floorSlope), f.trend.P)
+}
+
+func fmtRate(bytesPerSecond float64) string {
+	return fmt.Sprintf("%.3g MB/h", bytesPerSecond*3600/MB)
+}
+
+// fmtDur prints durations as window labels are printed.
+func fmtDur(d time.Duration) string { return FormatDuration(d) }
+
+// FormatDuration prints d as Go does but without zero trailing units, as
+// used for window labels: "1h", "6h", "1h30m", "5m", "2m30s", "500ms".
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

@@ -1,0 +1,38 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+)
+
+// Persistent tells whether the floor slopes of the window's thirds pass the
+// persistence guard (see guard). It is false when a third could not be
+// fitted.
+func (r Result) Persistent() bool {
+	if !r.HasFloor {
+		return false
+	}
+	ok, _ := guard(r.FloorSlope, r.ThirdSlopes, r.ThirdSE, r.guardSE)
+	return ok
+}
+
+// guard is the persistence guard: the middle and last thirds' floor slopes
+// must each reach GuardLaterThirds of the whole-window slope s, and the last
+// GuardLastVsFirst of the first, so curves that flatten are not leaks. Each
+// comparison allows tol standard errors of the thirds' slopes, so that with
+// few buckets per third (short windows) noise alone does not fail it.
+func guard(s float64, t, se [3]float64, tol float64) (bool, string) {
+	for j := range 3 {
+		if math.IsNaN(t[j]) || math.IsNaN(se[j]) {
+			return false, "not persistent: a third of the window has too few buckets"
+		}
+	}
+	if t[1]+tol*se[1] < GuardLaterThirds*s || t[2]+tol*se[2] < GuardLaterThirds*s {
+		return false, fmt.Sprintf("not persistent: thirds rise %s, %s, %s against %s over the window",
+			fmtRate(t[0]), fmtRate(t[1]), fmtRate(t[2]), fmtRate(s))
+	}
+	if t[2]-GuardLastVsFirst*t[0]+tol*math.Hypot(se[2], GuardLastVsFirst*se[0]) < 0 {
+		return false, fmt.Sprintf("flattening: last third rises %s against %s in the first", fmtRate(t[2]), fmtRate(t[0]))
+	}
+	return true, ""
+}

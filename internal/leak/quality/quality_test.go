@@ -1,0 +1,57 @@
+package quality
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickQuality runs a handful of seeded series (the full benchmark is
+// `go run ./internal/leak/cmd/leakbench`) and checks what must hold on any
+// seed: the rule re-scored from recorded figures equals the detector's own
+// verdicts, the robust detector raises no alarm on steady series and fewer
+// than the old rule on level steps, and it catches every leak, fast ones
+// first.
+func TestQuickQuality(t *testing.T) {
+	o := DefaultOptions()
+	o.Series, o.LeakSeries = 2, 2
+	o.Families = []Family{Steady, Steps}
+	o.LeakRates = []float64{1 * mb / 3600, 25 * mb / 3600}
+	o.Length = 72 * time.Hour
+	d, err := Simulate(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Parity: scoring from the trace equals the detector's verdicts at
+	// every evaluation of every series.
+	own, rescored := d.Detector("own"), d.Robust("rescored", ParamsOf(o.Config), nil)
+	for _, tr := range d.traces {
+		for i := range tr.evals {
+			if own.Cond(tr, i) != rescored.Cond(tr, i) {
+				t.Fatalf("seed %d eval %d: detector %v, re-scored %v", tr.series.Seed, i, own.Cond(tr, i), rescored.Cond(tr, i))
+			}
+		}
+	}
+	robust := d.Score(own)
+	old := d.Score(d.OldRule(1)) // 6h
+	if robust.FPPerDay[Steady] != 0 {
+		t.Errorf("robust detector: %.3f false alarms a day on steady series", robust.FPPerDay[Steady])
+	}
+	if old.FPPerDay[Steps] == 0 || robust.FPPerDay[Steps] >= old.FPPerDay[Steps] {
+		t.Errorf("false alarms a day on steps: robust %.3f, old rule %.3f", robust.FPPerDay[Steps], old.FPPerDay[Steps])
+	}
+	for _, r := range o.LeakRates {
+		if robust.Missed[r] != 0 {
+			t.Errorf("%g MB/h: %.0f%% missed", r*3600/mb, 100*robust.Missed[r])
+		}
+	}
+	if fast, slow := robust.MedianDelay[o.LeakRates[1]], robust.MedianDelay[o.LeakRates[0]]; fast >= slow {
+		t.Errorf("25 MB/h found after %v, 1 MB/h after %v", fast, slow)
+	}
+	var b strings.Builder
+	d.Markdown(&b, []Score{old, robust})
+	if !strings.Contains(b.String(), "| detector |") || strings.Count(b.String(), "\n") != 4 {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

@@ -1,0 +1,382 @@
+package quality
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+)
+
+// Options configure a benchmark run. DefaultOptions matches the reference
+// specification.
+type Options struct {
+	// Seed makes the run reproducible; each series derives its own seed.
+	Seed uint64
+	// Series is the number of series per non-leaking family; LeakSeries the
+	// number per leak rate.
+	Series, LeakSeries int
+	// Length of each series, sampling step, evaluation period, how long a
+	// verdict must hold to count, and when leaks start.
+	Length, Step, EvalEvery, Hold, LeakStart time.Duration
+	// MissAfter: a leak not detected this long after it started is missed.
+	MissAfter time.Duration
+	// LeakRates in bytes per second.
+	LeakRates []float64
+	// Families are the non-leaking families to run.
+	Families []Family
+	// Config is the robust detector's configuration (also its windows for
+	// the other detectors).
+	Config detect.Config
+	// OLSTargetFP is the false-alarm rate per day on steady series to which
+	// the raw least-squares threshold is tuned.
+	OLSTargetFP float64
+	// Workers run series in parallel; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// DefaultOptions returns the reference benchmark: 200 series per family and
+// per leak rate, 96 h each.
+func DefaultOptions() Options {
+	return Options{
+		Seed:        1,
+		Series:      200,
+		LeakSeries:  200,
+		Length:      96 * time.Hour,
+		Step:        5 * time.Second,
+		EvalEvery:   5 * time.Minute,
+		Hold:        15 * time.Minute,
+		LeakStart:   36 * time.Hour,
+		MissAfter:   48 * time.Hour,
+		LeakRates:   []float64{1 * mb / 3600, 5 * mb / 3600, 25 * mb / 3600},
+		Families:    []Family{Steady, WarmUp, Steps, Diurnal},
+		Config:      detect.DefaultConfig(),
+		OLSTargetFP: 0.05,
+	}
+}
+
+// trace is what one series' detector said at each evaluation, per window.
+type trace struct {
+	series Series
+	evals  int
+	// Indexed [window*evals + i].
+	full, gates, persist []bool
+	floor, p, ols, r2    []float32
+	stepFit              []float32
+	verdict              []bool // the detector's own verdict with Config.Grace
+}
+
+// Data is the recorded output of a run, from which any detector rule is
+// scored without re-simulating.
+type Data struct {
+	Opts    Options
+	Windows []time.Duration
+	traces  []*trace
+	Elapsed time.Duration
+}
+
+// Simulate generates every series and records the detectors' figures.
+func Simulate(ctx context.Context, o Options) (*Data, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("detector config: %w", err)
+	}
+	var jobs []Series
+	seed := func(kind, i int) uint64 { return o.Seed*1_000_003 + uint64(kind)*10_007 + uint64(i) }
+	for _, f := range o.Families {
+		for i := range o.Series {
+			jobs = append(jobs, Series{Family: f, Seed: seed(int(f), i)})
+		}
+	}
+	for k, rate := range o.LeakRates {
+		for i := range o.LeakSeries {
+			jobs = append(jobs, Series{Family: Leak, LeakRate: rate, LeakStart: o.LeakStart.Seconds(), Seed: seed(100+k, i)})
+		}
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	start := time.Now()
+	out := make([]*trace, len(jobs))
+	errs := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = runSeries(o, jobs[i])
+			}
+		})
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	wins := slices.Clone(o.Config.Windows)
+	slices.Sort(wins)
+	return &Data{Opts: o, Windows: wins, traces: out, Elapsed: time.Since(start)}, nil
+}
+
+func runSeries(o Options, s Series) (*trace, error) {
+	cfg := o.Config
+	grace := cfg.Grace
+	cfg.Grace = 0 // gates are recorded without grace; it is applied when scoring
+	det, err := detect.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	evals := int(o.Length / o.EvalEvery)
+	nw := len(cfg.Windows)
+	tr := &trace{
+		series: s, evals: evals,
+		full: make([]bool, nw*evals), gates: make([]bool, nw*evals), persist: make([]bool, nw*evals),
+		floor: make([]float32, nw*evals), p: make([]float32, nw*evals),
+		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
+		verdict: make([]bool, nw*evals),
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	every := o.EvalEvery.Seconds()
+	nextEval, ei := every, 0
+	var addErr error
+	record := func(now float64) {
+		rep := det.Evaluate(t0.Add(time.Duration(now*float64(time.Second))), 0)
+		for w, r := range rep.Windows {
+			k := w*evals + ei
+			tr.full[k] = r.Covered == r.Window
+			tr.gates[k] = r.Verdict != detect.InsufficientData
+			tr.persist[k] = r.Persistent()
+			tr.floor[k] = float32(r.FloorSlope)
+			tr.p[k] = float32(r.P)
+			tr.ols[k] = float32(r.OLSSlope)
+			tr.r2[k] = float32(r.OLSR2)
+			tr.stepFit[k] = float32(r.StepFit)
+			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
+		}
+		ei++
+	}
+	s.Generate(o.Length.Seconds(), o.Step.Seconds(), func(t, y float64) {
+		for t >= nextEval && ei < evals {
+			record(nextEval)
+			nextEval += every
+		}
+		if err := det.Add(detect.Point{Time: t0.Add(time.Duration(t * float64(time.Second))), Bytes: y}); err != nil && addErr == nil {
+			addErr = err
+		}
+	})
+	for ei < evals {
+		record(nextEval)
+		nextEval += every
+	}
+	return tr, addErr
+}
+
+// Rule decides, from a trace, whether a detector's condition holds at
+// evaluation i.
+type Rule struct {
+	Name string
+	// Cond is called for each evaluation index.
+	Cond func(tr *trace, i int) bool
+}
+
+// RobustParams are the tunable thresholds of the robust rule.
+type RobustParams struct {
+	Alpha, StepRatio float64
+	// MinSlope is the practical threshold per window (bytes/s).
+	MinSlope map[time.Duration]float64
+	Grace    time.Duration
+}
+
+// ParamsOf extracts the tunable thresholds of a detector configuration.
+func ParamsOf(c detect.Config) RobustParams {
+	p := RobustParams{Alpha: c.Alpha, StepRatio: c.StepRatio, Grace: c.Grace, MinSlope: map[time.Duration]float64{}}
+	for _, w := range c.Windows {
+		p.MinSlope[w] = c.MinSlope(w)
+	}
+	return p
+}
+
+// Robust is the robust detector's rule over the windows selected by mask
+// (nil: all), re-scored with p; with the configured thresholds it equals
+// the detector's own verdict.
+func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
+	evals := d.traces[0].evals
+	every := d.Opts.EvalEvery.Seconds()
+	minSlope := make([]float64, len(d.Windows))
+	for w, win := range d.Windows {
+		minSlope[w] = p.MinSlope[win]
+	}
+	return Rule{Name: name, Cond: func(tr *trace, i int) bool {
+		for w, win := range d.Windows {
+			if mask != nil && !mask[w] {
+				continue
+			}
+			if float64(i+1)*every < (win + p.Grace).Seconds() {
+				continue
+			}
+			k := w*evals + i
+			if tr.gates[k] && tr.persist[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
+				!(p.StepRatio > 0 && float64(tr.stepFit[k]) < p.StepRatio) {
+				return true
+			}
+		}
+		return false
+	}}
+}
+
+// Detector returns the rule that reads the detector's own verdicts (any
+// window).
+func (d *Data) Detector(name string) Rule {
+	evals := d.traces[0].evals
+	return Rule{Name: name, Cond: func(tr *trace, i int) bool {
+		for w := range d.Windows {
+			if tr.verdict[w*evals+i] {
+				return true
+			}
+		}
+		return false
+	}}
+}
+
+// OldRule is the old suite's rule on window w read as "fail if either limit
+// is crossed": slope >= 5 MB/h, or R² >= 0.7 with a rising slope.
+func (d *Data) OldRule(w int) Rule {
+	evals := d.traces[0].evals
+	lim := 5 * mb / 3600
+	return Rule{Name: fmt.Sprintf("old rule (either limit), %s", detect.FormatDuration(d.Windows[w])), Cond: func(tr *trace, i int) bool {
+		k := w*evals + i
+		return tr.full[k] && (float64(tr.ols[k]) >= lim || (tr.r2[k] >= 0.7 && tr.ols[k] > 0))
+	}}
+}
+
+// OLS is least squares on the raw samples of window w with a slope
+// threshold in bytes per second.
+func (d *Data) OLS(w int, threshold float64) Rule {
+	evals := d.traces[0].evals
+	return Rule{Name: fmt.Sprintf("OLS on raw, %s, slope >= %.2f MB/h", detect.FormatDuration(d.Windows[w]), threshold*3600/mb), Cond: func(tr *trace, i int) bool {
+		k := w*evals + i
+		return tr.full[k] && float64(tr.ols[k]) >= threshold
+	}}
+}
+
+// alarms returns the evaluation indices at which the rule's alert fires (its
+// condition has held for Hold) and a per-index "active" reporter.
+func (d *Data) active(r Rule, tr *trace) []bool {
+	need := int(d.Opts.Hold/d.Opts.EvalEvery) + 1
+	act := make([]bool, tr.evals)
+	run := 0
+	for i := range tr.evals {
+		if r.Cond(tr, i) {
+			run++
+		} else {
+			run = 0
+		}
+		act[i] = run >= need
+	}
+	return act
+}
+
+// Score is one detector's results.
+type Score struct {
+	Name string
+	// FPPerDay per non-leaking family.
+	FPPerDay map[Family]float64
+	// Per leak rate (bytes/s): median delay (+Inf when more than half are
+	// missed) and the share missed within MissAfter.
+	MedianDelay map[float64]time.Duration
+	Missed      map[float64]float64
+	// Delays per leak rate, sorted, +Inf-free (detected ones only).
+	Delays map[float64][]time.Duration
+}
+
+// Score runs a rule over every trace.
+func (d *Data) Score(r Rule) Score {
+	s := Score{Name: r.Name, FPPerDay: map[Family]float64{}, MedianDelay: map[float64]time.Duration{},
+		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}}
+	alarms := map[Family]int{}
+	days := map[Family]float64{}
+	all := map[float64][]time.Duration{}
+	every := d.Opts.EvalEvery
+	for _, tr := range d.traces {
+		act := d.active(r, tr)
+		f := tr.series.Family
+		if f != Leak {
+			for i := range act {
+				if act[i] && (i == 0 || !act[i-1]) {
+					alarms[f]++
+				}
+			}
+			days[f] += d.Opts.Length.Hours() / 24
+			continue
+		}
+		rate := tr.series.LeakRate
+		delay := time.Duration(math.MaxInt64)
+		for i := range act {
+			t := time.Duration(i+1) * every
+			if t >= d.Opts.LeakStart && act[i] {
+				if dl := t - d.Opts.LeakStart; dl <= d.Opts.MissAfter {
+					delay = dl
+				}
+				break
+			}
+		}
+		all[rate] = append(all[rate], delay)
+	}
+	for f, n := range days {
+		s.FPPerDay[f] = float64(alarms[f]) / n
+	}
+	for rate, ds := range all {
+		slices.Sort(ds)
+		missed := 0
+		for _, dl := range ds {
+			if dl == time.Duration(math.MaxInt64) {
+				missed++
+			} else {
+				s.Delays[rate] = append(s.Delays[rate], dl)
+			}
+		}
+		s.Missed[rate] = float64(missed) / float64(len(ds))
+		s.MedianDelay[rate] = ds[(len(ds)-1)/2]
+		if len(ds)%2 == 0 && ds[len(ds)/2] != time.Duration(math.MaxInt64) {
+			s.MedianDelay[rate] = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+		}
+	}
+	return s
+}
+
+// TuneOLS returns the smallest slope threshold (bytes/s, on a 0.1 MB/h grid)
+// at which least squares on window w raises at most target false alarms a
+// day on the steady family.
+func (d *Data) TuneOLS(w int, target float64) float64 {
+	lo, hi := 0.0, 2000.0 // in 0.1 MB/h steps
+	fp := func(step float64) float64 {
+		s := d.Score(d.OLS(w, step*0.1*mb/3600))
+		return s.FPPerDay[Steady]
+	}
+	for hi-lo > 1 {
+		mid := math.Floor((lo + hi) / 2)
+		if fp(mid) <= target {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi * 0.1 * mb / 3600
+}

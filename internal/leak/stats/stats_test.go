@@ -1,0 +1,344 @@
+package stats
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func near(t *testing.T, name string, got, want, tol float64) {
+	t.Helper()
+	if math.IsNaN(want) && math.IsNaN(got) {
+		return
+	}
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %.12g, want %.12g (±%g)", name, got, want, tol)
+	}
+}
+
+// Series A is worked by hand in the comments of each test:
+// x = 0..4, y = 1 3 2 5 4.
+var (
+	ax = []float64{0, 1, 2, 3, 4}
+	ay = []float64{1, 3, 2, 5, 4}
+)
+
+func TestOLS(t *testing.T) {
+	tests := []struct {
+		name         string
+		x, y         []float64
+		slope, icept float64
+		r2           float64
+		ok           bool
+	}{
+		// mean x 2, mean y 3; Sxy = 8, Sxx = 10, Syy = 10:
+		// slope 0.8, intercept 3-1.6 = 1.4, R² = 64/100.
+		{"series A", ax, ay, 0.8, 1.4, 0.64, true},
+		{"exact line", []float64{1, 2, 3}, []float64{5, 7, 9}, 2, 3, 1, true},
+		// Flat: the fit is exact but explains nothing; R² reported as 0.
+		{"flat", []float64{1, 2, 3}, []float64{4, 4, 4}, 0, 4, 0, true},
+		{"one point", []float64{1}, []float64{1}, math.NaN(), math.NaN(), math.NaN(), false},
+		{"same x", []float64{2, 2}, []float64{1, 5}, math.NaN(), math.NaN(), math.NaN(), false},
+		// Large offsets (Unix seconds, hundreds of MB) must not lose
+		// precision: y = 3e8 + 10*(x-1.7e9).
+		{"large offsets", []float64{1.7e9, 1.7e9 + 5, 1.7e9 + 10}, []float64{3e8, 3e8 + 50, 3e8 + 100}, 10, 3e8 - 1.7e10, 1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, a, r2, ok := OLS(tc.x, tc.y)
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			near(t, "slope", s, tc.slope, 1e-9)
+			near(t, "intercept", a, tc.icept, 1e-6*math.Max(1, math.Abs(tc.icept)))
+			near(t, "r2", r2, tc.r2, 1e-12)
+		})
+	}
+}
+
+func TestMomentsMergeEqualsAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all, a, b, c Moments
+	for i := range 1000 {
+		x := 1.7e9 + float64(i)*5
+		y := 2e8 + 1e3*float64(i) + rng.NormFloat64()*1e6
+		all.Add(x, y)
+		switch {
+		case i < 300:
+			a.Add(x, y)
+		case i < 301:
+			b.Add(x, y)
+		default:
+			c.Add(x, y)
+		}
+	}
+	var m Moments
+	m.Merge(a)
+	m.Merge(Moments{}) // empty merge is a no-op
+	m.Merge(b)
+	m.Merge(c)
+	s1, a1, r1, _ := all.Line()
+	s2, a2, r2, _ := m.Line()
+	near(t, "slope", s2, s1, 1e-9*math.Abs(s1))
+	near(t, "intercept", a2, a1, 1e-6*math.Abs(a1))
+	near(t, "r2", r2, r1, 1e-9)
+	if m.N != 1000 {
+		t.Errorf("N = %v", m.N)
+	}
+}
+
+func TestTheilSen(t *testing.T) {
+	tests := []struct {
+		name         string
+		x, y         []float64
+		slope, icept float64
+		ok           bool
+	}{
+		// Pair slopes: 2, .5, 4/3, .75, -1, 1, 1/3, 3, 1, -1; sorted the
+		// middle two are .75 and 1: slope .875. y - .875x = 1, 2.125, .25,
+		// 2.375, .5: median 1.
+		{"series A", ax, ay, 0.875, 1, true},
+		// An outlier moves OLS but not Theil-Sen: pair slopes 1,1,1,1,1,1
+		// except the six through the outlier.
+		{"outlier", []float64{0, 1, 2, 3, 4, 5}, []float64{0, 1, 2, 100, 4, 5}, 1, 0, true},
+		// Equal x pairs are skipped: slopes (0,1)=2, (0,2)=4, (1,2)... x 1 and
+		// 1 skipped -> slopes {2, 4}: median 3. Residuals 0, -1, 1 -> 0.
+		{"tied x", []float64{0, 1, 1}, []float64{0, 2, 4}, 3, 0, true},
+		{"one point", []float64{0}, []float64{1}, math.NaN(), math.NaN(), false},
+		{"all x equal", []float64{1, 1}, []float64{1, 2}, math.NaN(), math.NaN(), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, a, _, ok := TheilSen(tc.x, tc.y, nil)
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			near(t, "slope", s, tc.slope, 1e-12)
+			near(t, "intercept", a, tc.icept, 1e-12)
+		})
+	}
+}
+
+func TestTheilSenReusesBuffer(t *testing.T) {
+	buf := make([]float64, 0, 10)
+	_, _, out, _ := TheilSen(ax, ay, buf)
+	if cap(out) != 10 || &out[:1][0] != &buf[:1][0] {
+		t.Errorf("buffer not reused")
+	}
+	if n := testing.AllocsPerRun(10, func() { TheilSen(ax, ay, buf) }); n != 0 {
+		t.Errorf("allocs = %v, want 0", n)
+	}
+}
+
+func TestMannKendall(t *testing.T) {
+	tests := []struct {
+		name   string
+		y      []float64
+		s, v   float64
+		factor float64
+	}{
+		// 8 concordant, 2 discordant pairs: S = 6; Var = 5*4*15/18 = 50/3.
+		{"series A", ay, 6, 50.0 / 3, 1},
+		// Pairs: + + + + 0 + 0 + 0 -: S = 5. Ties: one group of three equal
+		// values: Var = (5*4*15 - 3*2*11)/18 = 234/18 = 13.
+		{"ties", []float64{1, 2, 2, 3, 2}, 5, 13, 1},
+		{"falling", []float64{4, 3, 2, 1}, -6, 4 * 3 * 13 / 18.0, 1},
+		{"all tied", []float64{7, 7, 7}, 0, 0, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			near(t, "S", MannKendallS(tc.y), tc.s, 0)
+			near(t, "Var", MannKendallVar(tc.y), tc.v, 1e-12)
+		})
+	}
+}
+
+func TestHamedRaoFactor(t *testing.T) {
+	// Series A detrended by .875: ranks 3 4 1 5 2, centred 0 1 -2 2 -1,
+	// sum of squares 10. r1 = -8/10, r2 = 4/10; the 5% bound is
+	// 1.96/sqrt(5) = .8765, so neither counts: factor 1.
+	near(t, "series A", HamedRaoFactor(ax, ay, 0.875), 1, 1e-12)
+
+	// A ramp 1..10 not detrended (slope 0): ranks 1..10, sum of squares
+	// 82.5. r1 = 57.75/82.5 = .7 exceeds 1.96/sqrt(10) = .6198; r2 = .412,
+	// r3 = .148, r5 = -.258, r6 = -.376, r7 = -.421 do not.
+	// n/n* = 1 + 2/(10*9*8) * (9*8*7 * .7) = 1.98.
+	x := make([]float64, 10)
+	y := make([]float64, 10)
+	for i := range x {
+		x[i] = float64(i)
+		y[i] = float64(i + 1)
+	}
+	near(t, "ramp", HamedRaoFactor(x, y, 0), 1.98, 1e-12)
+
+	// Detrended by its own slope the ramp is constant: no correction.
+	near(t, "ramp detrended", HamedRaoFactor(x, y, 1), 1, 1e-12)
+	near(t, "short", HamedRaoFactor(x[:2], y[:2], 0), 1, 0)
+
+	// The same ramp through the whole test: S = 45, Var = 10*9*25/18 = 125,
+	// inflated by 1.98 -> sd sqrt(247.5); Z = 44/sqrt(247.5).
+	tt := MannKendallHamedRao(x, y, 0)
+	near(t, "S", tt.S, 45, 0)
+	near(t, "VarS", tt.VarS, 125, 1e-12)
+	near(t, "Factor", tt.Factor, 1.98, 1e-12)
+	near(t, "Z", tt.Z, 44/math.Sqrt(247.5), 1e-12)
+	near(t, "P", tt.P, NormalSF(44/math.Sqrt(247.5)), 1e-15)
+}
+
+func TestMannKendallHamedRao(t *testing.T) {
+	tests := []struct {
+		name string
+		x, y []float64
+		z, p float64
+	}{
+		// S = 6, Var 50/3, factor 1: Z = 5/sqrt(50/3) = 1.224744871,
+		// P = 1 - Phi(1.2247) = 0.110335.
+		{"series A", ax, ay, 5 / math.Sqrt(50.0/3), 0.1103356810},
+		// S = 5, Var 13: Z = 4/sqrt(13) = 1.109400392, P = 0.1336287.
+		{"ties", ax, []float64{1, 2, 2, 3, 2}, 4 / math.Sqrt(13), 0.1336287466},
+		// S = -6, Var 26/3: Z = -5/sqrt(26/3) = -1.698415551, P = .9552853.
+		{"falling", ax[:4], []float64{4, 3, 2, 1}, -5 / math.Sqrt(26.0/3), 0.9552853205},
+		{"flat", ax[:4], []float64{1, 1, 1, 1}, 0, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, _, _ := TheilSen(tc.x, tc.y, nil)
+			if math.IsNaN(s) {
+				s = 0
+			}
+			tt := MannKendallHamedRao(tc.x, tc.y, s)
+			near(t, "Z", tt.Z, tc.z, 1e-9)
+			near(t, "P", tt.P, tc.p, 1e-9)
+		})
+	}
+}
+
+func TestHamedRaoNeverShrinks(t *testing.T) {
+	// An alternating series has strongly negative lag-1 autocorrelation:
+	// the raw factor is below 1, the applied one is clamped to 1.
+	y := []float64{1, 5, 1, 5, 1, 5, 1, 5, 1, 5, 1, 5}
+	x := make([]float64, len(y))
+	for i := range x {
+		x[i] = float64(i)
+	}
+	if f := HamedRaoFactor(x, y, 0); f >= 1 {
+		t.Fatalf("raw factor %v, want < 1", f)
+	}
+	if tt := MannKendallHamedRao(x, y, 0); tt.Factor != 1 {
+		t.Errorf("applied factor %v, want 1", tt.Factor)
+	}
+}
+
+func TestNormal(t *testing.T) {
+	tests := []struct{ z, sf float64 }{
+		{0, 0.5},
+		{1.6448536269514722, 0.05},
+		{2.3263478740408408, 0.01},
+		{3.090232306167813, 0.001},
+		{-1.959963984540054, 0.975},
+		{8, 6.22096057427178e-16},
+	}
+	for _, tc := range tests {
+		near(t, "NormalSF", NormalSF(tc.z), tc.sf, 1e-12*math.Max(tc.sf, 1e-4))
+		near(t, "NormalCDF", NormalCDF(tc.z), 1-tc.sf, 1e-12)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		v    []float64
+		want float64
+	}{
+		{nil, math.NaN()},
+		{[]float64{3}, 3},
+		{[]float64{3, 1}, 2},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 4, 4, 1, 9, 4}, 4},
+		{[]float64{-1, -1, 1, 1}, 0},
+	}
+	for _, tc := range tests {
+		near(t, "median", Median(slices.Clone(tc.v)), tc.want, 0)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := 1; n < 300; n++ {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(rng.IntN(20)) // many ties
+		}
+		s := slices.Clone(v)
+		slices.Sort(s)
+		want := s[n/2]
+		if n%2 == 0 {
+			want = (s[n/2-1] + s[n/2]) / 2
+		}
+		if got := Median(v); got != want {
+			t.Fatalf("n=%d: median %v, want %v", n, got, want)
+		}
+	}
+}
+
+func TestRanks(t *testing.T) {
+	got := Ranks([]float64{10, 20, 10, 30, 20, 20})
+	want := []float64{1.5, 4, 1.5, 6, 4, 4}
+	if !slices.Equal(got, want) {
+		t.Errorf("Ranks = %v, want %v", got, want)
+	}
+}
+
+func BenchmarkTheilSen72(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := make([]float64, 72)
+	y := make([]float64, 72)
+	for i := range x {
+		x[i] = float64(i) * 1200
+		y[i] = 2e8 + rng.NormFloat64()*1e6
+	}
+	var buf []float64
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _, buf, _ = TheilSen(x, y, buf)
+	}
+}
+
+func BenchmarkMannKendallHamedRao72(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := make([]float64, 72)
+	y := make([]float64, 72)
+	for i := range x {
+		x[i] = float64(i) * 1200
+		y[i] = 2e8 + rng.NormFloat64()*1e6
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		MannKendallHamedRao(x, y, 0)
+	}
+}
+
+func TestBestStep(t *testing.T) {
+	tests := []struct {
+		name string
+		y    []float64
+		want Step
+		ok   bool
+	}{
+		// Split after 1 1: means 1 and 5, no residual.
+		{"clean", []float64{1, 1, 5, 5, 5}, Step{At: 2, Size: 4, SSR: 0}, true},
+		// 1 2 | 10 11: means 1.5 and 10.5, SSR 4*.25 = 1.
+		{"noisy", []float64{1, 2, 10, 11}, Step{At: 2, Size: 9, SSR: 1}, true},
+		// A straight line 0..5: best split in the middle, 0 1 2 | 3 4 5:
+		// means 1 and 4, SSR 2+2 = 4.
+		{"line", []float64{0, 1, 2, 3, 4, 5}, Step{At: 3, Size: 3, SSR: 4}, true},
+		{"short", []float64{1, 2, 3}, Step{SSR: math.NaN()}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := BestStep(tc.y)
+			if ok != tc.ok || got.At != tc.want.At {
+				t.Fatalf("BestStep = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			}
+			near(t, "Size", got.Size, tc.want.Size, 1e-12)
+			near(t, "SSR", got.SSR, tc.want.SSR, 1e-12)
+		})
+	}
+}
