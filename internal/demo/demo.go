@@ -26,7 +26,7 @@
 //     answer can be decoded first, and the server closes the connection
 //     ("invalid state"). Measured with a raw client emitting right after
 //     CONNECT: 1 in 200 connections, 1 in 20 under -race. Worked around by
-//     holdConnectAnswer (0 in 600 after).
+//     holdConnectAnswer.
 //   - Socket.Disconnect(true) queues DISCONNECT, then closes the transport,
 //     which drops the queue: the client saw the DISCONNECT in 4 of 10 tries.
 //     The demo never disconnects clients itself.
@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strings"
@@ -189,7 +190,7 @@ func (s *Server) Run(ctx context.Context) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		ErrorLog:          httpErrorLog(s.log),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.conns.wrap(ln)) }()
@@ -230,18 +231,29 @@ func (s *Server) Run(ctx context.Context) error {
 // CONNECT answer for writing before it registers the socket with its
 // client, so an event that the client sends as soon as it reads the answer
 // can be decoded first; the server then closes the connection ("invalid
-// state"). Measured on 2 cores: 1 in 200 such clients, 1 in 20 under -race.
-// This middleware, the last step before the connection is made, marks the
-// WebSocket transport not writable, so the answer waits in the engine's
-// buffer; onConnection, which runs after the registration, releases it.
-// The hold fails only if a write of the same connection (a ping) completes
-// in between and marks the transport writable again.
+// state"). This middleware, the last step before the connection is made,
+// marks the WebSocket transport not writable, so the answer waits in the
+// engine's buffer; onConnection, which runs after the registration,
+// releases it. A write still in flight (the OPEN packet, which the client
+// may have read before the server's writer finished) would mark the
+// transport writable again when it completes, so the hold is taken once
+// the transport is idle; it waits at most holdWait, on the connection's
+// reader goroutine, and gives up after that.
 func holdConnectAnswer(s *sio.Socket, next func(*sio.ExtendedError)) {
 	if tr := s.Conn().Transport(); tr != nil && tr.Name() == "websocket" {
-		tr.SetWritable(false)
+		deadline := time.Now().Add(holdWait)
+		for !tr.Writable() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if tr.Writable() {
+			tr.SetWritable(false)
+		}
 	}
 	next(nil)
 }
+
+// holdWait bounds holdConnectAnswer's wait for an idle transport.
+const holdWait = 250 * time.Millisecond
 
 // releaseConnectAnswer undoes holdConnectAnswer: "ready" is the event the
 // transport emits after a write, on which the engine flushes its buffer.
@@ -250,6 +262,15 @@ func releaseConnectAnswer(s *sio.Socket) {
 		tr.SetWritable(true)
 		tr.Emit("ready")
 	}
+}
+
+// httpErrorLog sends net/http's per-request errors to Debug.
+func httpErrorLog(log *zap.Logger) *stdlog.Logger {
+	l, err := zap.NewStdLogAt(log.Named("http"), zap.DebugLevel)
+	if err != nil {
+		return zap.NewStdLog(zap.NewNop())
+	}
+	return l
 }
 
 func (s *Server) onConnection(args ...any) {

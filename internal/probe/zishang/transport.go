@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,9 @@ import (
 // puts it in the handshake query (transport=websocket).
 const transportName = "websocket"
 
-// aLongTimeAgo is a deadline in the past: setting it unblocks any pending
-// read or write on a net.Conn.
-var aLongTimeAgo = time.Unix(1, 0)
+// aLongTimeAgo returns a deadline in the past: setting it unblocks any
+// pending read or write on a net.Conn.
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
 // link is what one Dial shares with the WebSocket transport that the
 // library's engine creates for it through wsBuilder.
@@ -47,6 +48,12 @@ type link struct {
 	// limit or an undecodable Engine.IO packet: the library reports those
 	// as "transport error".
 	parseErr atomic.Bool
+	// nsp is the namespace; serverDisconnect records that the server sent
+	// it a DISCONNECT packet. The library hands decoded packets to a queue
+	// but handles the end of the transport at once, so a server that
+	// sends DISCONNECT and closes is reported as "transport close".
+	nsp              string
+	serverDisconnect atomic.Bool
 
 	mu sync.Mutex
 	tr *wsTransport
@@ -216,7 +223,7 @@ func dialWebSocket(ctx context.Context, u *url.URL, header http.Header, tlsConf 
 				return nil, err
 			}
 			mu.Lock()
-			stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+			stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo()) })
 			mu.Unlock()
 			return c, nil
 		},
@@ -256,6 +263,9 @@ func (t *wsTransport) read(conn *websocket.Conn) {
 		var buf types.BufferInterface
 		switch mt {
 		case websocket.TextMessage:
+			if isDisconnect(data, t.l.nsp) {
+				t.l.serverDisconnect.Store(true)
+			}
 			buf = types.NewStringBuffer(data)
 		case websocket.BinaryMessage:
 			buf = types.NewBytesBuffer(data)
@@ -275,6 +285,20 @@ func (t *wsTransport) read(conn *websocket.Conn) {
 		}
 		t.OnPacket(p)
 	}
+}
+
+// isDisconnect reports whether msg is an Engine.IO MESSAGE carrying a
+// Socket.IO DISCONNECT packet for namespace nsp: "41" for "/", "41/nsp,"
+// otherwise.
+func isDisconnect(msg []byte, nsp string) bool {
+	if len(msg) < 2 || msg[0] != '4' || msg[1] != '1' {
+		return false
+	}
+	rest := string(msg[2:])
+	if nsp == "/" {
+		return rest == "" || !strings.HasPrefix(rest, "/")
+	}
+	return strings.HasPrefix(rest, nsp+",") || rest == nsp
 }
 
 func (t *wsTransport) readFailed(err error) {
