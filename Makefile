@@ -17,6 +17,7 @@ LDFLAGS   := -s -w \
 	-X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FIXTURE   := test/fixture/node
 FUZZTIME  ?= 10s
+BIN       ?= bin/soak-exporter
 TESTFLAGS ?= -race -timeout 45m
 
 .PHONY: all build deps fixtures prometheus-tools test test-go test-rules fuzz bench bench-leak clean
@@ -24,7 +25,7 @@ TESTFLAGS ?= -race -timeout 45m
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/soak-exporter ./cmd/soak-exporter
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/soak-exporter
 
 ## deps: everything the tests need: Node fixture packages, Prometheus tools.
 deps: fixtures prometheus-tools

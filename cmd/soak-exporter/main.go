@@ -28,6 +28,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
 	"github.com/generic-corp/soak-exporter/internal/logging"
+	"github.com/generic-corp/soak-exporter/internal/oneshot"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
@@ -111,6 +112,11 @@ forever, probes it, samples its memory, and exports Prometheus metrics.
 Usage:
   soak-exporter                 run the agent (configured by the SOAK_ variables below;
                                 with no SOAK_TARGET_URL it soaks a built-in demo target)
+  soak-exporter loadtest [flags] [server_url] [connections] [event_rate] [duration] [warmup]
+  soak-exporter leaktest [flags] [server_url] [duration_minutes] [sampling_seconds] [activity_rate]
+                                one-shot CI runs with the old suite's pass criteria
+                                (exit 0 pass, 1 a criterion failed, 2 bad usage or target
+                                unreachable; each has --help; see docs/ci-mode.md)
   soak-exporter leak analyze [--json] FILE
                                 run the leak detector over recorded memory samples
   soak-exporter --help | --version
@@ -143,6 +149,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return exitUsage
 			}
 			return analyze.AnalyzeMain(args[2:], stdout, stderr)
+		case "loadtest", "leaktest":
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return oneshot.Main(ctx, args[0], args[1:], oneshot.Deps{NewDriver: newDriver, Version: version.Version}, stdout, stderr)
 		case "--version", "-version", "version":
 			fmt.Fprintln(stdout, version.Print("soak-exporter"))
 			return exitOK

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,20 +234,29 @@ func TestSilentServerDoesNotHangClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1000)
+	var (
+		mu   sync.Mutex
+		held []net.Conn
+	)
+	acceptDone := make(chan struct{})
 	go func() {
+		defer close(acceptDone)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			accepted <- c // hold it open, never answer
+			mu.Lock()
+			held = append(held, c) // hold it open, never answer
+			mu.Unlock()
 		}
 	}()
 	defer func() {
-		close(accepted)
-		for c := range accepted {
+		ln.Close()
+		<-acceptDone
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
 			c.Close()
 		}
 	}()

@@ -1,0 +1,17 @@
+// Package oneshot is the one-shot CI mode of soak-exporter: the `loadtest`
+// and `leaktest` subcommands, which replace the old TypeScript performance
+// suite's websocket-load-test and memory-leak-test with the same positional
+// parameters, a printed report, pass criteria and exit codes.
+//
+// Both run on the continuous agent's engine: an agent.Pool with a probe
+// driver and probe.Metrics on a fresh registry, and for leaktest the leak
+// package's memory sources and detector. Nothing here reimplements the pool,
+// the probes or the detector; this package only schedules a bounded run,
+// keeps exact percentiles through the pool's taps, and writes the report.
+//
+// Exit status: 0 every criterion met, 1 a criterion failed (or the run was
+// interrupted), 2 bad usage, bad configuration, or the target (or, for
+// leaktest, the memory source) unreachable at start.
+//
+// See docs/ci-mode.md for the mapping from the old suite's commands.
+package oneshot

@@ -1,0 +1,392 @@
+package oneshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/web"
+)
+
+const (
+	// defaultServerURL is the old suite's default target.
+	defaultServerURL = "http://localhost:3000"
+	// preflightTimeout bounds the pre-flight connection.
+	preflightTimeout = 5 * time.Second
+	// drainSettle lets events already handed to the pool's send workers be
+	// written (and registered) after the probe is paused.
+	drainSettle = 50 * time.Millisecond
+	// drainPoll is how often in-flight events are counted while draining.
+	drainPoll = 5 * time.Millisecond
+	// sweepMargin covers the pool's ack-timeout sweep resolution (100 ms)
+	// with room for a busy machine.
+	sweepMargin = 500 * time.Millisecond
+)
+
+// resolveTargets returns the targets of a run: the positional URL if given,
+// else SOAK_TARGET_URL (one or more), else the old suite's default.
+func resolveTargets(pc probe.Config, positional string) ([]*probe.Target, error) {
+	if positional != "" {
+		t, err := pc.Target(positional)
+		if err != nil {
+			return nil, usagef("server_url: %v", err)
+		}
+		return []*probe.Target{t}, nil
+	}
+	ts, err := pc.Targets()
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) > 0 {
+		return ts, nil
+	}
+	t, err := pc.Target(defaultServerURL)
+	if err != nil {
+		return nil, err
+	}
+	return []*probe.Target{t}, nil
+}
+
+// engine is the agent machinery of one run: a fresh registry, the probe
+// metrics, and one pool per target, all sharing the taps.
+type engine struct {
+	log     *zap.Logger
+	reg     *prometheus.Registry
+	driver  probe.Driver
+	targets []*probe.Target
+	pools   []*agent.Pool
+	tms     []*probe.TargetMetrics
+	cfg     agent.Config
+}
+
+// newEngine builds the pools (not started). cfg is split over the targets
+// as the agent does.
+func newEngine(cfg agent.Config, driver probe.Driver, targets []*probe.Target, log *zap.Logger,
+	connectTap, latencyTap prometheus.Observer,
+) (*engine, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("soak"),
+	)
+	metrics := probe.NewMetrics(reg)
+	e := &engine{log: log, reg: reg, driver: driver, targets: targets, cfg: cfg}
+	for i, pc := range cfg.Split(len(targets)) {
+		p, err := agent.New(pc, agent.Options{
+			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
+			Logger:     log.Named("pool").With(zap.String("target", targets[i].Name)),
+			ConnectTap: connectTap, LatencyTap: latencyTap,
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.pools = append(e.pools, p)
+		e.tms = append(e.tms, metrics.For(targets[i].Name, cfg.EventName))
+	}
+	return e, nil
+}
+
+// start runs every pool until stop is called; stop closes the connections
+// cleanly and waits for the pools to return.
+func (e *engine) start(ctx context.Context) (stop func()) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, p := range e.pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(pctx); err != nil {
+				e.log.Error("pool stopped on error", zap.Error(err))
+			}
+		}()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+}
+
+// pause stops (true) or resumes (false) the scheduling of new events.
+func (e *engine) pause(paused bool) {
+	for _, p := range e.pools {
+		p.PauseProbe(paused)
+	}
+}
+
+// running reports whether every pool runs (the endpoint's readiness).
+func (e *engine) running() bool {
+	for _, p := range e.pools {
+		if !p.Running() {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *engine) connected() int {
+	n := 0
+	for _, p := range e.pools {
+		n += p.Connected()
+	}
+	return n
+}
+
+func (e *engine) desired() int {
+	n := 0
+	for _, p := range e.pools {
+		n += p.Desired()
+	}
+	return n
+}
+
+func (e *engine) inFlight() int {
+	n := 0
+	for _, p := range e.pools {
+		n += p.InFlight()
+	}
+	return n
+}
+
+// drain pauses the probe and waits until every event sent is resolved
+// (acked or lost), at most the ack timeout plus the sweep resolution. It
+// returns how many are still in flight (0 unless the wait was cut short by
+// ctx or the bound).
+func (e *engine) drain(ctx context.Context) int {
+	e.pause(true)
+	bound := time.NewTimer(e.cfg.AckTimeout + drainSettle + sweepMargin)
+	defer bound.Stop()
+	settle := time.NewTimer(drainSettle)
+	select {
+	case <-settle.C:
+	case <-ctx.Done():
+		settle.Stop()
+	}
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		n := e.inFlight()
+		if n == 0 || ctx.Err() != nil {
+			return n
+		}
+		select {
+		case <-tick.C:
+		case <-bound.C:
+			return e.inFlight()
+		case <-ctx.Done():
+		}
+	}
+}
+
+// counts are the probe counters summed over the targets.
+type counts struct {
+	attempts, sent, acked, lost, late, skipped, dropped, unexpectedAcks uint64
+	failures                                                            map[probe.FailureReason]uint64
+	disconnects                                                         map[probe.DisconnectReason]uint64
+}
+
+func (e *engine) counts() counts {
+	c := counts{
+		failures:    map[probe.FailureReason]uint64{},
+		disconnects: map[probe.DisconnectReason]uint64{},
+	}
+	for _, tm := range e.tms {
+		c.attempts += counterValue(tm.ConnectAttempts)
+		c.sent += counterValue(tm.Sent)
+		c.acked += counterValue(tm.Acked)
+		c.lost += counterValue(tm.Lost)
+		c.late += counterValue(tm.Late)
+		c.skipped += counterValue(tm.Skipped)
+		c.dropped += counterValue(tm.Dropped)
+		c.unexpectedAcks += counterValue(tm.UnexpectedAcks)
+		for r, ctr := range tm.ConnectFailures {
+			c.failures[r] += counterValue(ctr)
+		}
+		for r, ctr := range tm.Disconnects {
+			c.disconnects[r] += counterValue(ctr)
+		}
+	}
+	return c
+}
+
+// sub returns c minus an earlier snapshot b of the event counters (the
+// connection counters are kept whole: connections are made in the warmup).
+func (c counts) subEvents(b counts) counts {
+	c.sent -= b.sent
+	c.acked -= b.acked
+	c.lost -= b.lost
+	c.late -= b.late
+	c.skipped -= b.skipped
+	c.dropped -= b.dropped
+	c.unexpectedAcks -= b.unexpectedAcks
+	return c
+}
+
+func (c counts) totalFailures() uint64 {
+	var n uint64
+	for _, v := range c.failures {
+		n += v
+	}
+	return n
+}
+
+// unexpectedDisconnects counts ends of connections this agent did not ask
+// for (every reason but io_client_disconnect).
+func (c counts) unexpectedDisconnects() uint64 {
+	var n uint64
+	for r, v := range c.disconnects {
+		if r != probe.ReasonClientClose {
+			n += v
+		}
+	}
+	return n
+}
+
+// counterValue reads a counter's current value.
+func counterValue(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil || m.GetCounter() == nil {
+		return 0
+	}
+	return uint64(m.GetCounter().GetValue())
+}
+
+// preflight dials each target once, bounded by preflightTimeout, and
+// closes the connection. Its error says what to check.
+func preflight(ctx context.Context, driver probe.Driver, targets []*probe.Target) error {
+	for _, t := range targets {
+		dctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+		conn, err := driver.Dial(dctx, t, probe.Handlers{})
+		dctxErr := dctx.Err()
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &unreachableError{target: t, reason: probe.ClassifyDialError(err, dctxErr), err: err}
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), preflightTimeout)
+		_ = conn.Close(cctx)
+		cancel()
+	}
+	return nil
+}
+
+// unreachableError is a failed pre-flight connection.
+type unreachableError struct {
+	target *probe.Target
+	reason probe.FailureReason
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	t := e.target
+	host := t.URL.Hostname()
+	port := t.URL.Port()
+	if port == "" {
+		port = "80"
+		if t.URL.Scheme == "https" || t.URL.Scheme == "wss" {
+			port = "443"
+		}
+	}
+	addr := net.JoinHostPort(host, port)
+	u := t.URL.Scheme + "://" + addr + t.Namespace
+	var hint string
+	switch e.reason {
+	case probe.FailRefused:
+		hint = fmt.Sprintf("nothing accepts connections on %s. Check that the server is up, that the port (%s) is right, and that it listens on that address (e.g. 0.0.0.0, not only 127.0.0.1 inside a container).", addr, port)
+	case probe.FailDNS:
+		hint = fmt.Sprintf("the host name %q does not resolve. Check the URL's host.", host)
+	case probe.FailTimeout:
+		hint = fmt.Sprintf("no Socket.IO answer from %s within %s. Check that the server is up and not overloaded, that the port (%s) is right, and that no firewall drops the traffic.", addr, preflightTimeout, port)
+	case probe.FailTLS:
+		hint = fmt.Sprintf("the TLS handshake with %s failed. Check the scheme (http:// for a plain server, https:// for TLS) and the certificate (SOAK_TLS_CA_FILE).", addr)
+	case probe.FailHandshake:
+		hint = fmt.Sprintf("%s answered, but not as a Socket.IO v4 server. Check the URL and scheme, and the Engine.IO path (SOAK_SOCKETIO_PATH, now %q).", addr, t.Path)
+	case probe.FailConnectError:
+		hint = fmt.Sprintf("the server refused the namespace CONNECT to %q. Check the namespace (the URL path) and the credentials (SOAK_AUTH_TOKEN, SOAK_AUTH_JSON).", t.Namespace)
+	case probe.FailReset:
+		hint = fmt.Sprintf("the connection to %s was closed during the handshake. Check the scheme (http vs https) and the port, and whether a proxy in between supports WebSocket.", addr)
+	default:
+		hint = fmt.Sprintf("check the URL, the port and that the server is up (%s).", e.reason)
+	}
+	return fmt.Sprintf("cannot reach %s (%s): %s\n  detail: %v", u, e.reason, hint, e.err)
+}
+
+// serveMetrics serves reg on cfg.ListenAddress until the returned stop is
+// called; with no address it does nothing.
+func serveMetrics(ctx context.Context, cfg serveConfig, reg *prometheus.Registry, log *zap.Logger,
+	page web.Page, ready func() bool,
+) (addr string, stop func(), err error) {
+	if cfg.ListenAddress == "" {
+		return "", func() {}, nil
+	}
+	wc := web.Config{ListenAddress: cfg.ListenAddress, WebConfigFile: cfg.WebConfigFile}
+	if err := wc.Validate(); err != nil {
+		return "", nil, err
+	}
+	srv := web.New(wc, log.Named("web"), web.Options{Gatherer: reg, Registerer: reg, Ready: ready, Page: page})
+	ln, err := srv.Listen()
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(sctx, ln); err != nil {
+			log.Warn("metrics endpoint stopped", zap.Error(err))
+		}
+	}()
+	return ln.Addr().String(), func() { cancel(); <-done }, nil
+}
+
+// progress redraws one status line on w once a second while enabled (w is
+// a terminal), until the returned stop is called, which clears the line.
+func progress(w io.Writer, enabled bool, line func() string) (stop func()) {
+	if !enabled {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprint(w, "\r\033[K"+line())
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// sleep waits for d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
