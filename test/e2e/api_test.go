@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -263,8 +264,8 @@ type amAlert struct {
 }
 
 func (a amAlert) String() string {
-	return fmt.Sprintf("%s %s state=%s startsAt=%s endsAt=%s",
-		a.Labels["alertname"], sample{Metric: a.Labels}.String(), a.Status.State,
+	return fmt.Sprintf("%s state=%s startsAt=%s endsAt=%s",
+		sample{Metric: a.Labels}.String(), a.Status.State,
 		a.StartsAt.Format(time.TimeOnly), a.EndsAt.Format(time.TimeOnly))
 }
 
@@ -293,21 +294,28 @@ func (a amClient) alerts() ([]amAlert, error) {
 type webhook struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	firing   map[string]time.Time // alertname -> first firing notification
-	resolved map[string]time.Time // alertname -> first resolved notification
-	bad      []string
+	mu    sync.Mutex
+	notes []notification
+	bad   []string // requests that were not a webhook notification
+}
+
+// notification is one alert of one webhook request.
+type notification struct {
+	at       time.Time
+	alert    string
+	resolved bool
 }
 
 func newWebhook() *webhook {
-	w := &webhook{firing: map[string]time.Time{}, resolved: map[string]time.Time{}}
+	w := &webhook{}
 	w.srv = httptest.NewServer(http.HandlerFunc(w.serve))
 	return w
 }
 
 func (w *webhook) serve(rw http.ResponseWriter, r *http.Request) {
 	var msg struct {
-		Alerts []struct {
+		Version string `json:"version"`
+		Alerts  []struct {
 			Status string            `json:"status"`
 			Labels map[string]string `json:"labels"`
 		} `json:"alerts"`
@@ -315,6 +323,9 @@ func (w *webhook) serve(rw http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
 		err = json.Unmarshal(body, &msg)
+	}
+	if err == nil && (msg.Version != "4" || len(msg.Alerts) == 0) {
+		err = fmt.Errorf("version %q with %d alerts, want version 4 with alerts", msg.Version, len(msg.Alerts))
 	}
 	now := time.Now()
 	w.mu.Lock()
@@ -325,20 +336,26 @@ func (w *webhook) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, a := range msg.Alerts {
-		m := w.firing
-		if a.Status == "resolved" {
-			m = w.resolved
-		}
-		if _, ok := m[a.Labels["alertname"]]; !ok {
-			m[a.Labels["alertname"]] = now
-		}
+		w.notes = append(w.notes, notification{at: now, alert: a.Labels["alertname"], resolved: a.Status == "resolved"})
 	}
 }
 
-// notified returns when the first firing and resolved notifications of
-// alert arrived (zero if not yet).
-func (w *webhook) notified(alert string) (firing, resolved time.Time) {
+// notified reports whether a firing (or resolved) notification of alert
+// arrived after since.
+func (w *webhook) notified(alert string, resolved bool, since time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.firing[alert], w.resolved[alert]
+	for _, n := range w.notes {
+		if n.alert == alert && n.resolved == resolved && n.at.After(since) {
+			return true
+		}
+	}
+	return false
+}
+
+// badRequests returns the requests that were not notifications.
+func (w *webhook) badRequests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.bad)
 }

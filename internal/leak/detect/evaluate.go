@@ -373,16 +373,19 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
 		r.ThirdSE = r.ThirdSlopes
 		r.Noise = math.NaN()
 	}
+	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope)
 	if limit > 0 && !math.IsInf(limit, 0) {
 		r.HasLimit, r.Limit = true, limit
+		// Project only a growth the window can vouch for: a full window past
+		// the start-up grace whose floor trends up significantly. Otherwise a
+		// warm-up curve or noise would project a limit breach and page.
 		switch {
-		case !f.floor || !(f.floorSlope > 0):
+		case r.Verdict == InsufficientData, !f.floor, !(f.floorSlope > 0), !(f.trend.P < d.cfg.Alpha):
 			r.SecondsToLimit = math.Inf(1)
 		default:
 			r.SecondsToLimit = max((limit-(f.baseline+f.amplitude))/f.floorSlope, 0)
 		}
 	}
-	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope)
 	return r
 }
 
