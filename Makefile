@@ -19,8 +19,15 @@ FIXTURE   := test/fixture/node
 FUZZTIME  ?= 10s
 BIN       ?= bin/soak-exporter
 TESTFLAGS ?= -race -timeout 45m
+# Pinned tool versions, fetched through the Go module proxy by `go run`.
+STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.9.0
+# The Go vulnerability database as of this golang.org/x/vulndb commit; bump
+# it to scan against newer reports. The built database lives outside the tree.
+VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR          ?= $(or $(TMPDIR),/tmp)/soak-exporter-vulndb-$(VULNDB_VERSION)
 
-.PHONY: all build deps fixtures prometheus-tools test test-go test-rules fuzz bench bench-leak clean
+.PHONY: all build deps fixtures prometheus-tools test test-go test-rules fuzz lint vuln vulndb bench bench-leak clean
 
 all: build
 
@@ -35,7 +42,7 @@ fixtures:
 	npm ci --prefix $(FIXTURE) --no-audit --no-fund
 
 prometheus-tools:
-	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager
+	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server
 
 ## test: every test, end to end included.
 test: deps test-go test-rules fuzz
@@ -47,6 +54,19 @@ test-go:
 test-rules:
 	promtool check rules deploy/prometheus/*.rules.yml
 	promtool test rules deploy/prometheus/tests/*.yml
+
+## lint: staticcheck over the whole module (config: staticcheck.conf).
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## vulndb: build the offline Go vulnerability database from golang.org/x/vulndb.
+vulndb:
+	$(GO) run ./scripts/vulndb -version $(VULNDB_VERSION) -out $(VULNDB_DIR)
+
+## vuln: govulncheck against that local database (no network at scan time);
+## fails when reachable code is affected.
+vuln: vulndb
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(abspath $(VULNDB_DIR)) ./...
 
 ## fuzz: each fuzz target for a short, bounded time (seed corpora are committed).
 fuzz:

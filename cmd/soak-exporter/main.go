@@ -50,6 +50,8 @@ func main() {
 type (
 	ProbeConfig   = probe.Config
 	AgentConfig   = agent.Config
+	PushConfig    = agent.PushConfig
+	FanoutConfig  = agent.FanoutConfig
 	WebConfig     = web.Config
 	LoggingConfig = logging.Config
 	LeakConfig    = leak.Config
@@ -60,6 +62,8 @@ type (
 type config struct {
 	ProbeConfig
 	AgentConfig
+	PushConfig
+	FanoutConfig
 	WebConfig
 	LoggingConfig
 	LeakConfig
@@ -68,7 +72,7 @@ type config struct {
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.LeakConfig, c.WebConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.PushConfig, c.FanoutConfig, c.LeakConfig, c.WebConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -78,7 +82,7 @@ func (c *config) validate() error {
 
 // secretKeys are variables whose values never appear in messages.
 func isSecretKey(key string) bool {
-	return strings.Contains(key, "TOKEN") || strings.Contains(key, "AUTH") || strings.Contains(key, "HEADERS")
+	return strings.Contains(key, "TOKEN") || strings.Contains(key, "AUTH") || strings.Contains(key, "HEADERS") || strings.Contains(key, "QUERY")
 }
 
 // loadConfig reads and validates the configuration. Its error is one line
@@ -226,11 +230,22 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	)
 	driver := newDriver(cfg.Driver, log)
 	metrics := probe.NewMetrics(reg)
+	push, err := agent.NewPush(cfg.PushConfig, probe.NewPushMetrics(reg))
+	if err != nil {
+		log.Error("bad configuration", zap.Error(err))
+		return exitUsage
+	}
+	fanout, err := agent.NewFanout(cfg.FanoutConfig, probe.NewFanoutMetrics(reg), log.Named("fanout"), nil)
+	if err != nil {
+		log.Error("bad configuration", zap.Error(err))
+		return exitUsage
+	}
 	var pools []*agent.Pool
 	for i, pc := range cfg.AgentConfig.Split(len(targets)) {
 		p, err := agent.New(pc, agent.Options{
 			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
 			Logger: log.Named("pool").With(zap.String("target", targets[i].Name)),
+			Push:   push, Fanout: fanout,
 		})
 		if err != nil {
 			log.Error("bad configuration", zap.Error(err))
@@ -272,6 +287,9 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	g.Go(func() error { return monitor.Run(gctx) })
 	for _, p := range pools {
 		g.Go(func() error { return p.Run(gctx) })
+	}
+	if fanout != nil {
+		g.Go(func() error { return fanout.Run(gctx) })
 	}
 	err = g.Wait()
 	if err != nil {

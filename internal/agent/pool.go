@@ -58,6 +58,11 @@ type Options struct {
 	// event's latency, in seconds (the one-shot mode keeps exact
 	// percentiles this way). They are called on hot paths: keep them cheap.
 	ConnectTap, LatencyTap prometheus.Observer
+	// Push, when set, runs the server-push probe on the pool's clients.
+	Push *Push
+	// Fanout, when set, makes the pool's clients senders and receivers of
+	// the fan-out probe (shared by the pools of every target).
+	Fanout *Fanout
 }
 
 // Pool keeps Config.Clients connections to one target and drives the
@@ -85,6 +90,9 @@ type Pool struct {
 	running   atomic.Bool
 	paused    atomic.Bool
 	wake      chan struct{}
+
+	push   *pushProbe    // nil when the push probe is off
+	fanout *fanoutMember // nil when the fan-out probe is off
 }
 
 // Event is a recent noteworthy happening, for the landing page.
@@ -102,13 +110,15 @@ type slot struct {
 	queued   bool // guarded by Pool.mu
 	failures int  // guarded by Pool.mu: consecutive failed attempts or short-lived connections
 	cur      atomic.Pointer[session]
+	push     pushSlot
 }
 
 type session struct {
 	conn        probe.Conn
 	acks        *probe.ConnAcks
 	established time.Time
-	closed      bool // guarded by Pool.mu: OnClose has run
+	dialStart   time.Time // set before Dial, read-only after
+	closed      bool      // guarded by Pool.mu: OnClose has run
 }
 
 // New creates a pool for one target, registering its gauges. The pool does
@@ -172,6 +182,16 @@ func New(cfg Config, o Options) (*Pool, error) {
 		}
 	}
 	p.resizeLocked(cfg.Clients)
+	if o.Push != nil {
+		p.push = o.Push.forTarget(o.Target.Name, now)
+	}
+	if o.Fanout != nil {
+		fm, err := o.Fanout.attach(p)
+		if err != nil {
+			return nil, err
+		}
+		p.fanout = fm
+	}
 	return p, nil
 }
 
@@ -434,10 +454,13 @@ func (p *Pool) dialLoop(ctx context.Context, wg *sync.WaitGroup) {
 // dial makes one connection attempt for slot s.
 func (p *Pool) dial(ctx context.Context, s *slot) {
 	acks := p.tracker.NewConn()
-	sess := &session{acks: acks}
+	sess := &session{acks: acks, dialStart: p.now()}
 	h := probe.Handlers{
 		OnAck:   func(id uint64, _ []json.RawMessage) { acks.Ack(id) },
 		OnClose: func(r probe.DisconnectReason, err error) { p.onClose(s, sess, r, err) },
+	}
+	if p.push != nil || p.fanout != nil {
+		h.OnEvent = func(name string, args []json.RawMessage) { p.onEvent(s, sess, name, args) }
 	}
 	p.m.ConnectAttempts.Inc()
 	start := p.now()

@@ -78,6 +78,15 @@ type Options struct {
 	MaxHTTPBufferSize int64
 	// StartTimeout bounds the wait for the fixture's ready line; zero means 20 s.
 	StartTimeout time.Duration
+	// PushEvent is the server-push event's name; empty means "tick".
+	PushEvent string
+	// PushInterval runs the push ticker from the start; zero leaves it off
+	// (PushEvery starts it later). Millisecond resolution.
+	PushInterval time.Duration
+	// RedisURL, if set (see Redis.URL), joins the fixture to the Socket.IO
+	// Redis adapter: `publish` then reaches the clients of every fixture
+	// sharing that Redis.
+	RedisURL string
 }
 
 func (o Options) env(port int) []string {
@@ -99,6 +108,9 @@ func (o Options) env(port int) []string {
 		"PING_TIMEOUT_MS="+ms(o.PingTimeout),
 		"AUTH_TOKEN="+o.AuthToken,
 		"MAX_HTTP_BUFFER_SIZE="+size,
+		"PUSH_EVENT="+o.PushEvent,
+		"PUSH_INTERVAL_MS="+ms(o.PushInterval),
+		"REDIS_URL="+o.RedisURL,
 	)
 }
 
@@ -138,7 +150,7 @@ type ReadyLine struct {
 // fixture does not become ready within opts.StartTimeout.
 func Start(t testing.TB, opts Options) *Node {
 	t.Helper()
-	if opts.PingInterval < 0 || opts.PingTimeout < 0 || opts.MaxHTTPBufferSize < 0 || opts.Port < 0 {
+	if opts.PingInterval < 0 || opts.PingTimeout < 0 || opts.MaxHTTPBufferSize < 0 || opts.Port < 0 || opts.PushInterval < 0 {
 		t.Fatalf("testfixture: negative option in %+v", opts)
 	}
 	root, err := FindRepoRoot(".")
@@ -217,7 +229,7 @@ func checkInstalled(root string) (string, error) {
 	if _, err := exec.LookPath("node"); err != nil {
 		return "", fmt.Errorf("node is not on PATH (install Node.js >= 18, then %s): %w", howTo, err)
 	}
-	for _, pkg := range []string{"socket.io", "prom-client"} {
+	for _, pkg := range []string{"socket.io", "prom-client", "@socket.io/redis-adapter", "redis"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
 			return "", fmt.Errorf("fixture dependency %s is not installed: %s", pkg, howTo)
 		}
@@ -542,11 +554,12 @@ type Stats struct {
 	// ConnectionsTotal counts accepted namespace connections.
 	ConnectionsTotal int64 `json:"connections_total"`
 	// ConnectRejected counts CONNECTs rejected by middleware.
-	ConnectRejected  int64 `json:"connect_rejected"`
-	EchoesReceived   int64 `json:"echoes_received"`
-	AcksSent         int64 `json:"acks_sent"`
-	AcksDropped      int64 `json:"acks_dropped"`
-	PublishesRelayed int64 `json:"publishes_relayed"`
+	ConnectRejected  int64     `json:"connect_rejected"`
+	EchoesReceived   int64     `json:"echoes_received"`
+	AcksSent         int64     `json:"acks_sent"`
+	AcksDropped      int64     `json:"acks_dropped"`
+	PublishesRelayed int64     `json:"publishes_relayed"`
+	Push             PushStats `json:"push"`
 	// DisconnectReasons counts server-side socket disconnects by the server's
 	// reason (the ServerReason* constants).
 	DisconnectReasons map[string]int64 `json:"disconnect_reasons"`
@@ -597,6 +610,54 @@ type LeakStats struct {
 	// Kind is "heap" (Leak) or "buffer" (LeakBuffers).
 	Kind          string `json:"kind"`
 	RetainedBytes int64  `json:"retained_bytes"`
+}
+
+// PushStats is the state of the server-push ticker.
+type PushStats struct {
+	// Seq is the sequence number of the latest push (0 before the first).
+	Seq int64 `json:"seq"`
+	// Sent counts push emits (a duplicated push counts twice).
+	Sent       int64 `json:"sent"`
+	IntervalMS int64 `json:"interval_ms"`
+	// Redis tells whether the fixture uses the Redis adapter.
+	Redis bool `json:"redis"`
+}
+
+// PushEvery runs the push ticker every d (0 stops it).
+func (n *Node) PushEvery(d time.Duration) {
+	n.t.Helper()
+	n.control(controlTimeout, "push", url.Values{"interval_ms": {itoa(d.Milliseconds())}}, nil)
+}
+
+// PushNow pushes count times now, each with the next sequence number, and
+// returns the latest sequence number.
+func (n *Node) PushNow(count int) int64 {
+	n.t.Helper()
+	var out struct {
+		Seq int64 `json:"seq"`
+	}
+	n.control(controlTimeout, "push-now", url.Values{"count": {strconv.Itoa(count)}}, &out)
+	return out.Seq
+}
+
+// PushSeq pushes the given sequence number count times without moving the
+// sequence (an old number makes out-of-order events).
+func (n *Node) PushSeq(count int, seq int64) {
+	n.t.Helper()
+	n.control(controlTimeout, "push-now", url.Values{"count": {strconv.Itoa(count)}, "seq": {itoa(seq)}}, nil)
+}
+
+// PushSkip makes the next push skip k sequence numbers: every client
+// connected then sees a gap of exactly k.
+func (n *Node) PushSkip(k int) {
+	n.t.Helper()
+	n.control(controlTimeout, "push-skip", url.Values{"n": {strconv.Itoa(k)}}, nil)
+}
+
+// PushDup makes each of the next k pushes go out twice.
+func (n *Node) PushDup(k int) {
+	n.t.Helper()
+	n.control(controlTimeout, "push-dup", url.Values{"n": {strconv.Itoa(k)}}, nil)
 }
 
 // Stats fetches the fixture's counters.
