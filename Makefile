@@ -45,7 +45,7 @@ prometheus-tools:
 	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server
 
 ## test: every test, end to end included.
-test: deps test-go test-rules fuzz
+test: deps lint test-go test-rules fuzz
 
 test-go:
 	$(GO) vet ./...

@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -223,32 +230,53 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	cert, key := selfSigned(t)
+	_, otherKey := selfSigned(t)
+	certFile := filepath.Join(dir, "cert.pem")
+	keyFile := filepath.Join(dir, "key.pem")
+	otherKeyFile := filepath.Join(dir, "other-key.pem")
+	for f, b := range map[string][]byte{certFile: cert, keyFile: key, otherKeyFile: otherKey} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "missing.pem")
 	tests := []struct {
 		env  string
 		want string
+		more []string // further variables set with env
 	}{
-		{"SOAK_CLIENTS=abc", `SOAK_CLIENTS: cannot parse "abc" as int`},
-		{"SOAK_CLIENTS=-1", "SOAK_CLIENTS: must be >= 0"},
-		{"SOAK_CONNECT_RATE=0", "SOAK_CONNECT_RATE: must be > 0"},
-		{"SOAK_ACK_TIMEOUT=0s", "SOAK_ACK_TIMEOUT: must be > 0"},
-		{"SOAK_ACK_TIMEOUT=5", `SOAK_ACK_TIMEOUT: cannot parse "5" as time.Duration`},
-		{"SOAK_EVENT_RATE=-3", "SOAK_EVENT_RATE: must be >= 0"},
-		{"SOAK_TARGET_URL=ftp://example.invalid", "SOAK_TARGET_URL: URL \"ftp://example.invalid\": scheme must be"},
-		{"SOAK_TARGET_URL=http://", "SOAK_TARGET_URL: URL \"http:\" has no host"},
-		{"SOAK_DRIVER=gorilla", "SOAK_DRIVER: must be native or zishang520"},
-		{"SOAK_AUTH_TOKEN_FILE=" + filepath.Join(dir, "missing"), "SOAK_AUTH_TOKEN_FILE: open"},
-		{"SOAK_AUTH_JSON=[1]", "SOAK_AUTH_JSON: must be a JSON object"},
-		{"SOAK_TLS_CA_FILE=" + notPEM, "SOAK_TLS_CA_FILE: " + notPEM + " holds no PEM certificate"},
-		{"SOAK_LOG_LEVEL=loud", "SOAK_LOG_LEVEL: want debug, info, warn or error"},
-		{"SOAK_LISTEN_ADDRESS=nope", `SOAK_LISTEN_ADDRESS: want host:port, got "nope"`},
-		{"SOAK_TLS_INSECURE_SKIP_VERIFY=maybe", `SOAK_TLS_INSECURE_SKIP_VERIFY: cannot parse "maybe" as bool`},
+		{"SOAK_CLIENTS=abc", `SOAK_CLIENTS: cannot parse "abc" as int`, nil},
+		{"SOAK_CLIENTS=-1", "SOAK_CLIENTS: must be >= 0", nil},
+		{"SOAK_CONNECT_RATE=0", "SOAK_CONNECT_RATE: must be > 0", nil},
+		{"SOAK_ACK_TIMEOUT=0s", "SOAK_ACK_TIMEOUT: must be > 0", nil},
+		{"SOAK_ACK_TIMEOUT=5", `SOAK_ACK_TIMEOUT: cannot parse "5" as time.Duration`, nil},
+		{"SOAK_EVENT_RATE=-3", "SOAK_EVENT_RATE: must be >= 0", nil},
+		{"SOAK_TARGET_URL=ftp://example.invalid", "SOAK_TARGET_URL: URL \"ftp://example.invalid\": scheme must be", nil},
+		{"SOAK_TARGET_URL=http://", "SOAK_TARGET_URL: URL \"http:\" has no host", nil},
+		{"SOAK_DRIVER=gorilla", "SOAK_DRIVER: must be native or zishang520", nil},
+		{"SOAK_AUTH_TOKEN_FILE=" + filepath.Join(dir, "missing"), "SOAK_AUTH_TOKEN_FILE: open", nil},
+		{"SOAK_AUTH_JSON=[1]", "SOAK_AUTH_JSON: must be a JSON object", nil},
+		{"SOAK_TLS_CA_FILE=" + notPEM, "SOAK_TLS_CA_FILE: " + notPEM + " holds no PEM certificate", nil},
+		{"SOAK_LOG_LEVEL=loud", "SOAK_LOG_LEVEL: want debug, info, warn or error", nil},
+		{"SOAK_LISTEN_ADDRESS=nope", `SOAK_LISTEN_ADDRESS: want host:port, got "nope"`, nil},
+		{"SOAK_TLS_INSECURE_SKIP_VERIFY=maybe", `SOAK_TLS_INSECURE_SKIP_VERIFY: cannot parse "maybe" as bool`, nil},
+		{"SOAK_TLS_CERT_FILE=" + certFile, "SOAK_TLS_KEY_FILE: required with SOAK_TLS_CERT_FILE", nil},
+		{"SOAK_TLS_KEY_FILE=" + keyFile, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE", nil},
+		{"SOAK_TLS_CERT_FILE=" + missing, "SOAK_TLS_CERT_FILE: open " + missing, []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
+		{"SOAK_TLS_CERT_FILE=" + notPEM, "SOAK_TLS_CERT_FILE: " + notPEM + " holds no PEM certificate", []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
+		{"SOAK_TLS_KEY_FILE=" + missing, "SOAK_TLS_KEY_FILE: open " + missing, []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + certFile, "SOAK_TLS_KEY_FILE: " + certFile + " holds no PEM private key", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + otherKeyFile, "SOAK_TLS_KEY_FILE: " + otherKeyFile + " does not go with the certificate in SOAK_TLS_CERT_FILE", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_SERVER_NAME=soak.test:443", `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`, nil},
+		{"SOAK_QUERY=access_token-without-colon", "SOAK_QUERY: cannot parse the value as", nil}, // values are secrets: not quoted
 	}
 	for _, tc := range tests {
 		t.Run(tc.env, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary)
-			cmd.Env = append(os.Environ(), tc.env)
+			cmd.Env = append(append(os.Environ(), tc.env), tc.more...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -274,7 +302,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	for _, v := range []string{"SOAK_TARGET_URL", "SOAK_DRIVER", "SOAK_CLIENTS", "SOAK_CONNECT_RATE", "SOAK_EVENT_RATE",
 		"SOAK_EVENT_NAME", "SOAK_EVENT_PAYLOAD_BYTES", "SOAK_ACK_TIMEOUT", "SOAK_AUTH_TOKEN", "SOAK_AUTH_TOKEN_FILE",
 		"SOAK_AUTH_JSON", "SOAK_HEADERS", "SOAK_QUERY", "SOAK_SOCKETIO_PATH", "SOAK_TLS_CA_FILE",
-		"SOAK_TLS_INSECURE_SKIP_VERIFY", "SOAK_LISTEN_ADDRESS", "SOAK_LOG_LEVEL", "SOAK_LOG_FORMAT", "SOAK_BACKOFF_MIN", "SOAK_BACKOFF_MAX"} {
+		"SOAK_TLS_INSECURE_SKIP_VERIFY", "SOAK_TLS_CERT_FILE", "SOAK_TLS_KEY_FILE", "SOAK_TLS_SERVER_NAME", "SOAK_LISTEN_ADDRESS", "SOAK_LOG_LEVEL", "SOAK_LOG_FORMAT", "SOAK_BACKOFF_MIN", "SOAK_BACKOFF_MAX"} {
 		if !regexp.MustCompile(`(?m)^\s+` + v + `\s`).Match(out) {
 			t.Errorf("--help does not list %s", v)
 		}
@@ -284,6 +312,10 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	}
 }
 
+// TestSecretsNeverLeak runs the agent at debug level with a known token in
+// every secret variable and greps its logs, metrics, landing page and --help
+// for it, with each driver. (Panic output: a panic that prints a probe.Config
+// or probe.Target goes through fmt, whose redaction probe's unit tests check.)
 func TestSecretsNeverLeak(t *testing.T) {
 	const token = "s3cr3t-T0KEN-4f9a"
 	dir := t.TempDir()
@@ -291,21 +323,71 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := os.WriteFile(file, []byte("file-"+token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startAgent(t, "SOAK_LOG_LEVEL=debug", "SOAK_AUTH_JSON={\"key\":\"json-"+token+"\"}", "SOAK_AUTH_TOKEN_FILE="+file,
-		"SOAK_HEADERS=Authorization:Bearer hdr-"+token)
-	time.Sleep(2 * time.Second)
-	seen := a.get(t, "/metrics") + a.get(t, "/")
-	code, _ := a.stop(t, syscall.SIGTERM)
-	seen += a.raw.String()
-	help, _ := exec.Command(binary, "--help").CombinedOutput()
-	seen += string(help)
-	if strings.Contains(seen, token) {
-		t.Fatalf("the token appears in logs, metrics, landing page or --help")
+	help, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code != 0 {
-		t.Fatalf("exit %d", code)
+	for _, driver := range []string{"native", "zishang520"} {
+		t.Run(driver, func(t *testing.T) {
+			a := startAgent(t, "SOAK_DRIVER="+driver, "SOAK_LOG_LEVEL=debug", "SOAK_AUTH_JSON={\"key\":\"json-"+token+"\"}",
+				"SOAK_AUTH_TOKEN_FILE="+file, "SOAK_HEADERS=Authorization:Bearer hdr-"+token, "SOAK_QUERY=access_token:q-"+token)
+			// Wait until clients are connected and events acked, so that
+			// connection and probe code paths have logged what they log.
+			var seen string
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				body := a.get(t, "/metrics")
+				if metric(t, body, "soak_events_acked_total", map[string]string{"target": "demo"}) > 0 {
+					seen = body
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no acked event within 30 s; log:\n%s", a.raw)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			landing := a.get(t, "/")
+			seen += landing
+			code, _ := a.stop(t, syscall.SIGTERM)
+			seen += a.raw.String() + string(help)
+			if strings.Contains(seen, token) {
+				t.Fatalf("the token appears in logs, metrics, landing page or --help")
+			}
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(a.raw.String(), `"level":"debug"`) {
+				t.Fatal("debug logging was not on, the test proves little")
+			}
+			if !strings.Contains(landing, "demo") {
+				t.Fatalf("the landing page lacks the target row, the test proves little:\n%s", landing)
+			}
+		})
 	}
-	if !strings.Contains(a.raw.String(), "debug") {
-		t.Fatal("debug logging was not on, the test proves little")
+}
+
+// selfSigned returns a PEM certificate and its PEM private key.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "soak-exporter test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -183,6 +184,14 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
 	}
 	slices.Sort(scrapes)
 
+	// Idle cost of holding the connections (pings and pongs, timers, GC),
+	// so that the per-event figure can be split into holding and probing.
+	idleSeconds := max(10, seconds/4)
+	iu0, is0 := cpuSeconds()
+	time.Sleep(time.Duration(idleSeconds) * time.Second)
+	iu1, is1 := cpuSeconds()
+	idleCores := (iu1 - iu0 + is1 - is0) / float64(idleSeconds)
+
 	// Steady phase: warm up 10 s, then measure.
 	p.PauseProbe(false)
 	time.Sleep(10 * time.Second)
@@ -190,7 +199,18 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
 	acked0 := sum(reg, "soak_events_acked_total", "", "")
 	user0, sys0 := cpuSeconds()
 	node.Reset()
+	if path := os.Getenv("SOAK_BENCH_CPUPROFILE"); path != "" { // the steady phase only
+		f, err := os.Create(path + "." + d.Name())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+	}
 	time.Sleep(time.Duration(seconds) * time.Second)
+	pprof.StopCPUProfile()
 	user1, sys1 := cpuSeconds()
 	user, sys := user1-user0, sys1-sys0
 	cpu := user + sys
@@ -209,9 +229,12 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
 	b.ReportMetric(q[1]*1000, "ms-p99")
 	b.ReportMetric(float64(scrapes[len(scrapes)/2].Microseconds())/1000, "ms-scrape-p50")
 	b.ReportMetric(user/acked*1e6, "us-user-CPU/event")
-	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f us = %.1f user + %.1f system (%.3f s per 1,000) | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
+	marginal := (cpu - idleCores*float64(seconds)) / acked * 1e6
+	b.ReportMetric(marginal, "us-marginal-CPU/event")
+	b.ReportMetric(idleCores*100, "%core-idle")
+	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
 		d.Name(), clients, rate, connectAll.Seconds(), failures+disconnects, failures, disconnects, perConn/1024,
-		cpu/acked*1e6, user/acked*1e6, sys/acked*1e6, cpu/acked*1000, q[0]*1000, q[1]*1000,
+		idleCores*100, cpu/acked*1e6, user/acked*1e6, sys/acked*1e6, cpu/acked*1000, marginal, q[0]*1000, q[1]*1000,
 		float64(stats.EchoProcessing.P50Micros)/1000, float64(stats.EchoProcessing.P99Micros)/1000,
 		float64(scrapes[len(scrapes)/2].Microseconds())/1000, float64(scrapes[len(scrapes)-1].Microseconds())/1000,
 		lost, acked)

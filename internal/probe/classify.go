@@ -48,6 +48,14 @@ func ClassifyDialError(err, ctxErr error) FailureReason {
 		errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalidErr) {
 		return FailTLS
 	}
+	// A TLS alert from the server (certificate required, unknown CA...)
+	// arrives as a net.OpError "remote error" wrapping crypto/tls's
+	// unexported alert type; with TLS 1.3 it shows on the first read after
+	// the handshake, when the server rejects the client certificate.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "remote error" {
+		return FailTLS
+	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return FailReset

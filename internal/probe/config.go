@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,19 +14,23 @@ import (
 	"strings"
 )
 
-// Config is how to reach the target(s), read from SOAK_* variables. Token
-// fields are secrets: String never prints them.
+// Config is how to reach the target(s), read from SOAK_* variables. Its
+// secret fields have the type Secret, which fmt, encoding/json and zap's
+// reflection never print.
 type Config struct {
 	TargetURL     string            `envconfig:"TARGET_URL" desc:"Socket.IO server URL(s), comma-separated, one per server replica; the URL path is the namespace (http://host:3000/admin). Empty: soak the built-in demo target."`
 	TargetName    string            `envconfig:"TARGET_NAME" desc:"Short name(s) for the target label, comma-separated, one per URL. Default: host:port plus the namespace."`
 	Driver        string            `envconfig:"DRIVER" default:"native" desc:"Client driver: native (our Engine.IO v4 client) or zishang520 (the zishang520 library)."`
 	SocketIOPath  string            `envconfig:"SOCKETIO_PATH" default:"/socket.io/" desc:"Engine.IO request path on the server."`
-	AuthToken     string            `envconfig:"AUTH_TOKEN" desc:"Secret. Sent as {\"token\": ...} in the namespace CONNECT auth payload. Never logged or exported."`
+	AuthToken     Secret            `envconfig:"AUTH_TOKEN" desc:"Secret. Sent as {\"token\": ...} in the namespace CONNECT auth payload. Never logged or exported."`
 	AuthTokenFile string            `envconfig:"AUTH_TOKEN_FILE" desc:"File holding the auth token (trailing newline trimmed); read at start."`
-	AuthJSON      string            `envconfig:"AUTH_JSON" desc:"Secret. A JSON object sent as the CONNECT auth payload (the token, if any, is added as \"token\")."`
-	Headers       map[string]string `envconfig:"HEADERS" desc:"Extra handshake headers, as Name:value,Name2:value2. Values are treated as secrets."`
-	Query         map[string]string `envconfig:"QUERY" desc:"Extra handshake query parameters, as key:value,key2:value2."`
+	AuthJSON      Secret            `envconfig:"AUTH_JSON" desc:"Secret. A JSON object sent as the CONNECT auth payload (the token, if any, is added as \"token\")."`
+	Headers       map[string]Secret `envconfig:"HEADERS" desc:"Extra handshake headers, as Name:value,Name2:value2. Values are treated as secrets."`
+	Query         map[string]Secret `envconfig:"QUERY" desc:"Extra handshake query parameters, as key:value,key2:value2. Values are treated as secrets."`
 	TLSCAFile     string            `envconfig:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust for https/wss targets (added to the system pool)."`
+	TLSCertFile   string            `envconfig:"TLS_CERT_FILE" desc:"PEM client certificate for https/wss targets that require one (mTLS); needs SOAK_TLS_KEY_FILE."`
+	TLSKeyFile    string            `envconfig:"TLS_KEY_FILE" desc:"PEM private key of SOAK_TLS_CERT_FILE; read at start, never logged."`
+	TLSServerName string            `envconfig:"TLS_SERVER_NAME" desc:"Host name to verify the target's certificate against (and to send as SNI) instead of the URL's host."`
 	TLSInsecure   bool              `envconfig:"TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Do not verify the target's certificate. For tests only; logged as a warning."`
 	MaxFrameBytes int64             `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message accepted from the server; larger ones are a parse error."`
 }
@@ -57,6 +62,15 @@ func (c Config) Validate() error {
 			// The value is a secret: say what is wrong, not what it is.
 			return errors.New("SOAK_AUTH_JSON: must be a JSON object")
 		}
+	}
+	if c.TLSCertFile != "" && c.TLSKeyFile == "" {
+		return errors.New("SOAK_TLS_KEY_FILE: required with SOAK_TLS_CERT_FILE")
+	}
+	if c.TLSKeyFile != "" && c.TLSCertFile == "" {
+		return errors.New("SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE")
+	}
+	if n := c.TLSServerName; n != "" && (strings.ContainsAny(n, "/:@?# \t") || strings.Trim(n, ".") == "") {
+		return fmt.Errorf("SOAK_TLS_SERVER_NAME: want a host name, got %q", n)
 	}
 	if c.MaxFrameBytes < 1024 {
 		return fmt.Errorf("SOAK_MAX_FRAME_BYTES: must be >= 1024, got %d", c.MaxFrameBytes)
@@ -131,12 +145,12 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 		q[k] = v
 	}
 	for k, v := range c.Query {
-		q.Set(k, v)
+		q.Set(k, v.Reveal())
 	}
 	base.RawQuery = ""
 	h := http.Header{}
 	for k, v := range c.Headers {
-		h.Set(k, v)
+		h.Set(k, v.Reveal())
 	}
 	name := u.Host
 	if nsp != "/" {
@@ -156,7 +170,7 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 }
 
 func (c Config) authPayload() (json.RawMessage, error) {
-	token := c.AuthToken
+	token := c.AuthToken.Reveal()
 	if c.AuthTokenFile != "" {
 		b, err := os.ReadFile(c.AuthTokenFile)
 		if err != nil {
@@ -169,7 +183,7 @@ func (c Config) authPayload() (json.RawMessage, error) {
 	}
 	obj := map[string]json.RawMessage{}
 	if c.AuthJSON != "" {
-		if err := json.Unmarshal([]byte(c.AuthJSON), &obj); err != nil {
+		if err := json.Unmarshal([]byte(c.AuthJSON.Reveal()), &obj); err != nil {
 			return nil, errors.New("SOAK_AUTH_JSON: must be a JSON object")
 		}
 	}
@@ -184,10 +198,10 @@ func (c Config) authPayload() (json.RawMessage, error) {
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	if c.TLSCAFile == "" && !c.TLSInsecure {
+	if c.TLSCAFile == "" && !c.TLSInsecure && c.TLSCertFile == "" && c.TLSKeyFile == "" && c.TLSServerName == "" {
 		return nil, nil
 	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecure} //nolint:gosec // explicit opt-in, warned about
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecure, ServerName: c.TLSServerName} //nolint:gosec // explicit opt-in, warned about
 	if c.TLSCAFile != "" {
 		pem, err := os.ReadFile(c.TLSCAFile)
 		if err != nil {
@@ -202,7 +216,73 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		}
 		conf.RootCAs = pool
 	}
+	if c.TLSCertFile != "" || c.TLSKeyFile != "" {
+		cert, err := loadKeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
 	return conf, nil
+}
+
+// loadKeyPair reads a client certificate and its key. Its errors name the
+// variable and never quote the key file's contents.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	if certFile == "" || keyFile == "" {
+		return tls.Certificate{}, errors.New("SOAK_TLS_CERT_FILE: SOAK_TLS_CERT_FILE and SOAK_TLS_KEY_FILE go together")
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_CERT_FILE: %w", err)
+	}
+	if !hasPEMBlock(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_CERT_FILE: %s holds no PEM certificate", certFile)
+	}
+	if _, err := firstCertificate(certPEM); err != nil {
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_CERT_FILE: %s: %w", certFile, err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %w", err)
+	}
+	if !hasPEMBlock(keyPEM, func(t string) bool { return t == "PRIVATE KEY" || strings.HasSuffix(t, " PRIVATE KEY") }) {
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s holds no PEM private key", keyFile)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls's messages name no key material.
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s does not go with the certificate in SOAK_TLS_CERT_FILE: %w", keyFile, err)
+	}
+	return cert, nil
+}
+
+// firstCertificate parses the first CERTIFICATE block of PEM data.
+func firstCertificate(data []byte) (*x509.Certificate, error) {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil, errors.New("no PEM certificate")
+		}
+		if b.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(b.Bytes)
+		}
+	}
+}
+
+// hasPEMBlock tells whether data holds a PEM block whose type is accepted.
+func hasPEMBlock(data []byte, ok func(blockType string) bool) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if ok(b.Type) {
+			return true
+		}
+	}
 }
 
 // parseTargetURL accepts http, https, ws and wss URLs with a host.

@@ -396,7 +396,9 @@ func TestDialTLS(t *testing.T) {
 func TestSharedHTTPClients(t *testing.T) {
 	d := New(Options{})
 	a, b := &tls.Config{}, &tls.Config{}
-	if d.client(nil) != d.client(nil) || d.client(a) != d.client(a) || d.client(a) == d.client(b) || d.client(nil) == d.client(a) {
+	n1, n2 := d.client(nil), d.client(nil)
+	a1, a2, b1 := d.client(a), d.client(a), d.client(b)
+	if n1 != n2 || a1 != a2 || a1 == b1 || n1 == a1 {
 		t.Error("want one client per distinct *tls.Config")
 	}
 }

@@ -1,0 +1,221 @@
+package probe_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+func validConfig() probe.Config {
+	return probe.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}
+}
+
+func TestConfigTLSOptions(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "ca")
+	cert, key := ca.issue(t, "client", true, nil, nil)
+	_, otherKey := ca.issue(t, "other", true, nil, nil)
+	files := map[string]string{
+		"ca":       writeFile(t, dir, "ca.pem", ca.pem),
+		"cert":     writeFile(t, dir, "cert.pem", cert),
+		"key":      writeFile(t, dir, "key.pem", key),
+		"otherkey": writeFile(t, dir, "other-key.pem", otherKey),
+		"hello":    writeFile(t, dir, "hello.txt", []byte("hello")),
+		"badcert":  writeFile(t, dir, "bad-cert.pem", []byte("-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n")),
+		"missing":  filepath.Join(dir, "missing.pem"),
+	}
+	tests := []struct {
+		name    string
+		set     func(*probe.Config)
+		wantErr string // prefix; "" = valid
+	}{
+		{"cert and key", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["key"] }, ""},
+		{"server name", func(c *probe.Config) { c.TLSServerName = "soak.test" }, ""},
+		{"cert without key", func(c *probe.Config) { c.TLSCertFile = files["cert"] }, "SOAK_TLS_KEY_FILE: required with SOAK_TLS_CERT_FILE"},
+		{"key without cert", func(c *probe.Config) { c.TLSKeyFile = files["key"] }, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE"},
+		{"unreadable cert", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["missing"], files["key"] }, "SOAK_TLS_CERT_FILE: open " + files["missing"]},
+		{"cert not PEM", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["hello"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["hello"] + " holds no PEM certificate"},
+		{"cert not a certificate", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["badcert"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["badcert"] + ": x509: "},
+		{"key is a certificate", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["cert"] }, "SOAK_TLS_KEY_FILE: " + files["cert"] + " holds no PEM private key"},
+		{"unreadable key", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["missing"] }, "SOAK_TLS_KEY_FILE: open " + files["missing"]},
+		{"key of another cert", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["otherkey"] }, "SOAK_TLS_KEY_FILE: " + files["otherkey"] + " does not go with the certificate in SOAK_TLS_CERT_FILE"},
+		{"server name with port", func(c *probe.Config) { c.TLSServerName = "soak.test:443" }, `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`},
+		{"server name with space", func(c *probe.Config) { c.TLSServerName = "soak test" }, `SOAK_TLS_SERVER_NAME: want a host name`},
+		{"CA not PEM", func(c *probe.Config) { c.TLSCAFile = files["hello"] }, "SOAK_TLS_CA_FILE: " + files["hello"] + " holds no PEM certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			c.TargetURL = "https://127.0.0.1:1"
+			tc.set(&c)
+			err := c.Validate()
+			var targets []*probe.Target
+			if err == nil {
+				targets, err = c.Targets()
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want prefix %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err quotes file contents or spans lines: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf := targets[0].TLS
+			if conf == nil {
+				t.Fatal("no TLS config")
+			}
+			if conf.ServerName != c.TLSServerName || (c.TLSCertFile != "") != (len(conf.Certificates) == 1) || conf.InsecureSkipVerify {
+				t.Fatalf("TLS config: server name %q, %d certificates, insecure %v", conf.ServerName, len(conf.Certificates), conf.InsecureSkipVerify)
+			}
+		})
+	}
+}
+
+func TestConfigSecretsFromEnvironment(t *testing.T) {
+	t.Setenv("SOAK_AUTH_TOKEN", "tok-123")
+	t.Setenv("SOAK_AUTH_JSON", `{"k":"v"}`)
+	t.Setenv("SOAK_HEADERS", "Authorization:Bearer abc,X-Other:1")
+	t.Setenv("SOAK_QUERY", "q:1")
+	var c probe.Config
+	if err := envconfig.Process("soak", &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.AuthToken.Reveal() != "tok-123" || c.AuthJSON.Reveal() != `{"k":"v"}` || c.Headers["Authorization"].Reveal() != "Bearer abc" || c.Headers["X-Other"].Reveal() != "1" {
+		t.Fatalf("secrets not read: token %q, json %q, headers %d", c.AuthToken.Reveal(), c.AuthJSON.Reveal(), len(c.Headers))
+	}
+	tg, err := c.Target("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(tg.Auth); got != `{"k":"v","token":"tok-123"}` {
+		t.Fatalf("auth payload %s", got)
+	}
+	if tg.Header.Get("Authorization") != "Bearer abc" || tg.Query.Get("q") != "1" {
+		t.Fatal("header or query not sent")
+	}
+}
+
+// TestSecretsAreNeverPrinted: a panic message, a debug print or a log field
+// built from a Config or a Target shows no secret, whatever the verb.
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	const token = "s3cr3t-T0KEN-4f9a"
+	c := validConfig()
+	c.AuthToken = probe.Secret("tok-" + token)
+	c.AuthJSON = probe.Secret(`{"key":"json-` + token + `"}`)
+	c.Headers = map[string]probe.Secret{"Authorization": probe.Secret("Bearer hdr-" + token)}
+	c.Query = map[string]probe.Secret{"access_token": probe.Secret("q-" + token)}
+	tg, err := c.Target("http://127.0.0.1:1/nsp?sig=url-" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(tg.Auth, []byte(token)) || !strings.Contains(tg.Header.Get("Authorization"), token) {
+		t.Fatal("the target does not carry the secrets: the test proves nothing")
+	}
+	values := map[string]any{
+		"Config": c, "*Config": &c, "Target": *tg, "*Target": tg,
+		"AuthToken": c.AuthToken, "in a struct": struct {
+			C probe.Config
+			T probe.Target
+		}{c, *tg},
+		"in a slice": []probe.Target{*tg},
+	}
+	forms := func(v any) map[string]string {
+		out := map[string]string{}
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+			out[verb] = fmt.Sprintf(verb, v)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("json: %v", err)
+		}
+		out["json"] = string(b)
+		var buf bytes.Buffer
+		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+		log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(&buf), zap.DebugLevel))
+		log.Debug("value", zap.Any("v", v), zap.Reflect("r", v))
+		out["zap"] = buf.String()
+		return out
+	}
+	for name, v := range values {
+		for form, s := range forms(v) {
+			for _, bad := range []string{token, hex.EncodeToString([]byte(token)), strings.ToUpper(hex.EncodeToString([]byte(token))), fmt.Sprint([]byte(token)[:6])} {
+				if strings.Contains(s, bad) {
+					t.Errorf("%s printed as %s shows a secret: %s", name, form, s)
+				}
+			}
+		}
+	}
+	if got := fmt.Sprintf("%v", c.AuthToken); got != "[REDACTED]" {
+		t.Errorf("AuthToken prints %q, want [REDACTED]", got)
+	}
+	if got := fmt.Sprintf("%v", probe.Secret("")); got != "" {
+		t.Errorf("an empty secret prints %q, want empty", got)
+	}
+	if s := fmt.Sprintf("%+v", tg); !strings.Contains(s, "Name:127.0.0.1:1/nsp") || !strings.Contains(s, "Auth:[REDACTED]") {
+		t.Errorf("the redacted target lost its useful fields: %s", s)
+	}
+}
+
+// TestPanicOutputRedactsSecrets runs this test binary again with a panic
+// whose value is a Secret, then one that prints a Target, and greps the
+// crash output (panic message and goroutine traces) for the token.
+func TestPanicOutputRedactsSecrets(t *testing.T) {
+	const token = "s3cr3t-T0KEN-4f9a"
+	if what := os.Getenv("SOAK_TEST_PANIC"); what != "" {
+		c := validConfig()
+		c.AuthToken = probe.Secret("tok-" + token)
+		c.Headers = map[string]probe.Secret{"Authorization": probe.Secret("Bearer " + token)}
+		tg, err := c.Target("http://127.0.0.1:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A panic in a goroutine of its own, as in a pool, crashes the
+		// process without the testing package's recovery.
+		go func() {
+			switch what {
+			case "secret":
+				panic(c.AuthToken)
+			case "config":
+				panic(fmt.Sprintf("bad config %+v", c))
+			default:
+				panic(fmt.Errorf("bad target %v / %#v", tg, tg))
+			}
+		}()
+		time.Sleep(30 * time.Second)
+		t.Fatal("the panic did not crash the process")
+	}
+	for _, what := range []string{"secret", "config", "target"} {
+		t.Run(what, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestPanicOutputRedactsSecrets$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "SOAK_TEST_PANIC="+what, "GOTRACEBACK=all")
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "panic: ") {
+				t.Fatalf("the child did not panic: %v\n%s", err, out)
+			}
+			if strings.Contains(string(out), token) {
+				t.Fatalf("the panic output shows the token:\n%s", out)
+			}
+			if !strings.Contains(string(out), "[REDACTED]") {
+				t.Fatalf("the panic output does not show the redacted value, the test proves little:\n%s", out)
+			}
+		})
+	}
+}
