@@ -23,6 +23,7 @@ const (
 	eventP95Threshold     = 0.2
 	successRatioThreshold = 0.995
 	disconnectThreshold   = 0.01
+	fanoutCrossP95        = 0.5
 	limitWarnSeconds      = 4 * 3600
 )
 
@@ -310,6 +311,52 @@ func panels() []*panel {
 		q(`sum by (target, reason) (rate(soak_disconnects_total{`+selTarget+`}[$__rate_interval]))`, "{{reason}} {{target}}"),
 	))
 
+	l.row("Fan-out and push")
+	l.add(8, 8, timeseries("Fan-out deliveries per pair",
+		"Fan-out probe (SOAK_FANOUT_RATE): messages emitted per second by the clients of each sender target, writes that failed, and per second the expected deliveries that arrived (delivered) or had not arrived when the fan-out timeout passed (lost), per sender target → receiver target. Pairs of different targets cross replicas through the Socket.IO adapter (Redis). Filtered by the receiver's target.",
+		"ops", tsOpts{min: ptr(0.0)},
+		q(`sum by (sender_target, target) (rate(soak_fanout_delivered_total{`+selTarget+`}[$__rate_interval]))`, "delivered {{sender_target}} → {{target}}"),
+		q(`sum by (sender_target, target) (rate(soak_fanout_lost_total{`+selTarget+`}[$__rate_interval]))`, "lost {{sender_target}} → {{target}}"),
+		q(`sum by (target) (rate(soak_fanout_sent_total{`+selTarget+`}[$__rate_interval]))`, "sent by {{target}}"),
+		q(`sum by (target) (rate(soak_fanout_send_failures_total{`+selTarget+`}[$__rate_interval]))`, "send failures {{target}}"),
+	))
+	l.add(8, 8, timeseries("Fan-out loss ratio per pair",
+		"Share of expected fan-out deliveries lost (not arrived within SOAK_FANOUT_TIMEOUT) over 5 minutes, per sender target → receiver target (recording rule sender_target_target:soak_fanout_lost:ratio_rate5m, used by SoakFanoutLoss). Loss on the cross-replica pairs only, with same-replica pairs at 0, points to the adapter (Redis) between replicas.",
+		"percentunit", tsOpts{min: ptr(0.0), thresholds: steps("green", 1e-9, "red"), thresholdStyle: "line"},
+		q(`sender_target_target:soak_fanout_lost:ratio_rate5m{`+selTarget+`}`, "{{sender_target}} → {{target}} @ {{instance}}"),
+	))
+	l.add(8, 8, timeseries("Fan-out latency p50/p95 per pair",
+		"p50 and p95 of fan-out delivery latency from the send to the arrival at another pool client, both on the agent's own clock (no clock skew), per sender target → receiver target, every pair including same-replica ones. Red line: the 0.5 s cross-replica threshold.",
+		"s", tsOpts{min: ptr(0.0), thresholds: steps("green", fanoutCrossP95, "red"), thresholdStyle: "line"},
+		q(quantile(0.5, "soak_fanout_latency_seconds", selTarget, "sender_target, target"), "p50 {{sender_target}} → {{target}}"),
+		q(quantile(0.95, "soak_fanout_latency_seconds", selTarget, "sender_target, target"), "p95 {{sender_target}} → {{target}}"),
+	))
+	l.add(6, 8, timeseries("Cross-replica fan-out p95 vs 500 ms",
+		"95th percentile of fan-out delivery latency over 5 minutes for pairs whose sender and receiver targets differ (recording rule sender_target_target:soak_fanout_latency_seconds:cross_replica_p95_rate5m, used by SoakFanoutCrossReplicaLatencyHigh): messages that went through the adapter (Redis) to another replica. No data with a single target. Red line: 0.5 s.",
+		"s", tsOpts{min: ptr(0.0), thresholds: steps("green", fanoutCrossP95, "red"), thresholdStyle: "line"},
+		q(`sender_target_target:soak_fanout_latency_seconds:cross_replica_p95_rate5m{`+selTarget+`}`, "{{sender_target}} → {{target}} @ {{instance}}"),
+	))
+	l.add(6, 8, timeseries("Server push events",
+		"Server-push probe (SOAK_PUSH_EVENT), events per second per target: received (every copy), lost (sequence gaps within a client session, SoakPushLoss), missed (gaps across a reconnect: not loss), duplicated, out of order, malformed (no readable sequence field).",
+		"ops", tsOpts{min: ptr(0.0)},
+		q(`sum by (target) (rate(soak_push_received_total{`+selTarget+`}[$__rate_interval]))`, "received {{target}}"),
+		q(`sum by (target) (rate(soak_push_lost_total{`+selTarget+`}[$__rate_interval]))`, "lost {{target}}"),
+		q(`sum by (target) (rate(soak_push_missed_total{`+selTarget+`}[$__rate_interval]))`, "missed (reconnect) {{target}}"),
+		q(`sum by (target) (rate(soak_push_duplicated_total{`+selTarget+`}[$__rate_interval]))`, "duplicated {{target}}"),
+		q(`sum by (target) (rate(soak_push_out_of_order_total{`+selTarget+`}[$__rate_interval]))`, "out of order {{target}}"),
+		q(`sum by (target) (rate(soak_push_malformed_total{`+selTarget+`}[$__rate_interval]))`, "malformed {{target}}"),
+	))
+	l.add(6, 8, timeseries("Server push loss ratio",
+		"Share of server-push sequence numbers lost within client sessions, lost / (received + lost), over 5 minutes (recording rule target:soak_push_lost:ratio_rate5m, used by SoakPushLoss). Anything above 0 is loss.",
+		"percentunit", tsOpts{min: ptr(0.0), thresholds: steps("green", 1e-9, "red"), thresholdStyle: "line"},
+		q(`target:soak_push_lost:ratio_rate5m{`+selTarget+`}`, "{{target}} @ {{instance}}"),
+	))
+	l.add(6, 8, timeseries("Server push latency p95",
+		"95th percentile of one-way server-push latency from the event's timestamp field to its arrival. Only observed when SOAK_PUSH_CLOCK_SHARED is set (agent and server share a clock, e.g. sidecar); empty otherwise.",
+		"s", tsOpts{min: ptr(0.0)},
+		q(quantile(0.95, "soak_push_latency_seconds", selTarget, "target"), "p95 {{target}}"),
+	))
+
 	l.row("Memory")
 	l.add(12, 9, timeseries("Target memory with fitted trend",
 		"Memory of the target as sampled (heap and RSS per source: scrape, procfs, self), the memory limit, and the fitted floor of the GC sawtooth at the end of each leak window (soak_leak_baseline_bytes, Theil-Sen): a floor that keeps rising is a leak, a sawtooth over a flat floor is not.",
@@ -412,7 +459,7 @@ func variables() []variable {
 func Build() ([]byte, error) {
 	d := dashboard{
 		Annotations:  annotations{List: []any{}},
-		Description:  "Socket.IO soak test: pool, connection and event SLOs against the old suite's thresholds, target memory and leak detection, and the soak-exporter agent itself.",
+		Description:  "Socket.IO soak test: pool, connection and event SLOs against the old suite's thresholds, fan-out across replicas and server push, target memory and leak detection, and the soak-exporter agent itself.",
 		Editable:     true,
 		GraphTooltip: 1,
 		Links: []link{{

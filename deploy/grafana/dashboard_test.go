@@ -228,7 +228,7 @@ func TestMetricNamesFromContract(t *testing.T) {
 	}
 }
 
-// TestRequiredContent pins what issue 5 asks of the dashboard.
+// TestRequiredContent pins what issues 5 and 6 ask of the dashboard.
 func TestRequiredContent(t *testing.T) {
 	d := loadDashboard(t)
 	var rows []string
@@ -237,7 +237,7 @@ func TestRequiredContent(t *testing.T) {
 			rows = append(rows, p["title"].(string))
 		}
 	}
-	if want := []string{"Overview", "Latency", "Connections", "Memory", "Agent"}; !slices.Equal(rows, want) {
+	if want := []string{"Overview", "Latency", "Connections", "Fan-out and push", "Memory", "Agent"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 	all := ""
@@ -261,6 +261,11 @@ func TestRequiredContent(t *testing.T) {
 		"soak_disconnects_total", "soak_memory_bytes", "soak_leak_baseline_bytes", "soak_leak_suspected",
 		"soak_leak_seconds_to_limit", "process_cpu_seconds_total", "process_resident_memory_bytes",
 		"go_goroutines", "soak_events_dropped_total",
+		// Issue 6: fan-out and server push.
+		"soak_fanout_delivered_total", "soak_fanout_lost_total", "sender_target_target:soak_fanout_lost:ratio_rate5m",
+		"soak_fanout_latency_seconds_bucket", "sender_target_target:soak_fanout_latency_seconds:cross_replica_p95_rate5m",
+		"soak_push_received_total", "soak_push_lost_total", "soak_push_missed_total", "soak_push_duplicated_total",
+		"soak_push_out_of_order_total", "soak_push_latency_seconds_bucket",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel query uses %s", want)

@@ -150,13 +150,32 @@ func ContractMetricNames() []string {
 		"soak_leak_baseline_bytes",
 		"soak_leak_seconds_to_limit",
 		"soak_leak_suspected",
+		// Server push (label target).
+		"soak_push_received_total",
+		"soak_push_lost_total",
+		"soak_push_duplicated_total",
+		"soak_push_out_of_order_total",
+		"soak_push_missed_total",
+		"soak_push_malformed_total",
+		"soak_push_latency_seconds",
+		// Fan-out (sent and send failures by the sender's target; the
+		// others by sender_target and the receiver's target).
+		"soak_fanout_sent_total",
+		"soak_fanout_send_failures_total",
+		"soak_fanout_expected_total",
+		"soak_fanout_delivered_total",
+		"soak_fanout_lost_total",
+		"soak_fanout_latency_seconds",
 	}
 }
 
 // ContractHistogramNames returns the contract's histogram families, whose
 // classic series carry the _bucket, _sum and _count suffixes.
 func ContractHistogramNames() []string {
-	return []string{"soak_connect_duration_seconds", "soak_event_latency_seconds"}
+	return []string{
+		"soak_connect_duration_seconds", "soak_event_latency_seconds",
+		"soak_push_latency_seconds", "soak_fanout_latency_seconds",
+	}
 }
 
 // IsAllowedMetric reports whether an expression may use the metric name:

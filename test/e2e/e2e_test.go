@@ -50,6 +50,26 @@ const (
 	ackTimeout = 2 * time.Second
 )
 
+// The fan-out and server-push probes against the single fixture, so that
+// their dashboard panels have data: the fixture relays `publish` to the
+// other clients (SOAK_FANOUT_EVENT's default) and pushes {"seq","ts"} as
+// pushEvent every pushInterval to its local clients; agent and fixture share
+// the host's clock, so the push latency is observed.
+const (
+	fanoutRate   = 2
+	pushEvent    = "tick"
+	pushInterval = 200 * time.Millisecond
+)
+
+// probesEnv is the agent's fan-out and push configuration.
+func probesEnv() []string {
+	return []string{
+		"SOAK_FANOUT_RATE=" + strconv.Itoa(fanoutRate),
+		"SOAK_PUSH_EVENT=" + pushEvent,
+		"SOAK_PUSH_CLOCK_SHARED=true",
+	}
+}
+
 // Memory sampling and leak detection of the fixture, scaled down from hours
 // to seconds: a 30 s window of 1 s buckets (the floor of each bucket is its
 // minimum), a verdict every second, no start-up grace. The least growth
@@ -116,7 +136,7 @@ func TestAlertsFireAndResolveEndToEnd(t *testing.T) {
 	h.requireLeakConfig(t)
 	t.Logf("e2e: agent built in %v", time.Since(h.start).Round(time.Millisecond))
 
-	h.fx = testfixture.Start(t, testfixture.Options{})
+	h.fx = testfixture.Start(t, testfixture.Options{PushEvent: pushEvent, PushInterval: pushInterval})
 	h.hook = newWebhook()
 	t.Cleanup(h.hook.srv.Close)
 	c := newHTTPClient()
@@ -136,6 +156,7 @@ func TestAlertsFireAndResolveEndToEnd(t *testing.T) {
 		"SOAK_EVENT_RATE=" + strconv.Itoa(eventRate),
 		"SOAK_ACK_TIMEOUT=" + ackTimeout.String(),
 	}
+	env = append(env, probesEnv()...)
 	h.agent = startAgent(t, bin, append(env, leakEnv(h.fx.MetricsURL())...))
 	h.startPrometheus(t, tl, c)
 	h.waitReady(t)
@@ -654,27 +675,32 @@ func (h *harness) checkAnnotations(t *testing.T, a amAlert) {
 }
 
 // requireLeakConfig fails the test when the agent binary does not know the
-// memory and leak variables the test sets (it would ignore them, and the
-// leak phase and the memory panels would fail late and obscurely).
+// memory, leak, fan-out and push variables the test sets (it would ignore
+// them, and the leak phase and the memory, fan-out and push panels would
+// fail late and obscurely).
 func (h *harness) requireLeakConfig(t *testing.T) {
 	t.Helper()
 	var missing []string
-	for _, kv := range leakEnv("") {
+	for _, kv := range append(leakEnv(""), probesEnv()...) {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.Contains(h.help, name) {
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("e2e: `soak-exporter --help` does not list %v: the agent binary does not sample the target's memory "+
-			"or run leak detection (cmd/soak-exporter must wire the leak monitor)", missing)
+		t.Fatalf("e2e: `soak-exporter --help` does not list %v: the agent binary does not sample the target's memory, "+
+			"run leak detection or the fan-out and push probes (cmd/soak-exporter must wire them)", missing)
 	}
 }
 
 // panelsWithoutData lists dashboard queries (panel id/refId) that cannot
-// have data in this setup, with the reason. Empty: every query must have
-// data.
-var panelsWithoutData = map[string]string{}
+// have data in this setup, with the panel's title and the reason. A listed
+// query that has data, or whose id now names another panel or none, fails
+// the test, so the list cannot go stale.
+var panelsWithoutData = map[string]struct{ panel, reason string }{
+	"21/A": {"Cross-replica fan-out p95 vs 500 ms", "one target only, so every fan-out pair has sender_target == target " +
+		"(cross-replica pairs need several targets, e.g. two fixtures sharing Redis)"},
+}
 
 // checkPanels runs every query of every dashboard panel, with the
 // dashboard's variables set to this stack's job, agent, target and leak
@@ -699,8 +725,15 @@ func (h *harness) checkPanels(t *testing.T) {
 	if !strings.Contains(windows, fmt.Sprintf("window=%q", leakWindow)) {
 		t.Errorf("e2e: the window label of the leak gauges is not %q (SOAK_LEAK_WINDOWS=%s):\n%s", leakWindow, leakWindow, windows)
 	}
+	listed := map[string]bool{}
 	for _, q := range qs {
 		key := fmt.Sprintf("%d/%s", q.PanelID, q.RefID)
+		if ex, ok := panelsWithoutData[key]; ok {
+			listed[key] = true
+			if ex.panel != q.Panel {
+				t.Errorf("e2e: panelsWithoutData[%s] is for panel %q, but %s is now %q: update the list", key, ex.panel, key, q.Panel)
+			}
+		}
 		expr, err := grafana.Expand(q.Expr, vars)
 		if err != nil {
 			t.Errorf("e2e: panel %s %q: %v", key, q.Panel, err)
@@ -717,7 +750,8 @@ func (h *harness) checkPanels(t *testing.T) {
 			continue
 		}
 		hasNumber := slices.ContainsFunc(series, sample.hasNumber)
-		reason, excused := panelsWithoutData[key]
+		ex, excused := panelsWithoutData[key]
+		reason := ex.reason
 		switch {
 		case excused && (len(instant) > 0 || hasNumber):
 			t.Errorf("e2e: panel %s %q is listed without data (%s) but has data now: remove it from panelsWithoutData", key, q.Panel, reason)
@@ -730,6 +764,11 @@ func (h *harness) checkPanels(t *testing.T) {
 			t.Errorf("e2e: panel %s %q (%s row): every value over the run is NaN\n  %s\n  now: %v", key, q.Panel, q.Row, expr, instant)
 		default:
 			t.Logf("e2e: panel %s %q: %d series now, e.g. %s", key, q.Panel, len(instant), instant[0])
+		}
+	}
+	for key, ex := range panelsWithoutData {
+		if !listed[key] {
+			t.Errorf("e2e: panelsWithoutData lists %s (%q), which the dashboard does not have: update the list", key, ex.panel)
 		}
 	}
 }
