@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -390,4 +391,44 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// TestEveryTypedVariableRejectsGarbage sets each SOAK_ variable that is not a
+// plain string to a value of the wrong type, one at a time, and expects exit
+// status 2 with one line naming that variable.
+func TestEveryTypedVariableRejectsGarbage(t *testing.T) {
+	var buf bytes.Buffer
+	if err := envconfig.Usagef("soak", &config{}, &buf, "{{range .}}{{usage_key .}}\t{{usage_type .}}\n{{end}}"); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		key, typ, _ := strings.Cut(line, "\t")
+		if typ == "String" || typ == "Secret" {
+			continue // any text is a string; their checks are in the table test
+		}
+		checked++
+		t.Run(key, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary)
+			cmd.Env = append(os.Environ(), "SOAK_LISTEN_ADDRESS=127.0.0.1:0", key+"=@garbage")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			_ = cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("%s (%s): the agent started with a garbage value instead of exiting", key, typ)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Fatalf("%s (%s): exit %d, want 2; stderr: %s", key, typ, code, stderr.String())
+			}
+			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "soak-exporter: "+key+":") {
+				t.Fatalf("%s (%s): stderr %q, want one line starting with the variable", key, typ, stderr.String())
+			}
+		})
+	}
+	if checked < 30 {
+		t.Fatalf("only %d typed variables found; the listing is broken", checked)
+	}
 }
