@@ -3,6 +3,10 @@
 # when it cannot.
 
 GO        ?= go
+# Go 1.27.3 carries fixes for standard-library vulnerabilities that the
+# machine's Go 1.26.8 lacks (make vuln); the go command fetches it from the
+# module proxy on first use. Every build and test through make uses it.
+export GOTOOLCHAIN := go1.27.3
 PKG       := github.com/generic-corp/soak-exporter
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
