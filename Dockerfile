@@ -23,7 +23,7 @@
 # project's CI: the tests build with the same Makefile target and check that
 # the binary is static and runs as an unprivileged user.
 
-ARG GO_VERSION=1.26
+ARG GO_VERSION=1.27
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
