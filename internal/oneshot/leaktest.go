@@ -9,7 +9,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -88,19 +87,10 @@ func parseLeakArgs(args []string, spec *envSpec, usage io.Writer) (leakArgs, err
 		duration: leakDefaultDuration, sampling: leakDefaultSampling, activity: leakDefaultActivity,
 		cfg: spec.oneshot,
 	}
-	fs := leakFlags(&la.cfg)
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(usage, leakUsage)
-		flagUsage(usage, fs)
-		fmt.Fprint(usage, leakUsageFooter)
-		return la, err
-	}
+	pos, err := parseCommandLine(leakFlags(&la.cfg), args, usage, leakUsage, leakUsageFooter,
+		"server_url", "duration_minutes", "sampling_seconds", "activity_rate")
 	if err != nil {
-		return la, usagef("%v", err)
-	}
-	if len(pos) > 4 {
-		return la, usagef("too many arguments: %q (want at most server_url duration_minutes sampling_seconds activity_rate)", strings.Join(pos[4:], " "))
+		return la, err
 	}
 	if len(pos) > 0 {
 		la.url = pos[0]
@@ -116,11 +106,9 @@ func parseLeakArgs(args []string, spec *envSpec, usage io.Writer) (leakArgs, err
 		}
 	}
 	if len(pos) > 3 {
-		r, err := strconv.ParseFloat(pos[3], 64)
-		if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-			return la, usagef("activity_rate: want a number of actions per minute per client >= 0, got %q", pos[3])
+		if la.activity, err = parseRate("activity_rate", "actions per minute per client", pos[3]); err != nil {
+			return la, err
 		}
-		la.activity = r
 	}
 	switch {
 	case la.sampling <= 0:

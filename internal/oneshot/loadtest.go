@@ -84,19 +84,10 @@ func parseLoadArgs(args []string, spec *envSpec, usage io.Writer) (loadArgs, err
 		duration: loadDefaultDuration, warmup: loadDefaultWarmup,
 		cfg: spec.oneshot,
 	}
-	fs := loadFlags(&la.cfg)
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(usage, loadUsage)
-		flagUsage(usage, fs)
-		fmt.Fprint(usage, loadUsageFooter)
-		return la, err
-	}
+	pos, err := parseCommandLine(loadFlags(&la.cfg), args, usage, loadUsage, loadUsageFooter,
+		"server_url", "connections", "event_rate", "duration", "warmup")
 	if err != nil {
-		return la, usagef("%v", err)
-	}
-	if len(pos) > 5 {
-		return la, usagef("too many arguments: %q (want at most server_url connections event_rate duration warmup)", strings.Join(pos[5:], " "))
+		return la, err
 	}
 	if len(pos) > 0 {
 		la.url = pos[0]
@@ -109,11 +100,9 @@ func parseLoadArgs(args []string, spec *envSpec, usage io.Writer) (loadArgs, err
 		la.clients = n
 	}
 	if len(pos) > 2 {
-		r, err := strconv.ParseFloat(pos[2], 64)
-		if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-			return la, usagef("event_rate: want a number of events per second >= 0, got %q", pos[2])
+		if la.rate, err = parseRate("event_rate", "events per second", pos[2]); err != nil {
+			return la, err
 		}
-		la.rate = r
 	}
 	if len(pos) > 3 {
 		if la.duration, err = parseDuration(pos[3], time.Second); err != nil {

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +141,36 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// parseCommandLine parses flags and positional parameters of a subcommand:
+// on --help it prints header, the flags and footer to usage and returns
+// flag.ErrHelp; it rejects more positionals than names (listed in the
+// message) as bad usage.
+func parseCommandLine(fs *flag.FlagSet, args []string, usage io.Writer, header, footer string, names ...string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(usage, header)
+		flagUsage(usage, fs)
+		fmt.Fprint(usage, footer)
+		return nil, err
+	}
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if len(pos) > len(names) {
+		return nil, usagef("too many arguments: %q (want at most %s)", strings.Join(pos[len(names):], " "), strings.Join(names, " "))
+	}
+	return pos, nil
+}
+
+// parseRate parses a positional rate parameter: a finite number >= 0.
+func parseRate(name, unit, s string) (float64, error) {
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0, usagef("%s: want a number of %s >= 0, got %q", name, unit, s)
+	}
+	return r, nil
+}
 
 // parseArgs parses flags and positional arguments in any order with fs:
 // flags may come before, between or after the positionals, and "--" ends
