@@ -26,7 +26,7 @@
 //     answer can be decoded first, and the server closes the connection
 //     ("invalid state"). Measured with a raw client emitting right after
 //     CONNECT: 1 in 200 connections, 1 in 20 under -race. Worked around by
-//     holdConnectAnswer.
+//     HoldConnectAnswer.
 //   - Socket.Disconnect(true) queues DISCONNECT, then closes the transport,
 //     which drops the queue: the client saw the DISCONNECT in 4 of 10 tries.
 //     The demo never disconnects clients itself.
@@ -118,11 +118,11 @@ func New(log *zap.Logger, opts Options) *Server {
 	if opts.PingTimeout > 0 {
 		so.SetPingTimeout(opts.PingTimeout)
 	}
-	// WebSocket only: the agent uses nothing else, and holdConnectAnswer
+	// WebSocket only: the agent uses nothing else, and HoldConnectAnswer
 	// relies on the WebSocket transport's flow control.
 	so.SetTransports(types.NewSet(sio.WebSocket))
 	s.io = sio.NewServer(nil, so)
-	s.io.Use(holdConnectAnswer)
+	s.io.Use(HoldConnectAnswer)
 	_ = s.io.On("connection", s.onConnection)
 
 	mux := http.NewServeMux()
@@ -226,7 +226,7 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// holdConnectAnswer works around a race of the zishang520 server v3.0.6
+// HoldConnectAnswer works around a race of the zishang520 server v3.0.6
 // (client.go doConnect, namespace.go _doConnect): it queues the namespace
 // CONNECT answer for writing before it registers the socket with its
 // client, so an event that the client sends as soon as it reads the answer
@@ -238,8 +238,10 @@ func (s *Server) Run(ctx context.Context) error {
 // may have read before the server's writer finished) would mark the
 // transport writable again when it completes, so the hold is taken once
 // the transport is idle; it waits at most holdWait, on the connection's
-// reader goroutine, and gives up after that.
-func holdConnectAnswer(s *sio.Socket, next func(*sio.ExtendedError)) {
+// reader goroutine, and gives up after that. Any zishang520 server of this
+// project uses it, as the last middleware of each namespace that accepts
+// connections, with ReleaseConnectAnswer first in its connection handler.
+func HoldConnectAnswer(s *sio.Socket, next func(*sio.ExtendedError)) {
 	if tr := s.Conn().Transport(); tr != nil && tr.Name() == "websocket" {
 		deadline := time.Now().Add(holdWait)
 		for !tr.Writable() && time.Now().Before(deadline) {
@@ -252,12 +254,13 @@ func holdConnectAnswer(s *sio.Socket, next func(*sio.ExtendedError)) {
 	next(nil)
 }
 
-// holdWait bounds holdConnectAnswer's wait for an idle transport.
+// holdWait bounds HoldConnectAnswer's wait for an idle transport.
 const holdWait = 250 * time.Millisecond
 
-// releaseConnectAnswer undoes holdConnectAnswer: "ready" is the event the
+// ReleaseConnectAnswer undoes HoldConnectAnswer: "ready" is the event the
 // transport emits after a write, on which the engine flushes its buffer.
-func releaseConnectAnswer(s *sio.Socket) {
+// It is safe to call when HoldConnectAnswer gave up.
+func ReleaseConnectAnswer(s *sio.Socket) {
 	if tr := s.Conn().Transport(); tr != nil && tr.Name() == "websocket" {
 		tr.SetWritable(true)
 		tr.Emit("ready")
@@ -278,7 +281,7 @@ func (s *Server) onConnection(args ...any) {
 	if !ok {
 		return
 	}
-	defer releaseConnectAnswer(client)
+	defer ReleaseConnectAnswer(client)
 	log := s.log.With(zap.String("sid", string(client.Id())))
 	log.Debug("client connected")
 	_ = client.On("echo", func(args ...any) {
