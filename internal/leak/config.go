@@ -45,13 +45,15 @@ type Config struct {
 	Bucket           time.Duration   `envconfig:"LEAK_BUCKET" default:"5m" desc:"smallest bucket whose minimum is the floor of the GC sawtooth; at least twice the target's longest GC period"`
 	MaxBuckets       int             `envconfig:"LEAK_MAX_BUCKETS" default:"72" desc:"buckets per window at most (bucket = max(SOAK_LEAK_BUCKET, window/this))"`
 	MinBuckets       int             `envconfig:"LEAK_MIN_BUCKETS" default:"10" desc:"fewest buckets a window needs for a verdict"`
-	Grace            time.Duration   `envconfig:"LEAK_GRACE" default:"8h" desc:"start-up grace after the first sample or a restart: a window gives no verdict while it holds data from this first part of the segment (warm-up)"`
-	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.001" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
+	Grace            time.Duration   `envconfig:"LEAK_GRACE" default:"10h" desc:"start-up grace after the first sample or a restart: a window gives no verdict while it holds data from this first part of the segment (warm-up)"`
+	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.002" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
 	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
 	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
 	MinRate          ByteRate        `envconfig:"LEAK_MIN_RATE" default:"0.25MB/h" desc:"least floor slope that can be a leak in any window"`
 	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
 	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`
+	StepSigma        float64         `envconfig:"LEAK_STEP_SIGMA" default:"4" desc:"a rise of the floor between two buckets more than this many robust standard deviations above the typical change is a level step, taken out before the trend is judged (0: off)"`
+	GuardLastMin     bool            `envconfig:"LEAK_GUARD_LAST_MIN" default:"false" desc:"persistence guard: the last third of a window must still rise at the window's practical minimum (within SOAK_LEAK_GUARD_SE)"`
 	RestartDrop      float64         `envconfig:"LEAK_RESTART_DROP" default:"0.5" desc:"a sample below this share of the recent floor counts as a restart"`
 }
 
@@ -79,6 +81,8 @@ func DefaultConfig() Config {
 		MinRate:           ByteRate(d.MinRate),
 		GuardSE:           d.GuardSE,
 		StepRatio:         d.StepRatio,
+		StepSigma:         d.StepSigma,
+		GuardLastMin:      d.LaterMin,
 		RestartDrop:       d.RestartDrop,
 	}
 }
@@ -119,6 +123,8 @@ func (c Config) Detect() detect.Config {
 		MinRate:      float64(c.MinRate),
 		StepRatio:    c.StepRatio,
 		GuardSE:      c.GuardSE,
+		StepSigma:    c.StepSigma,
+		LaterMin:     c.GuardLastMin,
 		RestartDrop:  c.RestartDrop,
 	}
 }
@@ -209,5 +215,6 @@ func detectVar(field string) string {
 		"StepRatio":    "SOAK_LEAK_STEP_RATIO",
 		"GuardSE":      "SOAK_LEAK_GUARD_SE",
 		"RestartDrop":  "SOAK_LEAK_RESTART_DROP",
+		"StepSigma":    "SOAK_LEAK_STEP_SIGMA",
 	}[field]
 }

@@ -27,7 +27,8 @@ func TestConfigDefaultsMatchTags(t *testing.T) {
 	}
 	if got, w := c.Detect(), want.Detect(); got.Grace != w.Grace || got.Alpha != w.Alpha || got.MinGrowth != w.MinGrowth ||
 		got.MinRate != w.MinRate || len(got.MinGrowthFor) != len(w.MinGrowthFor) || got.MinGrowthFor[time.Hour] != w.MinGrowthFor[time.Hour] ||
-		got.StepRatio != w.StepRatio || got.GuardSE != w.GuardSE || len(got.Windows) != 3 {
+		got.StepRatio != w.StepRatio || got.GuardSE != w.GuardSE || got.StepSigma != w.StepSigma || got.LaterMin != w.LaterMin ||
+		len(got.Windows) != 3 {
 		t.Errorf("envconfig defaults %+v\ndiffer from DefaultConfig %+v", got, w)
 	}
 	if c.Interval != want.Interval || c.ScrapeHeapMetric != want.ScrapeHeapMetric || c.ScrapeMaxBytes != want.ScrapeMaxBytes {
@@ -69,6 +70,7 @@ func TestConfigValidate(t *testing.T) {
 		{"grace", func(c *Config) { c.Grace = -time.Second }, "SOAK_LEAK_GRACE:"},
 		{"evaluate", func(c *Config) { c.EvaluateInterval = 0 }, "SOAK_LEAK_EVALUATE_INTERVAL:"},
 		{"min buckets", func(c *Config) { c.MinBuckets = 1 }, "SOAK_LEAK_MIN_BUCKETS:"},
+		{"step sigma", func(c *Config) { c.StepSigma = -1 }, "SOAK_LEAK_STEP_SIGMA: must be a finite number >= 0, got -1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,6 +72,17 @@ type Config struct {
 	// RestartDrop starts a new segment when a sample falls below this share
 	// of the recent floor (0.5: memory dropped by more than half).
 	RestartDrop float64
+	// StepSigma takes level steps out of a window's floor before its trend
+	// is judged: a bucket-to-bucket change of the floor more than StepSigma
+	// robust standard deviations away from the median change is a level
+	// shift (a cache filled at once, a new tenant, a staircase of such), not
+	// growth, and is replaced by the median change (stats.RemoveShifts). 0
+	// disables it.
+	StepSigma float64
+	// LaterMin requires the last third's floor slope (within GuardSE
+	// standard errors) to reach the window's practical minimum too: the
+	// growth must still be of practical size at the end of the window.
+	LaterMin bool
 }
 
 // DefaultConfig returns the defaults tuned with the quality benchmark
@@ -82,8 +93,8 @@ func DefaultConfig() Config {
 		Bucket:     5 * time.Minute,
 		MaxBuckets: 72,
 		MinBuckets: 10,
-		Grace:      8 * time.Hour,
-		Alpha:      0.001,
+		Grace:      10 * time.Hour,
+		Alpha:      0.002,
 		MinGrowth:  21 * MB,
 		MinGrowthFor: map[time.Duration]float64{
 			time.Hour:      18 * MB,
@@ -93,6 +104,7 @@ func DefaultConfig() Config {
 		StepRatio:   0.5,
 		GuardSE:     1,
 		RestartDrop: 0.5,
+		StepSigma:   4,
 	}
 }
 
@@ -132,6 +144,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("GuardSE: must be a finite number >= 0, got %g", c.GuardSE)
 	case !(c.RestartDrop >= 0 && c.RestartDrop < 1):
 		return fmt.Errorf("RestartDrop: must be in [0, 1), got %g", c.RestartDrop)
+	case !(c.StepSigma >= 0) || math.IsInf(c.StepSigma, 0):
+		return fmt.Errorf("StepSigma: must be a finite number >= 0, got %g", c.StepSigma)
 	}
 	return nil
 }

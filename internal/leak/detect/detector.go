@@ -50,6 +50,7 @@ type Detector struct {
 	xs, ys []float64
 	amps   []float64
 	tmp    []float64
+	adj    []float64
 
 	computes int // evaluations that recomputed a window's figures (tests)
 }

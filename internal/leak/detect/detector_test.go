@@ -315,6 +315,7 @@ func TestConfigValidate(t *testing.T) {
 		{"growth for", func(c *Config) { c.MinGrowthFor = map[time.Duration]float64{time.Hour: -1} }, "MinGrowthFor:"},
 		{"step", func(c *Config) { c.StepRatio = 1 }, "StepRatio:"},
 		{"drop", func(c *Config) { c.RestartDrop = math.NaN() }, "RestartDrop:"},
+		{"step sigma", func(c *Config) { c.StepSigma = math.Inf(1) }, "StepSigma:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,4 +432,99 @@ func BenchmarkMemory24h(b *testing.B) {
 		runtime.KeepAlive(rep)
 	}
 	b.ReportMetric(held, "heap-bytes/detector")
+}
+
+// TestLevelShiftsAreTakenOut checks the step-robust floor (Config.StepSigma):
+// sudden rises of the floor are level shifts, taken out before the trend is
+// judged, while the growth between them is kept.
+func TestLevelShiftsAreTakenOut(t *testing.T) {
+	staircase := func(rate float64, steps map[float64]float64) func(float64) float64 {
+		return func(s float64) float64 {
+			v := sawtooth(200*MB, rate)(s)
+			for at, h := range steps {
+				if s >= at*3600 {
+					v += h
+				}
+			}
+			return v
+		}
+	}
+	tests := []struct {
+		name       string
+		f          func(float64) float64
+		sigma      float64
+		want       Verdict
+		slope      float64 // MB/h, ±10% (±0.5 MB/h around 0)
+		shiftTotal float64 // MB, ±2
+	}{
+		// Three rises of 30 MB, one in each third of the 6h window [1h,
+		// 7h]: a staircase passes every trend test and the guard, and no
+		// single step explains it, so without the shift removal it is a
+		// leak (the median pairwise slope is about 15 MB/h).
+		{"staircase, plain", staircase(0, map[float64]float64{2: 30 * MB, 4: 30 * MB, 6: 30 * MB}), 0, LeakSuspected, 15, 0},
+		{"staircase", staircase(0, map[float64]float64{2: 30 * MB, 4: 30 * MB, 6: 30 * MB}), 4, NoLeak, 0, 90},
+		// A 20 MB/h leak with a 60 MB rise at 4h: still a leak, at its own
+		// rate, the rise counted less one bucket's growth (20/12 MB).
+		{"leak and step", staircase(20*MB/3600, map[float64]float64{4: 60 * MB}), 4, LeakSuspected, 20, 60 - 20.0/12},
+		// A fall is not taken out (it can only hide growth): here the single
+		// level step explains the floor better than the trend.
+		{"fall", staircase(20*MB/3600, map[float64]float64{4: -60 * MB}), 4, NoLeak, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig()
+			c.StepSigma = tc.sigma
+			d, _ := New(c)
+			feed(t, d, 0, 7*time.Hour, 5*time.Second, tc.f, 0)
+			w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+			if w.Verdict != tc.want {
+				t.Fatalf("6h: %v (%s), want %v", w.Verdict, w.Reason, tc.want)
+			}
+			if tc.slope != 0 || tc.shiftTotal != 0 {
+				if got := w.FloorSlope * 3600 / MB; math.Abs(got-tc.slope) > max(0.1*tc.slope, 0.5) {
+					t.Errorf("floor slope %.2f MB/h, want %.0f", got, tc.slope)
+				}
+			}
+			if got := w.ShiftTotal / MB; math.Abs(got-tc.shiftTotal) > 2 {
+				t.Errorf("shifts %d totalling %.1f MB, want %.1f MB", w.Shifts, got, tc.shiftTotal)
+			}
+		})
+	}
+}
+
+// TestGuard checks the persistence guard on hand-computed thirds (units are
+// arbitrary: the guard compares slopes only).
+func TestGuard(t *testing.T) {
+	se := [3]float64{0.5, 0.5, 0.5}
+	tests := []struct {
+		name    string
+		s       float64
+		thirds  [3]float64
+		minLast float64
+		ok      bool
+		reason  string
+	}{
+		{"steady", 10, [3]float64{10, 10, 10}, 0, true, ""},
+		// Middle third 2 + 0.5 < 0.3 x 10.
+		{"not persistent", 10, [3]float64{10, 2, 10}, 0, false, "not persistent"},
+		// 4 - 0.5 x 10 + hypot(0.5, 0.25) = -0.44 < 0.
+		{"flattening", 8, [3]float64{10, 6, 4}, 0, false, "flattening"},
+		// A slow warm-up tail: 2.8 - 0.5 x 6 + 0.559 = 0.36 >= 0 passes the
+		// ratio tests ...
+		{"warm-up tail, ratios only", 4, [3]float64{6, 3.5, 2.8}, 0, true, ""},
+		// ... but its last third, 2.8 + 0.5 = 3.3, is below the practical
+		// minimum 3.5.
+		{"warm-up tail", 4, [3]float64{6, 3.5, 2.8}, 3.5, false, "fading"},
+		// 3 + 0.5 = 3.5 reaches it exactly.
+		{"at the minimum", 3.5, [3]float64{3, 3.5, 3}, 3.5, true, ""},
+		{"third missing", 10, [3]float64{10, math.NaN(), 10}, 0, false, "too few buckets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why := guard(tc.s, tc.thirds, se, 1, tc.minLast)
+			if ok != tc.ok || !strings.Contains(why, tc.reason) {
+				t.Errorf("guard = %v %q, want %v %q", ok, why, tc.ok, tc.reason)
+			}
+		})
+	}
 }

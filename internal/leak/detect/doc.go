@@ -15,15 +15,19 @@
 //   - the old suite's figures: least squares over the raw samples (slope in
 //     bytes per second, R²), kept because users know them;
 //   - the floor of the GC sawtooth: each bucket's minimum (a bucket spans at
-//     least one GC cycle), its Theil-Sen slope (median of pairwise slopes,
-//     robust to outliers and level steps) and intercept;
+//     least one GC cycle), with its level shifts taken out (Config.StepSigma:
+//     a bucket-to-bucket rise that is an outlier among the floor's changes
+//     is replaced by the median change, see stats.RemoveShifts), then its
+//     Theil-Sen slope (median of pairwise slopes, robust to outliers) and
+//     intercept;
 //   - a one-sided Mann-Kendall test for an upward trend of the floor, with
 //     the Hamed-Rao correction for autocorrelation (never shrinking the
 //     variance);
 //   - a persistence guard: the floor slopes of the middle and last thirds
 //     must each reach GuardLaterThirds of the whole-window slope, and the
 //     last third GuardLastVsFirst of the first, so warm-up curves that
-//     flatten are not leaks;
+//     flatten are not leaks (with Config.LaterMin the last third must also
+//     reach the practical minimum);
 //   - a practical threshold: the floor slope must reach Config.MinSlope;
 //   - a projection: seconds until the limit, from the current floor plus the
 //     typical sawtooth amplitude, +Inf when the floor is not growing.

@@ -64,6 +64,7 @@ type figures struct {
 	stepFit    float64 // SSR of the best step / SSR of the line
 	stepSize   float64
 	stepAt     float64 // seconds since origin
+	shifts     stats.Shifts
 }
 
 // Result is the evaluation of one window.
@@ -104,9 +105,15 @@ type Result struct {
 	ThirdSlopes [3]float64
 	// ThirdSE are the standard errors of ThirdSlopes, from Noise, the robust
 	// standard deviation of the floor's bucket-to-bucket scatter (bytes).
-	ThirdSE [3]float64
-	Noise   float64
-	guardSE float64
+	ThirdSE  [3]float64
+	Noise    float64
+	guardSE  float64
+	guardMin float64
+	// Shifts is the number of level shifts taken out of the floor before
+	// the trend was estimated (Config.StepSigma) and ShiftTotal their sum
+	// (bytes). Every floor figure above is of the floor without them.
+	Shifts     int
+	ShiftTotal float64
 	// StepFit is the residual sum of squares of the best single level step
 	// of the floor divided by that of its least-squares line (small: a step
 	// explains the floor better than a trend; +Inf for an exact line).
@@ -240,6 +247,11 @@ func (d *Detector) compute(w *window, c int64) figures {
 	if len(xs) < 3 {
 		return f
 	}
+	rawFloor := ys
+	if d.cfg.StepSigma > 0 {
+		d.adj, f.shifts, d.tmp = stats.RemoveShifts(rawFloor, d.cfg.StepSigma, d.adj, d.tmp)
+		ys = d.adj
+	}
 	slope, icept, buf, ok := stats.TheilSen(xs, ys, d.buf)
 	d.buf = buf
 	if !ok {
@@ -252,10 +264,10 @@ func (d *Detector) compute(w *window, c int64) figures {
 	f.trend = stats.MannKendallHamedRao(xs, ys, slope)
 	f.amplitude = stats.Median(amps)
 	f.stepFit, f.stepSize, f.stepAt = math.NaN(), math.NaN(), math.NaN()
-	if st, ok := stats.BestStep(ys); ok {
+	if st, ok := stats.BestStep(rawFloor); ok {
 		var m stats.Moments
 		for i := range xs {
-			m.Add(xs[i], ys[i])
+			m.Add(xs[i], rawFloor[i])
 		}
 		lineSSR := m.SYY - m.SXY*m.SXY/m.SXX
 		switch {
@@ -270,7 +282,7 @@ func (d *Detector) compute(w *window, c int64) figures {
 
 	// Slopes of the thirds, by position in the window, and their standard
 	// errors from the bucket-to-bucket scatter of the floor.
-	f.noise = diffNoise(ys, &d.tmp)
+	f.noise = diffNoise(rawFloor, &d.tmp)
 	f.thirdsOK = true
 	start := 0
 	for j := range 3 {
@@ -354,6 +366,9 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
 		ThirdSE:     f.thirdSE,
 		Noise:       f.noise,
 		guardSE:     d.cfg.GuardSE,
+		guardMin:    laterMin(d.cfg, d.cfg.MinSlope(w.dur)),
+		Shifts:      f.shifts.Count,
+		ShiftTotal:  f.shifts.Total,
 		MinSlope:    d.cfg.MinSlope(w.dur),
 		StepFit:     f.stepFit, StepSize: f.stepSize,
 		SecondsToLimit: math.NaN(),
@@ -413,7 +428,7 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}
-	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE); !ok {
+	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE, laterMin(cfg, minSlope)); !ok {
 		return NoLeak, why
 	}
 	switch {

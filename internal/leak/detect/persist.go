@@ -12,7 +12,7 @@ func (r Result) Persistent() bool {
 	if !r.HasFloor {
 		return false
 	}
-	ok, _ := guard(r.FloorSlope, r.ThirdSlopes, r.ThirdSE, r.guardSE)
+	ok, _ := guard(r.FloorSlope, r.ThirdSlopes, r.ThirdSE, r.guardSE, r.guardMin)
 	return ok
 }
 
@@ -21,7 +21,7 @@ func (r Result) Persistent() bool {
 // GuardLastVsFirst of the first, so curves that flatten are not leaks. Each
 // comparison allows tol standard errors of the thirds' slopes, so that with
 // few buckets per third (short windows) noise alone does not fail it.
-func guard(s float64, t, se [3]float64, tol float64) (bool, string) {
+func guard(s float64, t, se [3]float64, tol, minLast float64) (bool, string) {
 	for j := range 3 {
 		if math.IsNaN(t[j]) || math.IsNaN(se[j]) {
 			return false, "not persistent: a third of the window has too few buckets"
@@ -34,5 +34,15 @@ func guard(s float64, t, se [3]float64, tol float64) (bool, string) {
 	if t[2]-GuardLastVsFirst*t[0]+tol*math.Hypot(se[2], GuardLastVsFirst*se[0]) < 0 {
 		return false, fmt.Sprintf("flattening: last third rises %s against %s in the first", fmtRate(t[2]), fmtRate(t[0]))
 	}
+	if minLast > 0 && t[2]+tol*se[2] < minLast {
+		return false, fmt.Sprintf("fading: last third rises %s, below the practical minimum %s", fmtRate(t[2]), fmtRate(minLast))
+	}
 	return true, ""
+}
+
+func laterMin(c Config, minSlope float64) float64 {
+	if c.LaterMin {
+		return minSlope
+	}
+	return 0
 }

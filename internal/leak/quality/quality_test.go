@@ -15,7 +15,7 @@ import (
 // first.
 func TestQuickQuality(t *testing.T) {
 	o := DefaultOptions()
-	o.Series, o.LeakSeries = 2, 2
+	o.Series, o.LeakSeries = 6, 2
 	o.Families = []Family{Steady, Steps}
 	o.LeakRates = []float64{1 * mb / 3600, 25 * mb / 3600}
 	o.Length = 72 * time.Hour

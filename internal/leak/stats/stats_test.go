@@ -342,3 +342,69 @@ func TestBestStep(t *testing.T) {
 		})
 	}
 }
+
+func TestRemoveShifts(t *testing.T) {
+	tests := []struct {
+		name   string
+		y      []float64
+		k      float64
+		want   []float64
+		count  int
+		total  float64
+		median float64
+		spread float64
+	}{
+		// Differences 1 1 11 1 1: median 1, every deviation but one is 0,
+		// so the MAD is 0 and the spread is 1.2533 x mean deviation 10/5.
+		// The rise of 11 exceeds the median by 10 > 3 x 2.5066: the values
+		// before it move up by 10.
+		{"one rise, MAD 0", []float64{0, 1, 2, 13, 14, 15}, 3,
+			[]float64{10, 11, 12, 13, 14, 15}, 1, 10, 1, 1.2533 * 2},
+		// Differences 2 1 2 1 20 2 1: median 2, deviations 0 1 0 1 18 0 1,
+		// MAD 1, spread 1.4826; 18 > 5 x 1.4826.
+		{"one rise", []float64{0, 2, 3, 5, 6, 26, 28, 29}, 5,
+			[]float64{18, 20, 21, 23, 24, 26, 28, 29}, 1, 18, 2, 1.4826},
+		// Two rises of 10 above the median difference 1 (a staircase).
+		{"staircase", []float64{0, 1, 2, 13, 14, 15, 26, 27, 28}, 3,
+			[]float64{20, 21, 22, 23, 24, 25, 26, 27, 28}, 2, 20, 1, 1.2533 * 20 / 8},
+		// A fall is never taken out: it can only hide growth.
+		{"fall kept", []float64{10, 11, 12, 2, 3, 4}, 3,
+			[]float64{10, 11, 12, 2, 3, 4}, 0, 0, 1, 1.2533 * 11 / 5},
+		// A steady trend moves the median, not the spread: nothing to take
+		// out.
+		{"trend", []float64{0, 3, 6, 9, 12, 15}, 3,
+			[]float64{0, 3, 6, 9, 12, 15}, 0, 0, 3, 0},
+		// Within k spreads: kept.
+		{"small rise", []float64{0, 2, 3, 5, 6, 26, 28, 29}, 13,
+			[]float64{0, 2, 3, 5, 6, 26, 28, 29}, 0, 0, 2, 1.4826},
+		{"too short", []float64{0, 1, 20, 21}, 3, []float64{0, 1, 20, 21}, 0, 0, 0, 0},
+		{"off", []float64{0, 1, 2, 13, 14, 15}, 0, []float64{0, 1, 2, 13, 14, 15}, 0, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			y := slices.Clone(tc.y)
+			adj, sh, _ := RemoveShifts(y, tc.k, nil, nil)
+			if !slices.Equal(y, tc.y) {
+				t.Fatalf("input modified: %v", y)
+			}
+			if len(adj) != len(tc.want) {
+				t.Fatalf("adjusted %v, want %v", adj, tc.want)
+			}
+			for i := range adj {
+				near(t, "adjusted value", adj[i], tc.want[i], 1e-9)
+			}
+			if sh.Count != tc.count {
+				t.Errorf("count %d, want %d", sh.Count, tc.count)
+			}
+			near(t, "total", sh.Total, tc.total, 1e-9)
+			near(t, "median", sh.Median, tc.median, 1e-9)
+			near(t, "spread", sh.Spread, tc.spread, 1e-9)
+		})
+	}
+	// Scratch and output buffers are reused.
+	out, tmp := make([]float64, 0, 16), make([]float64, 0, 16)
+	adj, _, tmp2 := RemoveShifts([]float64{0, 1, 2, 13, 14, 15}, 3, out, tmp)
+	if &adj[0] != &out[:1][0] || &tmp2[0] != &tmp[:1][0] {
+		t.Error("buffers not reused")
+	}
+}

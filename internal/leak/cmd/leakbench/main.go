@@ -40,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	minRate := fs.Float64("min-rate-mbh", o.Config.MinRate*3600/detect.MB, "robust detector: minimum floor slope, MB/h")
 	fs.Float64Var(&o.Config.GuardSE, "guard-se", o.Config.GuardSE, "robust detector: persistence guard tolerance in standard errors")
 	fs.Float64Var(&o.Config.StepRatio, "step-ratio", o.Config.StepRatio, "robust detector: level-step rejection ratio (0: off)")
+	fs.Float64Var(&o.Config.StepSigma, "step-sigma", o.Config.StepSigma, "robust detector: level-shift removal threshold in robust standard deviations (0: off)")
+	fs.BoolVar(&o.Config.LaterMin, "guard-last-min", o.Config.LaterMin, "robust detector: the last third must rise at the practical minimum")
 	tune := fs.Bool("tune", false, "print a grid over alpha, min growth and grace instead of the table")
 	explainFam := fs.String("explain", "", "list the robust detector's alarms on this family (steady, warm-up, steps, diurnal) instead of the table")
 	if err := fs.Parse(args); err != nil {
