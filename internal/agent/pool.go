@@ -22,9 +22,14 @@ const (
 	// stableAfter is how long a connection must last for its slot's backoff
 	// to start again from the base: a connection that flaps keeps backing off.
 	stableAfter = 10 * time.Second
-	// sendWorkers write due events to connections, so that one slow
-	// connection cannot hold back the open-loop schedule of the others.
+	// sendWorkers write due events to connections, a tick's batch each, so
+	// that one slow connection cannot hold back the open-loop schedule of
+	// the others for longer than its own batch.
 	sendWorkers = 4
+	// SendTick is the finest grid of the send schedule: above 1/SendTick
+	// events per second, the events due in a tick are sent together (see
+	// schedule).
+	SendTick = 5 * time.Millisecond
 	// closeTimeout bounds the clean close of all connections at shutdown.
 	closeTimeout = 5 * time.Second
 	// closeParallelism bounds the goroutines closing connections at shutdown.
@@ -310,7 +315,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer p.running.Store(false)
 
 	var wg sync.WaitGroup
-	jobs := make(chan sendJob, sendQueueLen(p.cfg.EventRate))
+	jobs := make(chan []sendJob, sendQueueLen(p.cfg.EventRate))
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
 
@@ -538,20 +543,21 @@ type sendJob struct {
 	scheduled time.Time
 }
 
-// sendQueueLen holds about one second of events, at least 64.
+// sendQueueLen holds about one second of batches, at least 64.
 func sendQueueLen(rate float64) int {
-	return max(64, min(int(rate), 1<<16))
+	perSecond := min(rate, float64(time.Second/SendTick))
+	return max(64, int(perSecond))
 }
 
-// scheduleLoop hands due events to the send workers on an open-loop
-// schedule: event k is due at start + k/rate whatever happened to earlier
-// events, and goes to slot k mod size.
-func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- sendJob) {
+// scheduleLoop hands due events to the send workers, one batch per tick, on
+// an open-loop schedule (see schedule): event k is due when the schedule
+// says whatever happened to earlier events, and goes to slot k mod size.
+func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- []sendJob) {
 	if p.cfg.EventRate <= 0 {
 		<-ctx.Done()
 		return
 	}
-	sched := newSchedule(p.now(), p.cfg.EventRate)
+	sched := newSchedule(p.now(), p.cfg.EventRate, SendTick)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -561,59 +567,67 @@ func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- sendJob) {
 		case <-timer.C:
 		}
 		now := p.now()
+		var batch []sendJob
 		for k, at := sched.next(); !at.After(now); k, at = sched.next() {
 			sched.advance()
-			p.dispatch(jobs, k, at, now)
+			batch = p.route(batch, k, at, now)
+		}
+		if len(batch) > 0 {
+			select {
+			case jobs <- batch:
+			default:
+				p.m.Dropped.Add(float64(len(batch)))
+			}
 		}
 		_, at := sched.next()
 		timer.Reset(at.Sub(now))
 	}
 }
 
-// dispatch routes event k, due at `at`, to its slot.
-func (p *Pool) dispatch(jobs chan<- sendJob, k uint64, at, now time.Time) {
+// route appends event k, due at `at`, to batch with the session of its
+// slot, or counts it skipped or dropped.
+func (p *Pool) route(batch []sendJob, k uint64, at, now time.Time) []sendJob {
 	if p.paused.Load() {
-		return
+		return batch
 	}
 	slots := *p.snapshot.Load()
 	if len(slots) == 0 {
 		p.m.Skipped.Inc()
-		return
+		return batch
 	}
 	if now.Sub(at) > p.cfg.AckTimeout {
 		// The agent itself fell behind by more than the ack timeout (it was
 		// stopped, starved of CPU): its own fault, not the target's.
 		p.m.Dropped.Inc()
-		return
+		return batch
 	}
 	sess := slots[k%uint64(len(slots))].cur.Load()
 	if sess == nil {
 		p.m.Skipped.Inc()
-		return
+		return batch
 	}
-	select {
-	case jobs <- sendJob{sess: sess, seq: k, scheduled: at}:
-	default:
-		p.m.Dropped.Inc()
-	}
+	return append(batch, sendJob{sess: sess, seq: k, scheduled: at})
 }
 
-// sendLoop writes events to their connections.
-func (p *Pool) sendLoop(ctx context.Context, jobs <-chan sendJob) {
+// sendLoop writes batches of events to their connections. The writes of a
+// batch share one deadline, the ack timeout from the batch's start: an
+// event written later than that could only be lost.
+func (p *Pool) sendLoop(ctx context.Context, jobs <-chan []sendJob) {
 	buf := make([]byte, 0, p.cfg.PayloadBytes)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-jobs:
-			id := j.sess.acks.Register(j.scheduled)
-			buf = appendPayload(buf[:0], j.seq, j.scheduled, p.cfg.PayloadBytes)
+		case batch := <-jobs:
 			wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
-			err := j.sess.conn.Emit(wctx, p.cfg.EventName, int64(id), buf)
-			cancel()
-			if err != nil {
-				p.log.Debug("emit failed", zap.Error(err))
+			for _, j := range batch {
+				id := j.sess.acks.Register(j.scheduled)
+				buf = appendPayload(buf[:0], j.seq, j.scheduled, p.cfg.PayloadBytes)
+				if err := j.sess.conn.Emit(wctx, p.cfg.EventName, int64(id), buf); err != nil {
+					p.log.Debug("emit failed", zap.Error(err))
+				}
 			}
+			cancel()
 		}
 	}
 }
@@ -632,20 +646,40 @@ func appendPayload(b []byte, seq uint64, at time.Time, size int) []byte {
 	return append(b, `"}`...)
 }
 
-// schedule computes the open-loop send times: event k at start + k/rate,
-// computed from k (not accumulated) so that there is no drift.
+// schedule computes the open-loop send times, from k (not accumulated) so
+// that there is no drift. Event k is ideally due at start + k/rate. Up to
+// 1/minTick events per second, that is when it goes. Above, it goes at the
+// first tick of the grid start + i*minTick at or after that time: the events
+// of a tick are sent together, so the agent wakes once per tick rather than
+// once per event. Measured with 10,000 clients at 2,000 events/s (docs/
+// benchmarks.md), 5 ms ticks took agent CPU per event from about 150 us
+// to 125 us, most of the saving in going idle and waking up between
+// events; the price is that events of a tick queue behind each other (p50
+// latency 0.8 ms -> 2 ms there). Latency is measured from the tick, which is
+// when the event is meant to go.
 type schedule struct {
 	start time.Time
 	rate  float64
+	tick  time.Duration // 0: every event at its ideal time
 	k     uint64
 }
 
-func newSchedule(start time.Time, rate float64) *schedule {
-	return &schedule{start: start, rate: rate}
+func newSchedule(start time.Time, rate float64, minTick time.Duration) *schedule {
+	s := &schedule{start: start, rate: rate}
+	if float64(minTick) > float64(time.Second)/rate {
+		s.tick = minTick
+	}
+	return s
 }
 
 func (s *schedule) next() (uint64, time.Time) {
-	return s.k, s.start.Add(time.Duration(float64(s.k) / s.rate * float64(time.Second)))
+	// Rounded to the nanosecond first, so that an event whose exact time
+	// is on the grid is not pushed to the next tick by a rounding error.
+	ideal := time.Duration(math.Round(float64(s.k) / s.rate * float64(time.Second)))
+	if s.tick > 0 {
+		ideal = (ideal + s.tick - 1) / s.tick * s.tick
+	}
+	return s.k, s.start.Add(ideal)
 }
 
 func (s *schedule) advance() { s.k++ }

@@ -317,7 +317,7 @@ func TestFullJitter(t *testing.T) {
 
 func TestScheduleHasNoDrift(t *testing.T) {
 	start := time.Unix(0, 0)
-	s := newSchedule(start, 3) // 1/3 s is not representable exactly
+	s := newSchedule(start, 3, 0) // 1/3 s is not representable exactly
 	var at time.Time
 	for range 3_000_000 {
 		s.advance()
@@ -325,6 +325,56 @@ func TestScheduleHasNoDrift(t *testing.T) {
 	_, at = s.next()
 	if want := start.Add(1_000_000 * time.Second); at.Sub(want).Abs() > time.Microsecond {
 		t.Fatalf("event 3e6 at %v, want %v", at, want)
+	}
+}
+
+func TestScheduleGroupsEventsIntoTicks(t *testing.T) {
+	start := time.Unix(0, 0)
+	tests := []struct {
+		name    string
+		rate    float64
+		minTick time.Duration
+		want    []time.Duration // due times of events 0, 1, 2...
+	}{
+		{"below one event per tick", 100, 5 * time.Millisecond,
+			[]time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond}},
+		{"exactly one per tick", 200, 5 * time.Millisecond,
+			[]time.Duration{0, 5 * time.Millisecond, 10 * time.Millisecond}},
+		{"two per tick", 400, 5 * time.Millisecond,
+			[]time.Duration{0, 5 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 15 * time.Millisecond}},
+		{"2.5 per tick", 500, 5 * time.Millisecond,
+			[]time.Duration{0, 5 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 15 * time.Millisecond, 15 * time.Millisecond}},
+		{"no grid", 2000, 0,
+			[]time.Duration{0, 500 * time.Microsecond, time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSchedule(start, tc.rate, tc.minTick)
+			for k, want := range tc.want {
+				gotK, at := s.next()
+				if gotK != uint64(k) || at.Sub(start) != want {
+					t.Fatalf("event %d: got k=%d at %v, want %v", k, gotK, at.Sub(start), want)
+				}
+				s.advance()
+			}
+		})
+	}
+	// Over a long run the grid neither gains nor loses events: 2000/s on
+	// 5 ms ticks is 10 per tick, every tick.
+	s := newSchedule(start, 2000, 5*time.Millisecond)
+	perTick := map[time.Time]int{}
+	for range 2_000_000 {
+		_, at := s.next()
+		perTick[at]++
+		s.advance()
+	}
+	for at, n := range perTick {
+		if at.Equal(start) {
+			continue // event 0 alone
+		}
+		if n != 10 && at.Sub(start) < 1000*time.Second {
+			t.Fatalf("tick %v holds %d events, want 10", at.Sub(start), n)
+		}
 	}
 }
 

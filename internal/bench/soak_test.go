@@ -122,17 +122,21 @@ func BenchmarkSoak(b *testing.B) {
 	clients := setting("SOAK_BENCH_CLIENTS", 10000)
 	rate := setting("SOAK_BENCH_RATE", 2000)
 	seconds := setting("SOAK_BENCH_SECONDS", 120)
+	// The floor first, with nothing else running: same connections, rate and
+	// tick, no Socket.IO.
+	floor := pacedEchoFloor(b, clients, rate, time.Duration(min(seconds, 60))*time.Second)
+	b.Logf("bare TCP echo client: %.1f us CPU per event", floor)
 	drivers := []probe.Driver{native.New(native.Options{}), zishang.New(zishang.Options{})}
 	for _, d := range drivers {
 		b.Run(d.Name(), func(b *testing.B) {
 			for b.Loop() {
-				runSoak(b, d, clients, rate, seconds)
+				runSoak(b, d, clients, rate, seconds, floor)
 			}
 		})
 	}
 }
 
-func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
+func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int, floor float64) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
 	target, err := probe.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(node.URL())
 	if err != nil {
@@ -232,9 +236,10 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int) {
 	marginal := (cpu - idleCores*float64(seconds)) / acked * 1e6
 	b.ReportMetric(marginal, "us-marginal-CPU/event")
 	b.ReportMetric(idleCores*100, "%core-idle")
-	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
+	b.ReportMetric(cpu/acked*1e6/floor, "x-floor")
+	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle; %.1fx a bare TCP echo client's %.1f us | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
 		d.Name(), clients, rate, connectAll.Seconds(), failures+disconnects, failures, disconnects, perConn/1024,
-		idleCores*100, cpu/acked*1e6, user/acked*1e6, sys/acked*1e6, cpu/acked*1000, marginal, q[0]*1000, q[1]*1000,
+		idleCores*100, cpu/acked*1e6, user/acked*1e6, sys/acked*1e6, cpu/acked*1000, marginal, cpu/acked*1e6/floor, floor, q[0]*1000, q[1]*1000,
 		float64(stats.EchoProcessing.P50Micros)/1000, float64(stats.EchoProcessing.P99Micros)/1000,
 		float64(scrapes[len(scrapes)/2].Microseconds())/1000, float64(scrapes[len(scrapes)-1].Microseconds())/1000,
 		lost, acked)
