@@ -30,11 +30,12 @@ type Capabilities struct {
 	// Ping: the server honours ServerOptions.PingInterval and PingTimeout.
 	Ping bool
 	// Heartbeat: the server never drops a client that answers every ping in
-	// time. The zishang520 Go server (v3.0.6) lacks it: it sends PING before
-	// arming its pong timer, so a pong that arrives in between clears the old
-	// timer and the new one fires ("ping timeout") although the client
-	// answered (servers/engine/v3 socket.go, schedulePing/resetPingTimeout).
-	// Measured with a bare WebSocket client too, so no driver is involved.
+	// time. The zishang520 Go server (v3.0.6) has it only with a ping
+	// timeout longer than the ping interval: it sends PING before arming its
+	// pong timer, so a pong that arrives in between leaves a stray timer
+	// that fires ("ping timeout") although the client answered, unless the
+	// next PING clears it first (servers/engine/v3 socket.go,
+	// schedulePing/resetPingTimeout; see package demo).
 	Heartbeat bool
 	// Freeze: Instance.Freeze and Instance.Thaw work.
 	Freeze bool
@@ -146,7 +147,7 @@ type demoServer struct{}
 
 func (demoServer) Name() string { return "demo" }
 
-func (demoServer) Capabilities() Capabilities { return Capabilities{Ping: true, Heartbeat: false} }
+func (demoServer) Capabilities() Capabilities { return Capabilities{Ping: true, Heartbeat: true} }
 
 func (demoServer) Start(t *testing.T, opts ServerOptions) Instance {
 	t.Helper()

@@ -14,8 +14,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
+	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/detect"
 	"github.com/generic-corp/soak-exporter/internal/leak/quality"
 )
@@ -42,12 +44,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Config.StepRatio, "step-ratio", o.Config.StepRatio, "robust detector: level-step rejection ratio (0: off)")
 	fs.Float64Var(&o.Config.StepSigma, "step-sigma", o.Config.StepSigma, "robust detector: level-shift removal threshold in robust standard deviations (0: off)")
 	fs.BoolVar(&o.Config.LaterMin, "guard-last-min", o.Config.LaterMin, "robust detector: the last third must rise at the practical minimum")
+	windows := fs.String("windows", "", "robust detector: windows, comma-separated (default that of the agent)")
+	growthBy := fs.String("min-growth-by-window", "", "robust detector: minimum growth for given windows, window:amount comma-separated like 1h:18MB (default that of the agent)")
 	tune := fs.Bool("tune", false, "print a grid over alpha, min growth and grace instead of the table")
 	explainFam := fs.String("explain", "", "list the robust detector's alarms on this family (steady, warm-up, steps, diurnal) instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	o.Config.MinGrowth = *minGrowth * detect.MB
+	if *windows != "" {
+		o.Config.Windows = nil
+		for w := range strings.SplitSeq(*windows, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(w))
+			if err != nil {
+				fmt.Fprintf(stderr, "leakbench: -windows: %v\n", err)
+				return 2
+			}
+			o.Config.Windows = append(o.Config.Windows, d)
+		}
+	}
+	if *growthBy != "" {
+		var g leak.GrowthByWindow
+		if err := g.Decode(*growthBy); err != nil {
+			fmt.Fprintf(stderr, "leakbench: -min-growth-by-window: %v\n", err)
+			return 2
+		}
+		o.Config.MinGrowthFor = g
+	}
 	o.Config.MinRate = *minRate * detect.MB / 3600
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
