@@ -341,3 +341,45 @@ func TestEmitRightAfterConnect(t *testing.T) {
 		t.Fatalf("%d of %d clients lost their first event: %v", len(lost), rounds, lost)
 	}
 }
+
+// The default ping timeout is longer than the ping interval, which keeps the
+// server's heartbeat race (see heartbeatMargin) from dropping clients; an
+// explicit setting is honoured as it is.
+func TestHeartbeatDefaults(t *testing.T) {
+	tests := []struct {
+		name                   string
+		opts                   Options
+		wantInterval, wantWait int
+	}{
+		{"defaults", Options{}, 25000, 30000},
+		{"interval only", Options{PingInterval: time.Second}, 1000, 6000},
+		{"both set", Options{PingInterval: time.Second, PingTimeout: 500 * time.Millisecond}, 1000, 500},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := startDemo(t, tc.opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			u := strings.Replace(s.URL(), "http://", "ws://", 1) + DefaultPath + "?EIO=4&transport=websocket"
+			conn, _, err := websocket.Dial(ctx, u, nil)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer conn.CloseNow()
+			_, open, err := conn.Read(ctx)
+			if err != nil {
+				t.Fatalf("read OPEN: %v", err)
+			}
+			var hs struct {
+				PingInterval int `json:"pingInterval"`
+				PingTimeout  int `json:"pingTimeout"`
+			}
+			if len(open) < 2 || open[0] != '0' || json.Unmarshal(open[1:], &hs) != nil {
+				t.Fatalf("OPEN = %q", open)
+			}
+			if hs.PingInterval != tc.wantInterval || hs.PingTimeout != tc.wantWait {
+				t.Fatalf("pingInterval %d pingTimeout %d, want %d and %d", hs.PingInterval, hs.PingTimeout, tc.wantInterval, tc.wantWait)
+			}
+		})
+	}
+}
