@@ -40,7 +40,7 @@ type Config struct {
 	LimitBytes     int64 `envconfig:"MEMORY_LIMIT_BYTES" default:"0" desc:"the target's memory limit in bytes for projections; 0: the cgroup limit found by procfs, if any"`
 	HeapLimitBytes int64 `envconfig:"MEMORY_HEAP_LIMIT_BYTES" default:"0" desc:"the target's heap limit in bytes (e.g. Node's --max-old-space-size); 0: SOAK_MEMORY_LIMIT_BYTES"`
 
-	Windows          []time.Duration `envconfig:"LEAK_WINDOWS" default:"1h,6h,24h" desc:"rolling windows for leak detection, comma-separated"`
+	Windows          []time.Duration `envconfig:"LEAK_WINDOWS" default:"1h,5h,24h" desc:"rolling windows for leak detection, comma-separated"`
 	EvaluateInterval time.Duration   `envconfig:"LEAK_EVALUATE_INTERVAL" default:"30s" desc:"how often leak figures and gauges are recomputed"`
 	Bucket           time.Duration   `envconfig:"LEAK_BUCKET" default:"5m" desc:"smallest bucket whose minimum is the floor of the GC sawtooth; at least twice the target's longest GC period"`
 	MaxBuckets       int             `envconfig:"LEAK_MAX_BUCKETS" default:"72" desc:"buckets per window at most (bucket = max(SOAK_LEAK_BUCKET, window/this))"`

@@ -89,7 +89,7 @@ type Config struct {
 // (internal/leak/quality).
 func DefaultConfig() Config {
 	return Config{
-		Windows:    []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour},
+		Windows:    []time.Duration{time.Hour, 5 * time.Hour, 24 * time.Hour},
 		Bucket:     5 * time.Minute,
 		MaxBuckets: 72,
 		MinBuckets: 10,

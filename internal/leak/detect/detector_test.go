@@ -31,6 +31,10 @@ func sawtooth(base, rate float64) func(float64) float64 {
 	}
 }
 
+// testConfig is the default configuration with windows 1h and 6h set
+// explicitly (not the default windows): the tests below place rises and
+// steps in the thirds of a 6h window judged at 7 h, so they keep their
+// meaning whatever the default windows are.
 func testConfig() Config {
 	c := DefaultConfig()
 	c.Windows = []time.Duration{time.Hour, 6 * time.Hour}
@@ -338,6 +342,8 @@ func TestBucketWidthAndMinSlope(t *testing.T) {
 		minMB float64 // MB/h
 	}{
 		{time.Hour, 5 * time.Minute, 12, 18},
+		// The default middle window: 21 MB over 5 h.
+		{5 * time.Hour, 5 * time.Minute, 60, 4.2},
 		{6 * time.Hour, 5 * time.Minute, 72, 3.5},
 		{24 * time.Hour, 20 * time.Minute, 72, 0.5},
 		{2 * time.Hour, 5 * time.Minute, 24, 10.5},

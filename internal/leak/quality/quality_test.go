@@ -34,7 +34,7 @@ func TestQuickQuality(t *testing.T) {
 		}
 	}
 	robust := d.Score(own)
-	old := d.Score(d.OldRule(1)) // 6h
+	old := d.Score(d.OldRule(1)) // the middle default window (5h)
 	if robust.FPPerDay[Steady] != 0 {
 		t.Errorf("robust detector: %.3f false alarms a day on steady series", robust.FPPerDay[Steady])
 	}

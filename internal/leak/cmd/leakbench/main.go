@@ -96,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func tuneGrid(w io.Writer, d *quality.Data) {
 	slopes := map[time.Duration][]float64{ // MB/h
 		time.Hour:      {8, 10, 12, 15, 18, 20, 24},
+		5 * time.Hour:  {1.8, 2.4, 3, 3.6, 4.2, 4.8, 6},
 		6 * time.Hour:  {1.5, 2, 2.5, 3, 3.5, 4, 5},
 		24 * time.Hour: {0.3, 0.4, 0.5, 0.6, 0.75, 1},
 	}
