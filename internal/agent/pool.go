@@ -653,7 +653,7 @@ func appendPayload(b []byte, seq uint64, at time.Time, size int) []byte {
 // of a tick are sent together, so the agent wakes once per tick rather than
 // once per event. Measured with 10,000 clients at 2,000 events/s (docs/
 // benchmarks.md), 5 ms ticks took agent CPU per event from about 150 us
-// to 125 us, most of the saving in going idle and waking up between
+// to 120 us, most of the saving in going idle and waking up between
 // events; the price is that events of a tick queue behind each other (p50
 // latency 0.8 ms -> 2 ms there). Latency is measured from the tick, which is
 // when the event is meant to go.
