@@ -558,6 +558,9 @@ func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- []sendJob) {
 		return
 	}
 	sched := newSchedule(p.now(), p.cfg.EventRate, SendTick)
+	// A batch goes to a worker, so each tick needs a slice of its own; sized
+	// for a tick's events, it never grows.
+	batchCap := int(math.Ceil(p.cfg.EventRate * SendTick.Seconds()))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -567,7 +570,7 @@ func (p *Pool) scheduleLoop(ctx context.Context, jobs chan<- []sendJob) {
 		case <-timer.C:
 		}
 		now := p.now()
-		var batch []sendJob
+		batch := make([]sendJob, 0, batchCap)
 		for k, at := sched.next(); !at.After(now); k, at = sched.next() {
 			sched.advance()
 			batch = p.route(batch, k, at, now)
