@@ -254,7 +254,9 @@ func (f *Fanout) send(ctx context.Context, buf []byte) []byte {
 	buf = append(buf, `,"t":`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
 	buf = append(buf, '}')
-	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	// Not tied to ctx: a write context that ends mid-write makes
+	// coder/websocket close the connection (see Pool.sendLoop).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Timeout)
 	err := sess.conn.Emit(wctx, f.cfg.Event, probe.NoAck, buf)
 	cancel()
 	if err != nil {

@@ -614,7 +614,10 @@ func (p *Pool) route(batch []sendJob, k uint64, at, now time.Time) []sendJob {
 
 // sendLoop writes batches of events to their connections. The writes of a
 // batch share one deadline, the ack timeout from the batch's start: an
-// event written later than that could only be lost.
+// event written later than that could only be lost. The deadline is not
+// tied to ctx: coder/websocket closes a connection whose write context ends
+// mid-write, which at shutdown would turn a clean close into a transport
+// error; instead, once ctx ends, the rest of the batch is not sent.
 func (p *Pool) sendLoop(ctx context.Context, jobs <-chan []sendJob) {
 	buf := make([]byte, 0, p.cfg.PayloadBytes)
 	for {
@@ -622,8 +625,11 @@ func (p *Pool) sendLoop(ctx context.Context, jobs <-chan []sendJob) {
 		case <-ctx.Done():
 			return
 		case batch := <-jobs:
-			wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AckTimeout)
 			for _, j := range batch {
+				if ctx.Err() != nil {
+					break
+				}
 				id := j.sess.acks.Register(j.scheduled)
 				buf = appendPayload(buf[:0], j.seq, j.scheduled, p.cfg.PayloadBytes)
 				if err := j.sess.conn.Emit(wctx, p.cfg.EventName, int64(id), buf); err != nil {

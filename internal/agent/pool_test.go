@@ -28,6 +28,9 @@ type memDriver struct {
 	refuse  bool
 	dropAck bool
 	dials   int
+	// onEmit, when set, is called by every Emit with its context, before
+	// the event is acked.
+	onEmit func(ctx context.Context)
 }
 
 func newMemDriver() *memDriver { return &memDriver{conns: map[*memConn]bool{}} }
@@ -81,10 +84,13 @@ type memConn struct {
 	once sync.Once
 }
 
-func (c *memConn) Emit(_ context.Context, _ string, ackID int64, args ...json.RawMessage) error {
+func (c *memConn) Emit(ctx context.Context, _ string, ackID int64, args ...json.RawMessage) error {
 	c.d.mu.Lock()
-	open, drop := c.d.conns[c], c.d.dropAck
+	open, drop, hook := c.d.conns[c], c.d.dropAck, c.d.onEmit
 	c.d.mu.Unlock()
+	if hook != nil {
+		hook(ctx)
+	}
 	if !open {
 		return errors.New("closed")
 	}
@@ -312,6 +318,49 @@ func TestFullJitter(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("fullJitter(n=%d,u=%v) = %v, want %v", tc.n, tc.u, got, tc.want)
 		}
+	}
+}
+
+// A write in flight when the pool stops must not see its context end:
+// coder/websocket closes the connection of a write whose context ends, and a
+// clean shutdown would read as a transport error (seen in CI: 1 of 1,000
+// clients closed that way).
+func TestStopDoesNotCancelWritesInFlight(t *testing.T) {
+	d := newMemDriver()
+	inEmit := make(chan context.Context, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	d.set(func(d *memDriver) {
+		d.onEmit = func(ctx context.Context) {
+			once.Do(func() {
+				inEmit <- ctx
+				<-release
+			})
+		}
+	})
+	cfg := testConfig()
+	cfg.Clients = 1
+	p, _ := newTestPool(t, cfg, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var emitCtx context.Context
+	select {
+	case emitCtx = <-inEmit:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event was sent")
+	}
+	cancel() // propagates synchronously to every context derived from ctx
+	err := emitCtx.Err()
+	close(release)
+	if runErr := <-done; runErr != nil {
+		t.Fatalf("Run: %v", runErr)
+	}
+	if err != nil {
+		t.Fatalf("the context of the write in flight ended with the pool's: %v", err)
+	}
+	if _, ok := emitCtx.Deadline(); !ok {
+		t.Fatal("the write has no deadline")
 	}
 }
 
