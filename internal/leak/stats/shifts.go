@@ -16,9 +16,6 @@ type Shifts struct {
 	// Total is the sum of their excess over the typical difference (bytes
 	// for a memory floor): positive when the shifts raised the level.
 	Total float64
-	// Largest is the excess of the largest shift by absolute value (0 when
-	// there is none).
-	Largest float64
 	// Median is the median successive difference and Spread the robust
 	// standard deviation of the differences around it.
 	Median, Spread float64
@@ -66,9 +63,6 @@ func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh
 		if e := y[i] - y[i-1] - sh.Median; e > k*sh.Spread {
 			sh.Count++
 			sh.Total += e
-			if math.Abs(e) > math.Abs(sh.Largest) {
-				sh.Largest = e
-			}
 			moved += e
 		}
 		adj[i-1] = y[i-1] + moved
