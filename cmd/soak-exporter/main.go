@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -29,9 +28,12 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/oneshot"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
+	"github.com/generic-corp/soak-exporter/internal/secret"
+	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
 
@@ -48,10 +50,8 @@ func main() {
 
 // Aliases give the embedded configurations distinct field names.
 type (
-	ProbeConfig   = probe.Config
+	TargetConfig  = target.Config
 	AgentConfig   = agent.Config
-	PushConfig    = agent.PushConfig
-	FanoutConfig  = agent.FanoutConfig
 	WebConfig     = web.Config
 	LoggingConfig = logging.Config
 	LeakConfig    = leak.Config
@@ -60,29 +60,22 @@ type (
 // config is every package's Config, embedded so that their variables keep
 // the plain SOAK_ prefix. main reads it once with envconfig.
 type config struct {
-	ProbeConfig
+	TargetConfig
 	AgentConfig
-	PushConfig
-	FanoutConfig
 	WebConfig
 	LoggingConfig
 	LeakConfig
 
-	targets []*probe.Target // built from ProbeConfig by loadConfig
+	targets []*probe.Target // built from TargetConfig by loadConfig
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.ProbeConfig, c.AgentConfig, c.PushConfig, c.FanoutConfig, c.LeakConfig, c.WebConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.TargetConfig, c.AgentConfig, c.LeakConfig, c.WebConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// secretKeys are variables whose values never appear in messages.
-func isSecretKey(key string) bool {
-	return strings.Contains(key, "TOKEN") || strings.Contains(key, "AUTH") || strings.Contains(key, "HEADERS") || strings.Contains(key, "QUERY")
 }
 
 // loadConfig reads and validates the configuration. Its error is one line
@@ -92,7 +85,7 @@ func loadConfig() (*config, error) {
 	if err := envconfig.Process("soak", &c); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
-			if isSecretKey(pe.KeyName) {
+			if secret.IsSecretVar(pe.KeyName) {
 				return nil, fmt.Errorf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
 			}
 			return nil, fmt.Errorf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
@@ -102,7 +95,7 @@ func loadConfig() (*config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	targets, err := c.ProbeConfig.Targets() // reads the token and CA files
+	targets, err := c.TargetConfig.Targets() // reads the token and CA files
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +200,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 			return exitFailure
 		}
 		demoGroup.Go(func() error { return srv.Run(demoCtx) })
-		t, err := cfg.ProbeConfig.Target(srv.URL())
+		t, err := cfg.TargetConfig.Target(srv.URL())
 		if err != nil {
 			log.Error("demo target", zap.Error(err))
 			return exitFailure
@@ -229,29 +222,12 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 		versioncollector.NewCollector("soak"),
 	)
 	driver := newDriver(cfg.Driver, log)
-	metrics := probe.NewMetrics(reg)
-	push, err := agent.NewPush(cfg.PushConfig, probe.NewPushMetrics(reg))
+	ag, err := agent.New(cfg.AgentConfig, agent.Options{
+		Driver: driver, Targets: targets, Registerer: reg, Logger: log,
+	})
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))
 		return exitUsage
-	}
-	fanout, err := agent.NewFanout(cfg.FanoutConfig, probe.NewFanoutMetrics(reg), log.Named("fanout"), nil)
-	if err != nil {
-		log.Error("bad configuration", zap.Error(err))
-		return exitUsage
-	}
-	var pools []*agent.Pool
-	for i, pc := range cfg.AgentConfig.Split(len(targets)) {
-		p, err := agent.New(pc, agent.Options{
-			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
-			Logger: log.Named("pool").With(zap.String("target", targets[i].Name)),
-			Push:   push, Fanout: fanout,
-		})
-		if err != nil {
-			log.Error("bad configuration", zap.Error(err))
-			return exitUsage
-		}
-		pools = append(pools, p)
 	}
 
 	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg)
@@ -263,16 +239,9 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	srv := web.New(cfg.WebConfig, log.Named("web"), web.Options{
 		Gatherer:   reg,
 		Registerer: reg,
-		Ready: func() bool {
-			for _, p := range pools {
-				if !p.Running() {
-					return false
-				}
-			}
-			return true
-		},
-		Page:  web.Page{Version: version.Version, Mode: mode, Driver: driver.Name()},
-		Notes: func() []web.Note { return notes(pools) },
+		Ready:      ag.Running,
+		Page:       web.Page{Version: version.Version, Mode: mode, Driver: driver.Name()},
+		Notes:      func() []web.Note { return notes(ag.Pools()) },
 	})
 	ln, err := srv.Listen()
 	if err != nil {
@@ -285,12 +254,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return monitor.Run(gctx) })
-	for _, p := range pools {
-		g.Go(func() error { return p.Run(gctx) })
-	}
-	if fanout != nil {
-		g.Go(func() error { return fanout.Run(gctx) })
-	}
+	g.Go(func() error { return ag.Run(gctx) })
 	err = g.Wait()
 	if err != nil {
 		log.Error("stopped on error", zap.Error(err))
@@ -300,7 +264,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	return exitOK
 }
 
-func notes(pools []*agent.Pool) []web.Note {
+func notes(pools []*pool.Pool) []web.Note {
 	out := make([]web.Note, 0, len(pools))
 	for _, p := range pools {
 		n := web.Note{Target: p.Target().Name}

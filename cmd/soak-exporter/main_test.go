@@ -315,7 +315,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 
 // TestSecretsNeverLeak runs the agent at debug level with a known token in
 // every secret variable and greps its logs, metrics, landing page and --help
-// for it, with each driver. (Panic output: a panic that prints a probe.Config
+// for it, with each driver. (Panic output: a panic that prints a target.Config
 // or probe.Target goes through fmt, whose redaction probe's unit tests check.)
 func TestSecretsNeverLeak(t *testing.T) {
 	const token = "s3cr3t-T0KEN-4f9a"

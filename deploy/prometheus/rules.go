@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/generic-corp/soak-exporter/internal/contract"
 )
 
 // RuleFileName is the file name of the shipped rule file, relative to this
@@ -121,61 +123,35 @@ func RunbookURL(alert string) string {
 }
 
 // ContractMetricNames returns the metric families of the agent's metric
-// contract (docs of the team brief), without histogram series suffixes.
+// contract, without histogram series suffixes: what the agent registers, as
+// package contract derives it from the agent's own constructors. It is
+// empty if the agent cannot be built (then every check against it fails).
 func ContractMetricNames() []string {
-	return []string{
-		// Core.
-		"soak_clients_desired",
-		"soak_clients_connected",
-		"soak_connect_attempts_total",
-		"soak_connect_failures_total",
-		"soak_connect_duration_seconds",
-		"soak_disconnects_total",
-		"soak_events_sent_total",
-		"soak_events_acked_total",
-		"soak_events_lost_total",
-		"soak_events_late_total",
-		"soak_events_skipped_total",
-		"soak_events_dropped_total",
-		"soak_event_latency_seconds",
-		"soak_build_info",
-		// Memory and leak detection.
-		"soak_memory_bytes",
-		"soak_memory_sample_errors_total",
-		"soak_memory_limit_bytes",
-		"soak_leak_slope_bytes_per_second",
-		"soak_leak_r_squared",
-		"soak_leak_trend_p_value",
-		"soak_leak_window_samples",
-		"soak_leak_baseline_bytes",
-		"soak_leak_seconds_to_limit",
-		"soak_leak_suspected",
-		// Server push (label target).
-		"soak_push_received_total",
-		"soak_push_lost_total",
-		"soak_push_duplicated_total",
-		"soak_push_out_of_order_total",
-		"soak_push_missed_total",
-		"soak_push_malformed_total",
-		"soak_push_latency_seconds",
-		// Fan-out (sent and send failures by the sender's target; the
-		// others by sender_target and the receiver's target).
-		"soak_fanout_sent_total",
-		"soak_fanout_send_failures_total",
-		"soak_fanout_expected_total",
-		"soak_fanout_delivered_total",
-		"soak_fanout_lost_total",
-		"soak_fanout_latency_seconds",
+	fams, err := contract.Families()
+	if err != nil {
+		return nil
 	}
+	out := make([]string, 0, len(fams))
+	for _, f := range fams {
+		out = append(out, f.Name)
+	}
+	return out
 }
 
 // ContractHistogramNames returns the contract's histogram families, whose
 // classic series carry the _bucket, _sum and _count suffixes.
 func ContractHistogramNames() []string {
-	return []string{
-		"soak_connect_duration_seconds", "soak_event_latency_seconds",
-		"soak_push_latency_seconds", "soak_fanout_latency_seconds",
+	fams, err := contract.Families()
+	if err != nil {
+		return nil
 	}
+	var out []string
+	for _, f := range fams {
+		if f.Histogram {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }
 
 // IsAllowedMetric reports whether an expression may use the metric name:

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 )
 
 // echoServerJS is a bare TCP echo server for Node: no Engine.IO, no
@@ -82,7 +82,7 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 	}
 
 	msg := make([]byte, 100)
-	tick := max(agent.SendTick, time.Second/time.Duration(rate))
+	tick := max(pool.SendTick, time.Second/time.Duration(rate))
 	perTick := float64(rate) * tick.Seconds()
 	user0, sys0 := cpuSeconds()
 	start := time.Now()

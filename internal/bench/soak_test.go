@@ -25,7 +25,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
@@ -38,6 +41,16 @@ func setting(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// latencyObserver feeds the echo latencies to a recorder.
+type latencyObserver struct{ r *recorder }
+
+func (latencyObserver) Connection(string, pool.ConnEvent, string, time.Duration) {}
+func (o latencyObserver) Event(_, _, _ string, out pool.Outcome, _ int, latency time.Duration) {
+	if out == pool.OutcomeAnswered {
+		o.r.Observe(latency.Seconds())
+	}
 }
 
 // recorder keeps every latency observation (bounded by the run's size).
@@ -138,24 +151,27 @@ func BenchmarkSoak(b *testing.B) {
 
 func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int, floor float64) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
-	target, err := probe.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(node.URL())
+	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(node.URL())
 	if err != nil {
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lat := &recorder{}
-	p, err := agent.New(agent.Config{
+	var cfg agent.Config
+	cfg.PoolConfig = pool.Config{
 		Clients: clients, ConnectRate: 1000, ConnectTimeout: 20 * time.Second,
 		BackoffMin: 500 * time.Millisecond, BackoffMax: 10 * time.Second,
-		EventName: "echo", EventRate: float64(rate), PayloadBytes: 64, AckTimeout: 5 * time.Second,
-	}, agent.Options{Driver: d, Target: target, Metrics: probe.NewMetrics(reg), Registerer: reg,
-		Logger: zap.NewNop(), LatencyTap: lat})
+	}
+	cfg.EchoConfig = echo.Config{EventName: "echo", EventRate: float64(rate), PayloadBytes: 64, AckTimeout: 5 * time.Second}
+	cfg.FanoutConfig.IDField, cfg.FanoutConfig.Timeout = "id", time.Second
+	p, err := agent.New(cfg, agent.Options{Driver: d, Targets: []*probe.Target{target}, Registerer: reg,
+		Logger: zap.NewNop(), Observer: latencyObserver{lat}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	base := settledRSS(b)
-	p.PauseProbe(true)
+	p.Pause(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
@@ -197,7 +213,7 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int, floor flo
 	idleCores := (iu1 - iu0 + is1 - is0) / float64(idleSeconds)
 
 	// Steady phase: warm up 10 s, then measure.
-	p.PauseProbe(false)
+	p.Pause(false)
 	time.Sleep(10 * time.Second)
 	lat.reset()
 	acked0 := sum(reg, "soak_events_acked_total", "", "")

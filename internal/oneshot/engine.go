@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -11,11 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
 
@@ -36,7 +38,7 @@ const (
 
 // resolveTargets returns the targets of a run: the positional URL if given,
 // else SOAK_TARGET_URL (one or more), else the old suite's default.
-func resolveTargets(pc probe.Config, positional string) ([]*probe.Target, error) {
+func resolveTargets(pc target.Config, positional string) ([]*probe.Target, error) {
 	if positional != "" {
 		t, err := pc.Target(positional)
 		if err != nil {
@@ -58,20 +60,20 @@ func resolveTargets(pc probe.Config, positional string) ([]*probe.Target, error)
 	return []*probe.Target{t}, nil
 }
 
-// engine is the agent machinery of one run: a fresh registry, the probe
-// metrics, and one pool per target, all sharing the taps.
+// engine is the agent machinery of one run: a fresh registry and the agent
+// (one pool per target, the probes), built as the daemon builds it, with a
+// tally observing every outcome.
 type engine struct {
-	log     *zap.Logger
-	reg     *prometheus.Registry
-	driver  probe.Driver
-	targets []*probe.Target
-	pools   []*agent.Pool
-	tms     []*probe.TargetMetrics
-	cfg     agent.Config
+	log   *zap.Logger
+	reg   *prometheus.Registry
+	agent *agent.Agent
+	tally *tally
+	cfg   agent.Config
 }
 
-// newEngine builds the pools (not started). cfg is split over the targets
-// as the agent does.
+// newEngine builds the agent (not started). cfg is split over the targets
+// as the daemon does. The taps also receive every connect duration and every
+// answered request's latency, in seconds, for exact percentiles.
 func newEngine(cfg agent.Config, driver probe.Driver, targets []*probe.Target, log *zap.Logger,
 	connectTap, latencyTap prometheus.Observer,
 ) (*engine, error) {
@@ -81,81 +83,42 @@ func newEngine(cfg agent.Config, driver probe.Driver, targets []*probe.Target, l
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("soak"),
 	)
-	metrics := probe.NewMetrics(reg)
-	e := &engine{log: log, reg: reg, driver: driver, targets: targets, cfg: cfg}
-	for i, pc := range cfg.Split(len(targets)) {
-		p, err := agent.New(pc, agent.Options{
-			Driver: driver, Target: targets[i], Metrics: metrics, Registerer: reg,
-			Logger:     log.Named("pool").With(zap.String("target", targets[i].Name)),
-			ConnectTap: connectTap, LatencyTap: latencyTap,
-		})
-		if err != nil {
-			return nil, err
-		}
-		e.pools = append(e.pools, p)
-		e.tms = append(e.tms, metrics.For(targets[i].Name, cfg.EventName))
+	t := newTally(connectTap, latencyTap)
+	a, err := agent.New(cfg, agent.Options{
+		Driver: driver, Targets: targets, Registerer: reg, Logger: log, Observer: t,
+	})
+	if err != nil {
+		return nil, err
 	}
-	return e, nil
+	return &engine{log: log, reg: reg, agent: a, tally: t, cfg: cfg}, nil
 }
 
-// start runs every pool until stop is called; stop closes the connections
-// cleanly and waits for the pools to return.
+// start runs the agent until stop is called; stop closes the connections
+// cleanly and waits for the agent to return.
 func (e *engine) start(ctx context.Context) (stop func()) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	for _, p := range e.pools {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Run(pctx); err != nil {
-				e.log.Error("pool stopped on error", zap.Error(err))
-			}
-		}()
-	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := e.agent.Run(pctx); err != nil {
+			e.log.Error("agent stopped on error", zap.Error(err))
+		}
+	}()
 	var once sync.Once
-	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // pause stops (true) or resumes (false) the scheduling of new events.
-func (e *engine) pause(paused bool) {
-	for _, p := range e.pools {
-		p.PauseProbe(paused)
-	}
-}
+func (e *engine) pause(paused bool) { e.agent.Pause(paused) }
 
 // running reports whether every pool runs (the endpoint's readiness).
-func (e *engine) running() bool {
-	for _, p := range e.pools {
-		if !p.Running() {
-			return false
-		}
-	}
-	return true
-}
+func (e *engine) running() bool { return e.agent.Running() }
 
-func (e *engine) connected() int {
-	n := 0
-	for _, p := range e.pools {
-		n += p.Connected()
-	}
-	return n
-}
+func (e *engine) connected() int { return e.agent.Connected() }
 
-func (e *engine) desired() int {
-	n := 0
-	for _, p := range e.pools {
-		n += p.Desired()
-	}
-	return n
-}
+func (e *engine) desired() int { return e.agent.Desired() }
 
-func (e *engine) inFlight() int {
-	n := 0
-	for _, p := range e.pools {
-		n += p.InFlight()
-	}
-	return n
-}
+func (e *engine) inFlight() int { return e.agent.InFlight() }
 
 // drain pauses the probe and waits until every event sent is resolved
 // (acked or lost), at most the ack timeout plus the sweep resolution. It
@@ -194,31 +157,9 @@ type counts struct {
 	disconnects                                                         map[probe.DisconnectReason]uint64
 }
 
-func (e *engine) counts() counts {
-	c := counts{
-		failures:    map[probe.FailureReason]uint64{},
-		disconnects: map[probe.DisconnectReason]uint64{},
-	}
-	for _, tm := range e.tms {
-		c.attempts += counterValue(tm.ConnectAttempts)
-		c.sent += counterValue(tm.Sent)
-		c.acked += counterValue(tm.Acked)
-		c.lost += counterValue(tm.Lost)
-		c.late += counterValue(tm.Late)
-		c.skipped += counterValue(tm.Skipped)
-		c.dropped += counterValue(tm.Dropped)
-		c.unexpectedAcks += counterValue(tm.UnexpectedAcks)
-		for r, ctr := range tm.ConnectFailures {
-			c.failures[r] += counterValue(ctr)
-		}
-		for r, ctr := range tm.Disconnects {
-			c.disconnects[r] += counterValue(ctr)
-		}
-	}
-	return c
-}
+func (e *engine) counts() counts { return e.tally.counts() }
 
-// sub returns c minus an earlier snapshot b of the event counters (the
+// subEvents returns c minus an earlier snapshot b of the event counters (the
 // connection counters are kept whole: connections are made in the warmup).
 func (c counts) subEvents(b counts) counts {
 	c.sent -= b.sent
@@ -251,13 +192,75 @@ func (c counts) unexpectedDisconnects() uint64 {
 	return n
 }
 
-// counterValue reads a counter's current value.
-func counterValue(c prometheus.Counter) uint64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil || m.GetCounter() == nil {
-		return 0
+// tally is the pool.Observer of a one-shot run: it counts what the agent
+// reports, as it happens, and feeds the taps.
+type tally struct {
+	connectTap, latencyTap prometheus.Observer
+
+	mu sync.Mutex
+	c  counts
+}
+
+func newTally(connectTap, latencyTap prometheus.Observer) *tally {
+	return &tally{
+		connectTap: connectTap, latencyTap: latencyTap,
+		c: counts{failures: map[probe.FailureReason]uint64{}, disconnects: map[probe.DisconnectReason]uint64{}},
 	}
-	return uint64(m.GetCounter().GetValue())
+}
+
+// Connection implements pool.Observer.
+func (t *tally) Connection(_ string, ev pool.ConnEvent, reason string, took time.Duration) {
+	if ev == pool.ConnEstablished && t.connectTap != nil {
+		t.connectTap.Observe(took.Seconds())
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch ev {
+	case pool.ConnAttempt:
+		t.c.attempts++
+	case pool.ConnFailed:
+		t.c.failures[probe.FailureReason(reason)]++
+	case pool.ConnClosed:
+		t.c.disconnects[probe.DisconnectReason(reason)]++
+	}
+}
+
+// Event implements pool.Observer.
+func (t *tally) Event(_, _, _ string, o pool.Outcome, n int, latency time.Duration) {
+	if o == pool.OutcomeAnswered && t.latencyTap != nil {
+		t.latencyTap.Observe(latency.Seconds())
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := uint64(n)
+	switch o {
+	case pool.OutcomeSent:
+		t.c.sent += k
+	case pool.OutcomeAnswered:
+		t.c.acked += k
+	case pool.OutcomeRejected:
+		t.c.lost += k // a refused answer is not a good one: it fails the loss criterion
+	case pool.OutcomeLost:
+		t.c.lost += k
+	case pool.OutcomeLate:
+		t.c.late += k
+	case pool.OutcomeSkipped:
+		t.c.skipped += k
+	case pool.OutcomeDropped:
+		t.c.dropped += k
+	case pool.OutcomeUnexpected:
+		t.c.unexpectedAcks += k
+	}
+}
+
+// counts returns a copy of the counts so far.
+func (t *tally) counts() counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.c
+	c.failures = maps.Clone(t.c.failures)
+	c.disconnects = maps.Clone(t.c.disconnects)
+	return c
 }
 
 // preflight dials each target once, bounded by preflightTimeout, and

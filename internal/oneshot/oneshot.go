@@ -18,6 +18,8 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
 // Exit codes of a one-shot run.
@@ -53,7 +55,7 @@ type Deps struct {
 // agent's target, pool and logging settings, and the one-shot's own. Each
 // part is loaded on its own (envconfig skips unexported embedded fields).
 type envSpec struct {
-	probe   probe.Config
+	probe   target.Config
 	agent   agent.Config
 	logging logging.Config
 	oneshot Config
@@ -110,7 +112,7 @@ func Main(ctx context.Context, command string, args []string, deps Deps, stdout,
 func envError(err error) string {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
-		if isSecretKey(pe.KeyName) {
+		if secret.IsSecretVar(pe.KeyName) {
 			return fmt.Sprintf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
 		}
 		if strings.Contains(pe.TypeName, ".") { // our own types explain themselves
@@ -119,10 +121,6 @@ func envError(err error) string {
 		return fmt.Sprintf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
 	}
 	return "configuration: " + err.Error()
-}
-
-func isSecretKey(key string) bool {
-	return strings.Contains(key, "TOKEN") || strings.Contains(key, "AUTH") || strings.Contains(key, "HEADERS")
 }
 
 // isCharDevice reports whether w is a terminal.

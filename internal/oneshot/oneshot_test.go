@@ -22,6 +22,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -60,8 +61,8 @@ func apply(m, part any) {
 		if c, ok := part.(*agent.Config); ok && f != nil {
 			f(c)
 		}
-	case func(*probe.Config):
-		if c, ok := part.(*probe.Config); ok && f != nil {
+	case func(*target.Config):
+		if c, ok := part.(*target.Config); ok && f != nil {
 			f(c)
 		}
 	case func(*Config):

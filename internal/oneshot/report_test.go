@@ -15,7 +15,9 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"go.uber.org/zap"
 )
 
@@ -57,7 +59,9 @@ func fixedMemory(n int, heap0, heapStep, rss0, rssStep float64) []memPoint {
 }
 
 func fixedLoadInputs(cfg Config) loadInputs {
-	ac := agent.Config{ConnectRate: 50, ConnectTimeout: 10 * time.Second, AckTimeout: 5 * time.Second, EventName: "echo", PayloadBytes: 64}
+	var ac agent.Config
+	ac.PoolConfig = pool.Config{ConnectRate: 50, ConnectTimeout: 10 * time.Second}
+	ac.EchoConfig = echo.Config{AckTimeout: 5 * time.Second, EventName: "echo", PayloadBytes: 64}
 	return loadInputs{
 		args:    loadArgs{url: "http://localhost:3000", clients: 50, rate: 100, duration: 30 * time.Second, warmup: 5 * time.Second, cfg: cfg},
 		agent:   ac,
@@ -153,7 +157,7 @@ func fixedLeakInputs(t *testing.T, cfg Config, duration, sampling time.Duration,
 	kind := kindHeap
 	return leakInputs{
 		args:     leakArgs{url: "http://localhost:3000", duration: duration, sampling: sampling, activity: 10, cfg: cfg},
-		agentCfg: agent.Config{Clients: cfg.LeakClients, EventRate: float64(cfg.LeakClients) * 10 / 60},
+		agentCfg: agent.Config{PoolConfig: pool.Config{Clients: cfg.LeakClients}, EchoConfig: echo.Config{EventRate: float64(cfg.LeakClients) * 10 / 60}},
 		targets:  fixedTargets(), driver: "native", version: "1.2.3",
 		started: t0, finished: t0.Add(duration + 2*time.Second),
 		source: "scrape http://localhost:3000/metrics", guessed: true, kind: kind, bucket: bucket,

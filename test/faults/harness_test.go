@@ -16,7 +16,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	poolpkg "github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
+	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
@@ -32,7 +37,7 @@ const stopLimit = 7 * time.Second
 // pool is one agent pool running against a target, with its own registry.
 type pool struct {
 	t      testing.TB
-	p      *agent.Pool
+	p      *agent.Agent
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
@@ -42,17 +47,21 @@ type pool struct {
 }
 
 func config() agent.Config {
-	return agent.Config{
+	var c agent.Config
+	c.PoolConfig = poolpkg.Config{
 		Clients: 20, ConnectRate: 200, ConnectTimeout: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		EventName: "echo", EventRate: 200, PayloadBytes: 64, AckTimeout: time.Second,
 	}
+	c.EchoConfig = echo.Config{EventName: "echo", EventRate: 200, PayloadBytes: 64, AckTimeout: time.Second}
+	c.FanoutConfig = fanout.Config{Event: "publish", Timeout: time.Second, IDField: "id"}
+	c.PushConfig = push.Config{SeqField: "seq"}
+	return c
 }
 
 // target builds the target for url with a frame limit.
 func target(t testing.TB, url string, maxFrame int64) *probe.Target {
 	t.Helper()
-	tg, err := probe.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: maxFrame}.Target(url)
+	tg, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: maxFrame}.Target(url)
 	if err != nil {
 		t.Fatalf("target %s: %v", url, err)
 	}
@@ -70,7 +79,7 @@ func startPool(t testing.TB, cfg agent.Config, tg *probe.Target) *pool {
 		log = zap.NewNop()
 	}
 	p, err := agent.New(cfg, agent.Options{
-		Driver: native.New(native.Options{}), Target: tg, Metrics: probe.NewMetrics(reg),
+		Driver: native.New(native.Options{}), Targets: []*probe.Target{tg},
 		Registerer: reg, Logger: log,
 	})
 	if err != nil {
@@ -191,7 +200,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 // checks sent == acked + lost and returns the three.
 func (h *pool) accounted() (sent, acked, lost float64) {
 	h.t.Helper()
-	h.p.PauseProbe(true)
+	h.p.Pause(true)
 	waitFor(h.t, "nothing in flight", 10*time.Second, func() bool { return h.p.InFlight() == 0 })
 	sent = h.value("soak_events_sent_total", "", "")
 	acked = h.value("soak_events_acked_total", "", "")

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -17,7 +17,7 @@ func TestTwoReplicasOverRedis(t *testing.T) {
 	a := testfixture.Start(t, testfixture.Options{RedisURL: redis.URL()})
 	b := testfixture.Start(t, testfixture.Options{RedisURL: redis.URL()})
 	r := startRig(t, []targetSpec{{"a", a.URL()}, {"b", b.URL()}}, clientsPer, pushOn,
-		agent.FanoutConfig{Event: "publish", Rate: 40, Timeout: time.Second})
+		fanout.Config{Event: "publish", Rate: 40, Timeout: time.Second})
 	r.waitConnected(15 * time.Second)
 	for _, n := range []*testfixture.Node{a, b} {
 		n.WaitStats(5*time.Second, func(s testfixture.Stats) bool { return s.Connected == clientsPer && s.Push.Redis })

@@ -16,8 +16,13 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
+	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
+	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,64 +34,63 @@ type targetSpec struct{ name, url string }
 type rig struct {
 	t      *testing.T
 	reg    *prometheus.Registry
-	pools  map[string]*agent.Pool
-	fanout *agent.Fanout
+	agent  *agent.Agent
+	pools  map[string]*pool.Pool
+	fanout *fanout.Probe
 	stop   func()
 }
 
-func poolConfig(clients int) agent.Config {
-	return agent.Config{
+func rigConfig(clients int, pc push.Config, fc fanout.Config) agent.Config {
+	var c agent.Config
+	c.PoolConfig = pool.Config{
 		Clients: clients, ConnectRate: 200, ConnectTimeout: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		EventName: "echo", EventRate: 0, PayloadBytes: 64, AckTimeout: time.Second,
 	}
+	c.EchoConfig = echo.Config{EventName: "echo", EventRate: 0, PayloadBytes: 64, AckTimeout: time.Second}
+	if fc.IDField == "" {
+		fc.IDField = "id"
+	}
+	if pc.SeqField == "" {
+		pc.SeqField = "seq"
+	}
+	c.PushConfig, c.FanoutConfig = pc, fc
+	return c
 }
 
 // startRig starts clientsPer clients per target. The fan-out probe (if
 // enabled) starts paused.
-func startRig(t *testing.T, targets []targetSpec, clientsPer int, pc agent.PushConfig, fc agent.FanoutConfig) *rig {
+func startRig(t *testing.T, targets []targetSpec, clientsPer int, pc push.Config, fc fanout.Config) *rig {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	log := zaptest.NewLogger(t)
-	push, err := agent.NewPush(pc, probe.NewPushMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fanout, err := agent.NewFanout(fc, probe.NewFanoutMetrics(reg), log.Named("fanout"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fanout != nil {
-		fanout.Pause(true)
-	}
-	metrics := probe.NewMetrics(reg)
-	driver := native.New(native.Options{})
-	r := &rig{t: t, reg: reg, pools: map[string]*agent.Pool{}, fanout: fanout}
-	var runs []func(context.Context) error
+	var tgs []*probe.Target
 	for _, ts := range targets {
-		target, err := probe.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(ts.url)
+		tg, err := target.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(ts.url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		target.Name = ts.name
-		p, err := agent.New(poolConfig(clientsPer), agent.Options{
-			Driver: driver, Target: target, Metrics: metrics,
-			Registerer: reg, Logger: log.Named("pool").Named(ts.name), Push: push, Fanout: fanout,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.pools[ts.name] = p
-		runs = append(runs, p.Run)
+		tg.Name = ts.name
+		tgs = append(tgs, tg)
 	}
-	if fanout != nil {
-		runs = append(runs, fanout.Run)
+	a, err := agent.New(rigConfig(clientsPer*len(targets), pc, fc), agent.Options{
+		Driver: native.New(native.Options{}), Targets: tgs, Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, reg: reg, agent: a, pools: map[string]*pool.Pool{}}
+	for _, p := range a.Pools() {
+		r.pools[p.Target().Name] = p
+	}
+	for _, pr := range a.Probes() {
+		if f, ok := pr.(*fanout.Probe); ok {
+			r.fanout = f
+			f.Pause(true)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, len(runs))
-	for _, run := range runs {
-		go func() { done <- run(ctx) }()
-	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
 	stopped := false
 	r.stop = func() {
 		if stopped {
@@ -94,16 +98,13 @@ func startRig(t *testing.T, targets []targetSpec, clientsPer int, pc agent.PushC
 		}
 		stopped = true
 		cancel()
-		timeout := time.After(20 * time.Second)
-		for range runs {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-timeout:
-				t.Fatal("the rig did not stop within 20 s")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
 			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the rig did not stop within 20 s")
 		}
 	}
 	t.Cleanup(r.stop)

@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
+	"github.com/generic-corp/soak-exporter/internal/probes/push"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
-var pushOn = agent.PushConfig{Event: "tick", SeqField: "seq", TimeField: "ts", ClockShared: true}
+var pushOn = push.Config{Event: "tick", SeqField: "seq", TimeField: "ts", ClockShared: true}
 
 type pushCounts struct{ received, lost, dup, ooo, missed float64 }
 
@@ -36,7 +37,7 @@ func (r *rig) waitPush(target string, want pushCounts) {
 func TestPushGapsDuplicatesAndReconnectsAreCountedExactly(t *testing.T) {
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
-	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, pushOn, agent.FanoutConfig{Event: "publish", Timeout: time.Second})
+	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, pushOn, fanout.Config{Event: "publish", Timeout: time.Second})
 	r.waitConnected(10 * time.Second)
 	node.WaitStats(5*time.Second, func(s testfixture.Stats) bool { return s.Connected == clients })
 
@@ -86,8 +87,8 @@ func TestPushGapsDuplicatesAndReconnectsAreCountedExactly(t *testing.T) {
 func TestFanoutOneTargetDeliversEverything(t *testing.T) {
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
-	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, agent.PushConfig{},
-		agent.FanoutConfig{Event: "publish", Rate: 50, Timeout: time.Second})
+	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, push.Config{},
+		fanout.Config{Event: "publish", Rate: 50, Timeout: time.Second})
 	r.waitConnected(10 * time.Second)
 	node.WaitStats(5*time.Second, func(s testfixture.Stats) bool { return s.Connected == clients })
 

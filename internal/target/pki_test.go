@@ -1,4 +1,4 @@
-package probe_test
+package target_test
 
 import (
 	"crypto/ecdsa"

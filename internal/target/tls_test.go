@@ -1,4 +1,4 @@
-package probe_test
+package target_test
 
 import (
 	"context"
@@ -20,10 +20,11 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang/zishangtest"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
 // TestTargetTLS dials the demo Socket.IO server behind a TLS server that
-// requires a client certificate, through probe.Config's TLS options, with
+// requires a client certificate, through target.Config's TLS options, with
 // each driver.
 func TestTargetTLS(t *testing.T) {
 	defer goleak.VerifyNone(t, append(zishangtest.GoleakIgnores(), goleak.IgnoreCurrent())...)
@@ -63,14 +64,14 @@ func TestTargetTLS(t *testing.T) {
 
 	tests := []struct {
 		name string
-		cfg  probe.Config
+		cfg  target.Config
 		want probe.FailureReason // "" = connects and gets an ack
 	}{
-		{"ca, client cert and server name", probe.Config{TLSCAFile: files["ca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"], TLSServerName: "soak.test"}, ""},
-		{"no client cert", probe.Config{TLSCAFile: files["ca"], TLSServerName: "soak.test"}, probe.FailTLS},
-		{"client cert of another CA", probe.Config{TLSCAFile: files["ca"], TLSCertFile: files["strcert"], TLSKeyFile: files["strkey"], TLSServerName: "soak.test"}, probe.FailTLS},
-		{"wrong CA", probe.Config{TLSCAFile: files["otherca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"], TLSServerName: "soak.test"}, probe.FailTLS},
-		{"no server name override", probe.Config{TLSCAFile: files["ca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"]}, probe.FailTLS},
+		{"ca, client cert and server name", target.Config{TLSCAFile: files["ca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"], TLSServerName: "soak.test"}, ""},
+		{"no client cert", target.Config{TLSCAFile: files["ca"], TLSServerName: "soak.test"}, probe.FailTLS},
+		{"client cert of another CA", target.Config{TLSCAFile: files["ca"], TLSCertFile: files["strcert"], TLSKeyFile: files["strkey"], TLSServerName: "soak.test"}, probe.FailTLS},
+		{"wrong CA", target.Config{TLSCAFile: files["otherca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"], TLSServerName: "soak.test"}, probe.FailTLS},
+		{"no server name override", target.Config{TLSCAFile: files["ca"], TLSCertFile: files["cert"], TLSKeyFile: files["key"]}, probe.FailTLS},
 	}
 	for _, drv := range []probe.Driver{native.New(native.Options{}), zishang.New(zishang.Options{})} {
 		for _, tc := range tests {
@@ -83,7 +84,7 @@ func TestTargetTLS(t *testing.T) {
 
 // dialTLS dials url with cfg's TLS options; with want empty it expects an
 // echo ack, otherwise a connect failure with that reason.
-func dialTLS(t *testing.T, drv probe.Driver, url string, cfg probe.Config, want probe.FailureReason) {
+func dialTLS(t *testing.T, drv probe.Driver, url string, cfg target.Config, want probe.FailureReason) {
 	t.Helper()
 	cfg.SocketIOPath, cfg.MaxFrameBytes, cfg.Driver = "/socket.io/", 1<<20, drv.Name()
 	if err := cfg.Validate(); err != nil {

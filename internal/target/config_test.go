@@ -1,4 +1,4 @@
-package probe_test
+package target_test
 
 import (
 	"bytes"
@@ -17,10 +17,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
-func validConfig() probe.Config {
-	return probe.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}
+func validConfig() target.Config {
+	return target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}
 }
 
 func TestConfigTLSOptions(t *testing.T) {
@@ -39,22 +41,22 @@ func TestConfigTLSOptions(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		set     func(*probe.Config)
+		set     func(*target.Config)
 		wantErr string // prefix; "" = valid
 	}{
-		{"cert and key", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["key"] }, ""},
-		{"server name", func(c *probe.Config) { c.TLSServerName = "soak.test" }, ""},
-		{"cert without key", func(c *probe.Config) { c.TLSCertFile = files["cert"] }, "SOAK_TLS_KEY_FILE: required with SOAK_TLS_CERT_FILE"},
-		{"key without cert", func(c *probe.Config) { c.TLSKeyFile = files["key"] }, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE"},
-		{"unreadable cert", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["missing"], files["key"] }, "SOAK_TLS_CERT_FILE: open " + files["missing"]},
-		{"cert not PEM", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["hello"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["hello"] + " holds no PEM certificate"},
-		{"cert not a certificate", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["badcert"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["badcert"] + ": x509: "},
-		{"key is a certificate", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["cert"] }, "SOAK_TLS_KEY_FILE: " + files["cert"] + " holds no PEM private key"},
-		{"unreadable key", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["missing"] }, "SOAK_TLS_KEY_FILE: open " + files["missing"]},
-		{"key of another cert", func(c *probe.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["otherkey"] }, "SOAK_TLS_KEY_FILE: " + files["otherkey"] + " does not go with the certificate in SOAK_TLS_CERT_FILE"},
-		{"server name with port", func(c *probe.Config) { c.TLSServerName = "soak.test:443" }, `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`},
-		{"server name with space", func(c *probe.Config) { c.TLSServerName = "soak test" }, `SOAK_TLS_SERVER_NAME: want a host name`},
-		{"CA not PEM", func(c *probe.Config) { c.TLSCAFile = files["hello"] }, "SOAK_TLS_CA_FILE: " + files["hello"] + " holds no PEM certificate"},
+		{"cert and key", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["key"] }, ""},
+		{"server name", func(c *target.Config) { c.TLSServerName = "soak.test" }, ""},
+		{"cert without key", func(c *target.Config) { c.TLSCertFile = files["cert"] }, "SOAK_TLS_KEY_FILE: required with SOAK_TLS_CERT_FILE"},
+		{"key without cert", func(c *target.Config) { c.TLSKeyFile = files["key"] }, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE"},
+		{"unreadable cert", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["missing"], files["key"] }, "SOAK_TLS_CERT_FILE: open " + files["missing"]},
+		{"cert not PEM", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["hello"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["hello"] + " holds no PEM certificate"},
+		{"cert not a certificate", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["badcert"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["badcert"] + ": x509: "},
+		{"key is a certificate", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["cert"] }, "SOAK_TLS_KEY_FILE: " + files["cert"] + " holds no PEM private key"},
+		{"unreadable key", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["missing"] }, "SOAK_TLS_KEY_FILE: open " + files["missing"]},
+		{"key of another cert", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["otherkey"] }, "SOAK_TLS_KEY_FILE: " + files["otherkey"] + " does not go with the certificate in SOAK_TLS_CERT_FILE"},
+		{"server name with port", func(c *target.Config) { c.TLSServerName = "soak.test:443" }, `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`},
+		{"server name with space", func(c *target.Config) { c.TLSServerName = "soak test" }, `SOAK_TLS_SERVER_NAME: want a host name`},
+		{"CA not PEM", func(c *target.Config) { c.TLSCAFile = files["hello"] }, "SOAK_TLS_CA_FILE: " + files["hello"] + " holds no PEM certificate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,7 +96,7 @@ func TestConfigSecretsFromEnvironment(t *testing.T) {
 	t.Setenv("SOAK_AUTH_JSON", `{"k":"v"}`)
 	t.Setenv("SOAK_HEADERS", "Authorization:Bearer abc,X-Other:1")
 	t.Setenv("SOAK_QUERY", "q:1")
-	var c probe.Config
+	var c target.Config
 	if err := envconfig.Process("soak", &c); err != nil {
 		t.Fatal(err)
 	}
@@ -118,10 +120,10 @@ func TestConfigSecretsFromEnvironment(t *testing.T) {
 func TestSecretsAreNeverPrinted(t *testing.T) {
 	const token = "s3cr3t-T0KEN-4f9a"
 	c := validConfig()
-	c.AuthToken = probe.Secret("tok-" + token)
-	c.AuthJSON = probe.Secret(`{"key":"json-` + token + `"}`)
-	c.Headers = map[string]probe.Secret{"Authorization": probe.Secret("Bearer hdr-" + token)}
-	c.Query = map[string]probe.Secret{"access_token": probe.Secret("q-" + token)}
+	c.AuthToken = secret.Secret("tok-" + token)
+	c.AuthJSON = secret.Secret(`{"key":"json-` + token + `"}`)
+	c.Headers = map[string]secret.Secret{"Authorization": secret.Secret("Bearer hdr-" + token)}
+	c.Query = map[string]secret.Secret{"access_token": secret.Secret("q-" + token)}
 	tg, err := c.Target("http://127.0.0.1:1/nsp?sig=url-" + token)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +134,7 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	values := map[string]any{
 		"Config": c, "*Config": &c, "Target": *tg, "*Target": tg,
 		"AuthToken": c.AuthToken, "in a struct": struct {
-			C probe.Config
+			C target.Config
 			T probe.Target
 		}{c, *tg},
 		"in a slice": []probe.Target{*tg},
@@ -166,7 +168,7 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	if got := fmt.Sprintf("%v", c.AuthToken); got != "[REDACTED]" {
 		t.Errorf("AuthToken prints %q, want [REDACTED]", got)
 	}
-	if got := fmt.Sprintf("%v", probe.Secret("")); got != "" {
+	if got := fmt.Sprintf("%v", secret.Secret("")); got != "" {
 		t.Errorf("an empty secret prints %q, want empty", got)
 	}
 	if s := fmt.Sprintf("%+v", tg); !strings.Contains(s, "Name:127.0.0.1:1/nsp") || !strings.Contains(s, "Auth:[REDACTED]") {
@@ -181,8 +183,8 @@ func TestPanicOutputRedactsSecrets(t *testing.T) {
 	const token = "s3cr3t-T0KEN-4f9a"
 	if what := os.Getenv("SOAK_TEST_PANIC"); what != "" {
 		c := validConfig()
-		c.AuthToken = probe.Secret("tok-" + token)
-		c.Headers = map[string]probe.Secret{"Authorization": probe.Secret("Bearer " + token)}
+		c.AuthToken = secret.Secret("tok-" + token)
+		c.Headers = map[string]secret.Secret{"Authorization": secret.Secret("Bearer " + token)}
 		tg, err := c.Target("http://127.0.0.1:1")
 		if err != nil {
 			t.Fatal(err)

@@ -11,42 +11,6 @@ import (
 // redacted replaces a secret wherever a value is printed.
 const redacted = "[REDACTED]"
 
-// Secret is a configuration string that must never be printed: fmt (every
-// verb, %v, %+v, %#v, %s, %q, %x included), encoding/json and so zap's
-// reflection-based fields show "[REDACTED]" for a set secret and "" for an
-// empty one. Reveal returns the value for the one place that sends it.
-type Secret string
-
-// Reveal returns the secret's value. Use it only to send the secret.
-func (s Secret) Reveal() string { return string(s) }
-
-// String returns "[REDACTED]", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString is String quoted, for %#v.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
-
-// Format prints String for every verb, so that no verb (%x, %q, %d...)
-// bypasses the redaction.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, s.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, s.String())
-}
-
-// MarshalJSON encodes String.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalText encodes String, for encoders that prefer text.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
 // targetView is what fmt shows of a Target: its secrets redacted.
 type targetView struct {
 	Name          string

@@ -1,4 +1,7 @@
-package probe
+// Package target turns the SOAK_ target variables (URLs, names, path,
+// credentials, TLS, frame limit) into the probe.Target values the drivers
+// dial. It reads the token, CA and key files at start.
+package target
 
 import (
 	"bytes"
@@ -12,27 +15,30 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
 )
 
 // Config is how to reach the target(s), read from SOAK_* variables. Its
-// secret fields have the type Secret, which fmt, encoding/json and zap's
+// secret fields have the type Secret (package secret), which fmt, encoding/json and zap's
 // reflection never print.
 type Config struct {
-	TargetURL     string            `envconfig:"TARGET_URL" desc:"Socket.IO server URL(s), comma-separated, one per server replica; the URL path is the namespace (http://host:3000/admin). Empty: soak the built-in demo target."`
-	TargetName    string            `envconfig:"TARGET_NAME" desc:"Short name(s) for the target label, comma-separated, one per URL. Default: host:port plus the namespace."`
-	Driver        string            `envconfig:"DRIVER" default:"native" desc:"Client driver: native (our Engine.IO v4 client) or zishang520 (the zishang520 library)."`
-	SocketIOPath  string            `envconfig:"SOCKETIO_PATH" default:"/socket.io/" desc:"Engine.IO request path on the server."`
-	AuthToken     Secret            `envconfig:"AUTH_TOKEN" desc:"Secret. Sent as {\"token\": ...} in the namespace CONNECT auth payload. Never logged or exported."`
-	AuthTokenFile string            `envconfig:"AUTH_TOKEN_FILE" desc:"File holding the auth token (trailing newline trimmed); read at start."`
-	AuthJSON      Secret            `envconfig:"AUTH_JSON" desc:"Secret. A JSON object sent as the CONNECT auth payload (the token, if any, is added as \"token\")."`
-	Headers       map[string]Secret `envconfig:"HEADERS" desc:"Extra handshake headers, as Name:value,Name2:value2. Values are treated as secrets."`
-	Query         map[string]Secret `envconfig:"QUERY" desc:"Extra handshake query parameters, as key:value,key2:value2. Values are treated as secrets."`
-	TLSCAFile     string            `envconfig:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust for https/wss targets (added to the system pool)."`
-	TLSCertFile   string            `envconfig:"TLS_CERT_FILE" desc:"PEM client certificate for https/wss targets that require one (mTLS); needs SOAK_TLS_KEY_FILE."`
-	TLSKeyFile    string            `envconfig:"TLS_KEY_FILE" desc:"PEM private key of SOAK_TLS_CERT_FILE; read at start, never logged."`
-	TLSServerName string            `envconfig:"TLS_SERVER_NAME" desc:"Host name to verify the target's certificate against (and to send as SNI) instead of the URL's host."`
-	TLSInsecure   bool              `envconfig:"TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Do not verify the target's certificate. For tests only; logged as a warning."`
-	MaxFrameBytes int64             `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message accepted from the server; larger ones are a parse error."`
+	TargetURL     string                   `envconfig:"TARGET_URL" desc:"Socket.IO server URL(s), comma-separated, one per server replica; the URL path is the namespace (http://host:3000/admin). Empty: soak the built-in demo target."`
+	TargetName    string                   `envconfig:"TARGET_NAME" desc:"Short name(s) for the target label, comma-separated, one per URL. Default: host:port plus the namespace."`
+	Driver        string                   `envconfig:"DRIVER" default:"native" desc:"Client driver: native (our Engine.IO v4 client) or zishang520 (the zishang520 library)."`
+	SocketIOPath  string                   `envconfig:"SOCKETIO_PATH" default:"/socket.io/" desc:"Engine.IO request path on the server."`
+	AuthToken     secret.Secret            `envconfig:"AUTH_TOKEN" desc:"secret.Secret. Sent as {\"token\": ...} in the namespace CONNECT auth payload. Never logged or exported."`
+	AuthTokenFile string                   `envconfig:"AUTH_TOKEN_FILE" desc:"File holding the auth token (trailing newline trimmed); read at start."`
+	AuthJSON      secret.Secret            `envconfig:"AUTH_JSON" desc:"secret.Secret. A JSON object sent as the CONNECT auth payload (the token, if any, is added as \"token\")."`
+	Headers       map[string]secret.Secret `envconfig:"HEADERS" desc:"Extra handshake headers, as Name:value,Name2:value2. Values are treated as secrets."`
+	Query         map[string]secret.Secret `envconfig:"QUERY" desc:"Extra handshake query parameters, as key:value,key2:value2. Values are treated as secrets."`
+	TLSCAFile     string                   `envconfig:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust for https/wss targets (added to the system pool)."`
+	TLSCertFile   string                   `envconfig:"TLS_CERT_FILE" desc:"PEM client certificate for https/wss targets that require one (mTLS); needs SOAK_TLS_KEY_FILE."`
+	TLSKeyFile    string                   `envconfig:"TLS_KEY_FILE" desc:"PEM private key of SOAK_TLS_CERT_FILE; read at start, never logged."`
+	TLSServerName string                   `envconfig:"TLS_SERVER_NAME" desc:"Host name to verify the target's certificate against (and to send as SNI) instead of the URL's host."`
+	TLSInsecure   bool                     `envconfig:"TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Do not verify the target's certificate. For tests only; logged as a warning."`
+	MaxFrameBytes int64                    `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message accepted from the server; larger ones are a parse error."`
 }
 
 // Validate checks the configuration without touching files; Targets reads
@@ -81,7 +87,7 @@ func (c Config) Validate() error {
 // Targets builds one Target per configured URL, reading the token and CA
 // files. With no URL configured it returns nil (the caller supplies a demo
 // target).
-func (c Config) Targets() ([]*Target, error) {
+func (c Config) Targets() ([]*probe.Target, error) {
 	// Read the files first, so that a bad file stops the program even when
 	// it soaks the demo target.
 	auth, err := c.authPayload()
@@ -98,7 +104,7 @@ func (c Config) Targets() ([]*Target, error) {
 	}
 	names := splitList(c.TargetName)
 	seen := map[string]bool{}
-	var out []*Target
+	var out []*probe.Target
 	for i, raw := range urls {
 		t, err := c.target(raw, auth, tlsConf)
 		if err != nil {
@@ -117,7 +123,7 @@ func (c Config) Targets() ([]*Target, error) {
 }
 
 // Target builds the Target for one URL with this configuration's options.
-func (c Config) Target(raw string) (*Target, error) {
+func (c Config) Target(raw string) (*probe.Target, error) {
 	auth, err := c.authPayload()
 	if err != nil {
 		return nil, err
@@ -129,7 +135,7 @@ func (c Config) Target(raw string) (*Target, error) {
 	return c.target(raw, auth, tlsConf)
 }
 
-func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*Target, error) {
+func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*probe.Target, error) {
 	u, err := parseTargetURL(raw)
 	if err != nil {
 		return nil, err
@@ -156,7 +162,7 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 	if nsp != "/" {
 		name += nsp
 	}
-	return &Target{
+	return &probe.Target{
 		Name:          name,
 		URL:           &base,
 		Path:          c.SocketIOPath,

@@ -1,4 +1,4 @@
-package agent
+package push
 
 import (
 	"encoding/json"
@@ -9,19 +9,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/pool"
 )
 
-func TestPushConfigValidate(t *testing.T) {
+func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  PushConfig
+		cfg  Config
 		want string
 	}{
-		{"off", PushConfig{}, ""},
-		{"ok", PushConfig{Event: "tick", SeqField: "seq", TimeField: "ts"}, ""},
-		{"no seq field", PushConfig{Event: "tick"}, "SOAK_PUSH_SEQ_FIELD: must not be empty when SOAK_PUSH_EVENT is set"},
-		{"no time field", PushConfig{Event: "tick", SeqField: "seq", ClockShared: true}, "SOAK_PUSH_TIME_FIELD: must not be empty when SOAK_PUSH_CLOCK_SHARED is set"},
+		{"off", Config{}, ""},
+		{"ok", Config{Event: "tick", SeqField: "seq", TimeField: "ts"}, ""},
+		{"no seq field", Config{Event: "tick"}, "SOAK_PUSH_SEQ_FIELD: must not be empty when SOAK_PUSH_EVENT is set"},
+		{"no time field", Config{Event: "tick", SeqField: "seq", ClockShared: true}, "SOAK_PUSH_TIME_FIELD: must not be empty when SOAK_PUSH_CLOCK_SHARED is set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -65,16 +65,12 @@ func TestPushAccounting(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			pu, err := NewPush(PushConfig{Event: "tick", SeqField: "seq", TimeField: "ts"}, probe.NewPushMetrics(reg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pp := pu.forTarget("t1", time.Now)
-			var ps pushSlot
-			sessions := map[int]*session{}
+			pp := newPart(t, reg, Config{Event: "tick", SeqField: "seq", TimeField: "ts"}, time.Now)
+			var ps slotState
+			sessions := map[int]*pool.Session{}
 			for _, ev := range tc.events {
 				if sessions[ev.sess] == nil {
-					sessions[ev.sess] = &session{}
+					sessions[ev.sess] = &pool.Session{}
 				}
 				var args []json.RawMessage
 				if ev.arg != "" {
@@ -116,12 +112,8 @@ func TestPushLatencyOnlyWithSharedClock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			pu, err := NewPush(PushConfig{Event: "tick", SeqField: "seq", TimeField: "ts", ClockShared: tc.shared}, probe.NewPushMetrics(reg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pp := pu.forTarget("t1", func() time.Time { return now })
-			pp.observe(&pushSlot{}, &session{}, []json.RawMessage{json.RawMessage(tc.arg)})
+			pp := newPart(t, reg, Config{Event: "tick", SeqField: "seq", TimeField: "ts", ClockShared: tc.shared}, func() time.Time { return now })
+			pp.observe(&slotState{}, &pool.Session{}, []json.RawMessage{json.RawMessage(tc.arg)})
 			mfs, err := reg.Gather()
 			if err != nil {
 				t.Fatal(err)
@@ -139,10 +131,19 @@ func TestPushLatencyOnlyWithSharedClock(t *testing.T) {
 	}
 }
 
-func TestPushAndFanoutMetricsLint(t *testing.T) {
+// newPart builds the probe's part for a target "t1" without a pool.
+func newPart(t *testing.T, reg prometheus.Registerer, cfg Config, now func() time.Time) *part {
+	t.Helper()
+	pr, err := New(cfg, pool.Deps{Registerer: reg, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &part{cfg: pr.cfg, m: pr.m.forTarget("t1"), now: now}
+}
+
+func TestMetricsLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	probe.NewPushMetrics(reg).For("t1")
-	probe.NewFanoutMetrics(reg).Pair("a", "b")
+	newPart(t, reg, Config{Event: "tick", SeqField: "seq"}, time.Now)
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,596 @@
+// Package pool keeps a pool of Socket.IO clients connected to one target
+// forever (ramp-up at a bounded rate, reconnects with exponential backoff
+// and full jitter) and runs the probes through them. It knows clients only
+// through probe.Driver and probes only through the Probe and Part
+// interfaces; open-loop sending over the clients is a Stream.
+package pool
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+const (
+	// stableAfter is how long a connection must last for its slot's backoff
+	// to start again from the base: a connection that flaps keeps backing off.
+	stableAfter = 10 * time.Second
+	// closeTimeout bounds the clean close of all connections at shutdown.
+	closeTimeout = 5 * time.Second
+	// closeParallelism bounds the goroutines closing connections at shutdown.
+	closeParallelism = 64
+	// statusInterval is the period of the Info summary line.
+	statusInterval = 30 * time.Second
+)
+
+// Options are a Pool's collaborators.
+type Options struct {
+	// Driver dials the connections.
+	Driver probe.Driver
+	// Target is where to connect; Target.Name labels every metric.
+	Target *probe.Target
+	// Metrics are the shared connection metrics; the pool takes its children.
+	Metrics *Metrics
+	// Registerer receives the pool's own gauges (desired, connected).
+	Registerer prometheus.Registerer
+	// Logger is named by the caller.
+	Logger *zap.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Seed seeds the jitter; zero picks a random seed.
+	Seed uint64
+	// Share is the pool's part of the agent's rates (its clients over all
+	// the agent's clients); 1 when zero.
+	Share float64
+	// Observer, if not nil, also receives every connection event.
+	Observer Observer
+	// Probes run through the pool's clients, in this order; at most
+	// MaxProbes.
+	Probes []Probe
+}
+
+// Pool keeps Config.Clients connections to one target and runs the probes
+// through them.
+type Pool struct {
+	cfg    Config
+	target *probe.Target
+	driver probe.Driver
+	log    *zap.Logger
+	m      *targetMetrics
+	obs    Observer
+	now    func() time.Time
+	share  float64
+
+	parts   []Part
+	routes  map[string][]ID // server event -> parts that want it
+	streams []*Stream
+
+	mu       sync.Mutex
+	rnd      *rand.Rand
+	slots    []*slot
+	queue    dialQueue
+	stopping bool
+	lastErr  Event
+	lastDisc Event
+
+	connected atomic.Int64
+	running   atomic.Bool
+	paused    atomic.Bool
+	wake      chan struct{}
+}
+
+// Event is a recent noteworthy happening, for the landing page.
+type Event struct {
+	Time   time.Time
+	Reason string
+	// Message may come from the server (CONNECT_ERROR): display it escaped,
+	// never use it as a label.
+	Message string
+}
+
+type slot struct {
+	idx      int
+	queued   bool // guarded by Pool.mu
+	failures int  // guarded by Pool.mu: consecutive failed attempts or short-lived connections
+	cur      atomic.Pointer[Session]
+}
+
+// Session is one connection of a pool's client, as probes see it.
+type Session struct {
+	pool        *Pool
+	slot        *slot
+	conn        probe.Conn // set before Open, read-only after
+	dialStart   time.Time  // set before Dial, read-only after
+	established time.Time  // set before Open, read-only after
+	state       []any      // by probe ID, set before Dial, read-only after
+
+	life   sync.Mutex // orders the parts' Open before their Close
+	closed bool       // guarded by Pool.mu: OnClose has run
+	opened bool       // guarded by Pool.mu: the parts' Open has been called
+}
+
+// Slot is the index of the session's client in its pool, stable across
+// reconnects.
+func (s *Session) Slot() int { return s.slot.idx }
+
+// Pool is the session's pool.
+func (s *Session) Pool() *Pool { return s.pool }
+
+// DialStart is when the session's dial started: anything sent before that
+// cannot have reached it.
+func (s *Session) DialStart() time.Time { return s.dialStart }
+
+// State is the state the probe's Part.Init returned for this session.
+func (s *Session) State(id ID) any { return s.state[id] }
+
+// Emit sends an event that wants no ack. It blocks at most until ctx ends.
+func (s *Session) Emit(ctx context.Context, event string, args ...json.RawMessage) error {
+	return s.conn.Emit(ctx, event, probe.NoAck, args...)
+}
+
+// EmitAck sends an event that asks for an ack; the ack reaches probe id's
+// Part.Ack with ack as its id. ack must be below 2^50.
+func (s *Session) EmitAck(ctx context.Context, id ID, ack uint64, event string, args ...json.RawMessage) error {
+	return s.conn.Emit(ctx, event, int64(ack<<ackIDBits|uint64(id)), args...)
+}
+
+// New creates a pool for one target, registering its gauges and attaching
+// its probes. The pool does nothing until Run.
+func New(cfg Config, o Options) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Driver == nil || o.Target == nil || o.Metrics == nil || o.Registerer == nil {
+		return nil, errors.New("pool: driver, target, metrics and registerer are required")
+	}
+	if len(o.Probes) > MaxProbes {
+		return nil, errors.New("pool: too many probes")
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	seed := o.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	share := o.Share
+	if share == 0 {
+		share = 1
+	}
+	p := &Pool{
+		cfg:    cfg,
+		target: o.Target,
+		driver: o.Driver,
+		log:    log,
+		m:      o.Metrics.forTarget(o.Target.Name),
+		obs:    o.Observer,
+		now:    now,
+		share:  share,
+		routes: map[string][]ID{},
+		rnd:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		wake:   make(chan struct{}, 1),
+	}
+	labels := prometheus.Labels{"target": o.Target.Name}
+	desired := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        MetricClientsDesired,
+		Help:        "Clients the pool keeps connected to the target.",
+		ConstLabels: labels,
+	}, func() float64 { return float64(p.Desired()) })
+	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        MetricClientsConnected,
+		Help:        "Clients connected to the target now (namespace CONNECT answered, not yet closed).",
+		ConstLabels: labels,
+	}, func() float64 { return float64(p.connected.Load()) })
+	for _, c := range []prometheus.Collector{desired, connected} {
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for i := range cfg.Clients {
+		s := &slot{idx: i}
+		p.slots = append(p.slots, s)
+		p.scheduleLocked(s, 0)
+	}
+	for i, pr := range o.Probes {
+		part, err := pr.Attach(p, ID(i))
+		if err != nil {
+			return nil, err
+		}
+		p.parts = append(p.parts, part)
+		for _, ev := range part.Events() {
+			p.routes[ev] = append(p.routes[ev], ID(i))
+		}
+	}
+	return p, nil
+}
+
+// Target is the pool's target.
+func (p *Pool) Target() *probe.Target { return p.target }
+
+// Share is the pool's part of the agent's rates.
+func (p *Pool) Share() float64 { return p.share }
+
+// Desired is the pool's size.
+func (p *Pool) Desired() int { return len(p.slots) }
+
+// Connected is the number of connected clients now.
+func (p *Pool) Connected() int { return int(p.connected.Load()) }
+
+// Running reports whether Run has started and not yet returned.
+func (p *Pool) Running() bool { return p.running.Load() }
+
+// Session returns the current session of slot i, or nil when that client is
+// not connected.
+func (p *Pool) Session(i int) *Session {
+	if i < 0 || i >= len(p.slots) {
+		return nil
+	}
+	return p.slots[i].cur.Load()
+}
+
+// LastConnectError reports the most recent failed attempt, for the landing page.
+func (p *Pool) LastConnectError() Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
+}
+
+// LastDisconnect is the most recent end of an established connection.
+func (p *Pool) LastDisconnect() Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastDisc
+}
+
+// Pause stops (true) or resumes (false) the pool's streams; requests already
+// sent are still resolved. While paused, due items are neither sent nor
+// counted. The one-shot mode pauses before it stops so that every request
+// it sent is accounted for.
+func (p *Pool) Pause(paused bool) { p.paused.Store(paused) }
+
+// scheduleLocked queues a slot for a dial attempt after delay.
+func (p *Pool) scheduleLocked(s *slot, delay time.Duration) {
+	if s.queued || p.stopping {
+		return
+	}
+	s.queued = true
+	heap.Push(&p.queue, dialItem{at: p.now().Add(delay), s: s})
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backoffLocked returns the full-jitter delay before attempt n (n >= 1).
+func (p *Pool) backoffLocked(n int) time.Duration {
+	return fullJitter(p.cfg.BackoffMin, p.cfg.BackoffMax, n, p.rnd.Float64())
+}
+
+// fullJitter is u * min(max, base * 2^(n-1)) with u uniform in [0, 1).
+func fullJitter(base, maxDelay time.Duration, n int, u float64) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	ceil := float64(base) * math.Pow(2, float64(n-1))
+	if ceil > float64(maxDelay) || math.IsInf(ceil, 0) {
+		ceil = float64(maxDelay)
+	}
+	return time.Duration(u * ceil)
+}
+
+// Run connects the pool and runs its streams until ctx ends, then closes
+// every connection cleanly and returns once all its goroutines are done.
+func (p *Pool) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("pool: already running")
+	}
+	defer p.running.Store(false)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.dialLoop(ctx, &wg) }()
+	p.runStreams(ctx, &wg)
+	p.log.Info("pool started", zap.String("driver", p.driver.Name()), zap.Int("clients", p.Desired()))
+	p.statusLoop(ctx)
+
+	// Shutdown: stop dialling, close what is connected, wait for everyone.
+	p.mu.Lock()
+	p.stopping = true
+	var open []*Session
+	for _, s := range p.slots {
+		if sess := s.cur.Load(); sess != nil {
+			open = append(open, sess)
+		}
+	}
+	p.mu.Unlock()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	p.closeAll(cctx, open)
+	wg.Wait()
+	p.log.Info("pool stopped", zap.Int("closed", len(open)))
+	return nil
+}
+
+// statusLoop logs a one-line summary when something changed, until ctx ends.
+func (p *Pool) statusLoop(ctx context.Context) {
+	t := time.NewTicker(statusInterval)
+	defer t.Stop()
+	last := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c := p.Connected()
+			if c != last {
+				p.log.Info("pool status", zap.Int("connected", c), zap.Int("desired", p.Desired()))
+				last = c
+			}
+		}
+	}
+}
+
+func (p *Pool) closeAll(ctx context.Context, sessions []*Session) {
+	if len(sessions) == 0 {
+		return
+	}
+	ch := make(chan *Session)
+	var wg sync.WaitGroup
+	workers := min(closeParallelism, len(sessions))
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			for sess := range ch {
+				if err := sess.conn.Close(ctx); err != nil {
+					p.log.Debug("close failed", zap.Error(err))
+				}
+			}
+		}()
+	}
+	for _, sess := range sessions {
+		ch <- sess
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// maxInflightDials bounds concurrent dial goroutines: the connect rate times
+// the connect timeout (what a target that never answers can pile up), capped.
+func (p *Pool) maxInflightDials() int {
+	n := int(math.Ceil(p.cfg.ConnectRate*p.cfg.ConnectTimeout.Seconds())) + 1
+	return max(1, min(n, 2048))
+}
+
+// dialLoop takes due slots from the queue at the connect rate, with jitter,
+// and dials each in a goroutine it tracks in wg.
+func (p *Pool) dialLoop(ctx context.Context, wg *sync.WaitGroup) {
+	interval := time.Duration(float64(time.Second) / p.cfg.ConnectRate)
+	sem := make(chan struct{}, p.maxInflightDials())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var nextToken time.Time
+	for {
+		now := p.now()
+		var due *slot
+		wait := time.Hour
+		p.mu.Lock()
+		if p.queue.Len() > 0 {
+			top := p.queue[0]
+			if d := top.at.Sub(now); d > 0 {
+				wait = d
+			} else if d := nextToken.Sub(now); d > 0 {
+				wait = d
+			} else {
+				heap.Pop(&p.queue)
+				top.s.queued = false
+				due = top.s
+				nextToken = now.Add(time.Duration(float64(interval) * (0.5 + p.rnd.Float64())))
+			}
+		}
+		p.mu.Unlock()
+		if due != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func(s *slot) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				p.dial(ctx, s)
+			}(due)
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dial makes one connection attempt for slot s.
+func (p *Pool) dial(ctx context.Context, s *slot) {
+	sess := &Session{pool: p, slot: s, dialStart: p.now()}
+	sess.state = make([]any, len(p.parts))
+	for i, part := range p.parts {
+		sess.state[i] = part.Init(sess)
+	}
+	h := probe.Handlers{
+		OnClose: func(r probe.DisconnectReason, err error) { p.onClose(s, sess, r, err) },
+	}
+	if len(p.parts) > 0 {
+		h.OnAck = func(id uint64, args []json.RawMessage) { p.onAck(sess, id, args) }
+	}
+	if len(p.routes) > 0 {
+		h.OnEvent = func(name string, args []json.RawMessage) { p.onEvent(sess, name, args) }
+	}
+	p.m.attempts.Inc()
+	if p.obs != nil {
+		p.obs.Connection(p.target.Name, ConnAttempt, "", 0)
+	}
+	start := p.now()
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	conn, err := p.driver.Dial(dctx, p.target, h)
+	dctxErr := dctx.Err()
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: not the target's failure
+		}
+		reason := probe.ClassifyDialError(err, dctxErr)
+		p.m.failed(reason)
+		if p.obs != nil {
+			p.obs.Connection(p.target.Name, ConnFailed, string(reason), 0)
+		}
+		msg := ""
+		var ce *probe.ConnectError
+		if errors.As(err, &ce) {
+			msg = ce.Message
+		}
+		p.log.Debug("connect failed", zap.Int("slot", s.idx), zap.String("reason", string(reason)), zap.Error(err))
+		p.mu.Lock()
+		p.lastErr = Event{Time: p.now(), Reason: string(reason), Message: msg}
+		s.failures++
+		p.scheduleLocked(s, p.backoffLocked(s.failures))
+		p.mu.Unlock()
+		return
+	}
+	took := p.now().Sub(start)
+	p.m.duration.Observe(took.Seconds())
+	if p.obs != nil {
+		p.obs.Connection(p.target.Name, ConnEstablished, "", took)
+	}
+
+	sess.life.Lock()
+	p.mu.Lock()
+	sess.conn = conn
+	sess.established = p.now()
+	switch {
+	case sess.closed: // ended before Dial returned; onClose left the reconnect to us
+		s.failures++
+		p.scheduleLocked(s, p.backoffLocked(s.failures))
+		p.mu.Unlock()
+		sess.life.Unlock()
+	case p.stopping:
+		p.mu.Unlock()
+		sess.life.Unlock()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		_ = conn.Close(cctx)
+		cancel()
+	default:
+		sess.opened = true
+		p.mu.Unlock()
+		for _, part := range p.parts {
+			part.Open(sess)
+		}
+		sess.life.Unlock()
+		// Offered to the streams only once every part has opened it.
+		p.mu.Lock()
+		if !sess.closed {
+			s.cur.Store(sess)
+			p.connected.Add(1)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// onAck routes an ack to the part whose id its low bits carry.
+func (p *Pool) onAck(sess *Session, id uint64, args []json.RawMessage) {
+	pid := ID(id & (1<<ackIDBits - 1))
+	if int(pid) >= len(p.parts) {
+		p.CountUnexpectedAck()
+		return
+	}
+	p.parts[pid].Ack(sess, id>>ackIDBits, args)
+}
+
+// CountUnexpectedAck counts an ack for an id this agent never sent or
+// already resolved; parts call it for unknown ids of their own.
+func (p *Pool) CountUnexpectedAck() {
+	p.m.unexpected.Inc()
+	if p.obs != nil {
+		p.obs.Event(p.target.Name, "", "", OutcomeUnexpected, 1, 0)
+	}
+}
+
+// onEvent routes a server event to the parts that want it.
+func (p *Pool) onEvent(sess *Session, name string, args []json.RawMessage) {
+	for _, id := range p.routes[name] {
+		p.parts[id].Event(sess, name, args)
+	}
+}
+
+// onClose is the driver's OnClose for one session.
+func (p *Pool) onClose(s *slot, sess *Session, r probe.DisconnectReason, err error) {
+	p.m.disconnected(r)
+	if p.obs != nil {
+		p.obs.Connection(p.target.Name, ConnClosed, string(r), 0)
+	}
+	now := p.now()
+	sess.life.Lock()
+	defer sess.life.Unlock()
+	p.mu.Lock()
+	sess.closed = true
+	opened := sess.opened
+	if r != probe.ReasonClientClose {
+		p.lastDisc = Event{Time: now, Reason: string(r)}
+		p.log.Debug("disconnected", zap.Int("slot", s.idx), zap.String("reason", string(r)), zap.Error(err))
+	}
+	if s.cur.Load() == sess {
+		s.cur.Store(nil)
+		p.connected.Add(-1)
+	}
+	if opened {
+		if now.Sub(sess.established) >= stableAfter {
+			s.failures = 0
+		}
+		s.failures++
+		p.scheduleLocked(s, p.backoffLocked(s.failures))
+	}
+	p.mu.Unlock()
+	if opened {
+		for _, part := range p.parts {
+			part.Close(sess, r)
+		}
+	}
+}
+
+// dialQueue is a min-heap of slots by the time of their next attempt.
+type dialQueue []dialItem
+
+type dialItem struct {
+	at time.Time
+	s  *slot
+}
+
+func (q dialQueue) Len() int           { return len(q) }
+func (q dialQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q dialQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *dialQueue) Push(x any)        { *q = append(*q, x.(dialItem)) }
+func (q *dialQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
+}

@@ -1,0 +1,247 @@
+// Package soaktest holds the helpers the project's tests share: in-memory
+// drivers for the pool's own logic (the real drivers are tested against real
+// servers), reading a metric back from a registry, and waiting for a
+// condition.
+package soaktest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
+)
+
+// Sum adds up the samples of a metric (counter or gauge value, histogram
+// sample count) that carry every given label pair (name, value, ...).
+func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// WaitFor polls cond until it holds, and fails the test after 10 s. It is
+// for conditions that depend on real servers or real goroutines; logic that
+// depends on time is tested with an injected clock or testing/synctest
+// instead.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition of other goroutines
+	}
+}
+
+// MemDriver is an in-memory probe.Driver: it acks every event at once
+// (unless told to drop acks), relays events that want no ack to every other
+// open connection (as socket.broadcast.emit does, across targets as the
+// Redis adapter does, unless partitioned), and can refuse dials or kick
+// every connection.
+type MemDriver struct {
+	mu        sync.Mutex
+	conns     []*memConn
+	refuse    bool
+	dropAcks  bool
+	partition bool // relay only between connections of the same target
+	twice     bool // relay every copy twice
+	dials     int
+	onEmit    func(ctx context.Context, event string)
+	ackArgs   func(event string, args []json.RawMessage) []json.RawMessage
+	rename    func(event string) string
+}
+
+// NewMemDriver returns a driver whose connections all succeed.
+func NewMemDriver() *MemDriver { return &MemDriver{} }
+
+// Name implements probe.Driver.
+func (d *MemDriver) Name() string { return "mem" }
+
+// Set changes the driver's behaviour under its lock: Refuse, DropAcks,
+// Partition, Twice, OnEmit.
+func (d *MemDriver) Set(f func(c *MemControl)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := MemControl{Refuse: d.refuse, DropAcks: d.dropAcks, Partition: d.partition, Twice: d.twice,
+		OnEmit: d.onEmit, AckArgs: d.ackArgs, Rename: d.rename}
+	f(&c)
+	d.refuse, d.dropAcks, d.partition, d.twice = c.Refuse, c.DropAcks, c.Partition, c.Twice
+	d.onEmit, d.ackArgs, d.rename = c.OnEmit, c.AckArgs, c.Rename
+}
+
+// MemControl is what Set may change.
+type MemControl struct {
+	Refuse    bool // dials fail with reason refused
+	DropAcks  bool // events that want an ack get none
+	Partition bool // relays stay within a target
+	Twice     bool // relays are delivered twice
+	// OnEmit, when set, is called by every Emit with its context, before
+	// the event is acked or relayed.
+	OnEmit func(ctx context.Context, event string)
+	// AckArgs, when set, gives the arguments of an ack (default: the
+	// event's own arguments).
+	AckArgs func(event string, args []json.RawMessage) []json.RawMessage
+	// Rename, when set, gives the name a relayed event arrives under.
+	Rename func(event string) string
+}
+
+// Dials is the number of Dial calls so far.
+func (d *MemDriver) Dials() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials
+}
+
+// Open is the number of open connections.
+func (d *MemDriver) Open() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, c := range d.conns {
+		if !c.closed {
+			n++
+		}
+	}
+	return n
+}
+
+// Dial implements probe.Driver.
+func (d *MemDriver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (probe.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dials++
+	if d.refuse {
+		return nil, &probe.ConnectError{Reason: probe.FailRefused}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &memConn{d: d, target: t.Name, h: h}
+	live := d.conns[:0]
+	for _, o := range d.conns {
+		if !o.closed {
+			live = append(live, o)
+		}
+	}
+	d.conns = append(live, c)
+	return c, nil
+}
+
+// Kick ends every open connection as the server would
+// (io_server_disconnect) and returns how many.
+func (d *MemDriver) Kick() int {
+	d.mu.Lock()
+	var cs []*memConn
+	for _, c := range d.conns {
+		if !c.closed {
+			cs = append(cs, c)
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range cs {
+		c.end(probe.ReasonServerDisconnect)
+	}
+	return len(cs)
+}
+
+type memConn struct {
+	d      *MemDriver
+	target string
+	h      probe.Handlers
+	once   sync.Once
+	closed bool // guarded by d.mu
+}
+
+func (c *memConn) Emit(ctx context.Context, event string, ackID int64, args ...json.RawMessage) error {
+	c.d.mu.Lock()
+	closed, drop, hook, ackArgs, rename := c.closed, c.d.dropAcks, c.d.onEmit, c.d.ackArgs, c.d.rename
+	var to []*memConn
+	if ackID < 0 {
+		for _, o := range c.d.conns {
+			if o != c && !o.closed && (!c.d.partition || o.target == c.target) {
+				to = append(to, o)
+			}
+		}
+	}
+	n := 1
+	if c.d.twice {
+		n = 2
+	}
+	c.d.mu.Unlock()
+	if hook != nil {
+		hook(ctx, event)
+	}
+	if closed {
+		return errors.New("closed")
+	}
+	for _, a := range args {
+		if !json.Valid(a) {
+			return errors.New("bad payload")
+		}
+	}
+	if ackID >= 0 {
+		if !drop && c.h.OnAck != nil {
+			if ackArgs != nil {
+				args = ackArgs(event, args)
+			}
+			c.h.OnAck(uint64(ackID), args)
+		}
+		return nil
+	}
+	if rename != nil {
+		event = rename(event)
+	}
+	for _, o := range to {
+		for range n {
+			if o.h.OnEvent != nil {
+				o.h.OnEvent(event, args)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *memConn) Close(context.Context) error {
+	c.end(probe.ReasonClientClose)
+	return nil
+}
+
+func (c *memConn) end(r probe.DisconnectReason) {
+	c.once.Do(func() {
+		c.d.mu.Lock()
+		c.closed = true
+		c.d.mu.Unlock()
+		c.h.OnClose(r, nil)
+	})
+}
