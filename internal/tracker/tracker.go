@@ -59,19 +59,26 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	serial   uint64
-	entries  map[key]*pending
+	acks     map[ackKey]*pending   // requests answered by an ack
+	replies  map[replyKey]*pending // requests answered by a reply event
 	queue    fifo // pending, ordered by deadline
 	expired  fifo // ordered by forget time
 	inFlight int
 	lostBuf  []Waiter // waiters of requests lost in one sweep, reused
 }
 
-// key identifies a request: its connection, and either its ack id or the
-// key of the reply that answers it.
-type key struct {
+// ackKey identifies a request answered by an ack: its connection and id.
+type ackKey struct {
 	conn uint64
 	id   uint64
-	s    string
+}
+
+// replyKey identifies a request answered by a reply event: its connection
+// and the matched value. Kept apart from ackKey so that the echo probe's hot
+// path hashes two integers, not a string.
+type replyKey struct {
+	conn uint64
+	k    string
 }
 
 type state uint8
@@ -83,7 +90,9 @@ const (
 )
 
 type pending struct {
-	key       key
+	ack       ackKey
+	reply     replyKey
+	isReply   bool
 	scheduled time.Time
 	deadline  time.Time // scheduled + timeout
 	forget    time.Time // deadline + late horizon
@@ -100,7 +109,8 @@ func New(timeout, lateHorizon time.Duration, now func() time.Time, sink Sink) *T
 		lateHorizon: lateHorizon,
 		now:         now,
 		sink:        sink,
-		entries:     make(map[key]*pending),
+		acks:        make(map[ackKey]*pending),
+		replies:     make(map[replyKey]*pending),
 	}
 }
 
@@ -131,7 +141,9 @@ func (c *Conn) Register(scheduled time.Time, w Waiter) uint64 {
 	t.mu.Lock()
 	id := c.nextID
 	c.nextID++
-	t.addLocked(key{conn: c.serial, id: id}, scheduled, w)
+	e := t.newLocked(scheduled, w)
+	e.ack = ackKey{conn: c.serial, id: id}
+	t.acks[e.ack] = e
 	t.mu.Unlock()
 	t.sink.Sent()
 	return id
@@ -143,37 +155,51 @@ func (c *Conn) Register(scheduled time.Time, w Waiter) uint64 {
 // connection: the caller must not send it (keys must be unique).
 func (c *Conn) RegisterReply(scheduled time.Time, k string, w Waiter) bool {
 	t := c.t
-	kk := key{conn: c.serial, s: k}
+	kk := replyKey{conn: c.serial, k: k}
 	t.mu.Lock()
-	if e, ok := t.entries[kk]; ok && e.state == statePending {
+	if e, ok := t.replies[kk]; ok && e.state == statePending {
 		t.mu.Unlock()
 		return false
 	}
-	t.addLocked(kk, scheduled, w)
+	e := t.newLocked(scheduled, w)
+	e.reply, e.isReply = kk, true
+	t.replies[kk] = e
 	t.mu.Unlock()
 	t.sink.Sent()
 	return true
 }
 
-func (t *Tracker) addLocked(k key, scheduled time.Time, w Waiter) {
+// newLocked queues a new pending request; the caller files it in its map.
+func (t *Tracker) newLocked(scheduled time.Time, w Waiter) *pending {
 	deadline := scheduled.Add(t.timeout)
 	e := &pending{
-		key:       k,
 		scheduled: scheduled,
 		deadline:  deadline,
 		forget:    deadline.Add(t.lateHorizon),
 		w:         w,
 	}
-	t.entries[k] = e
 	t.queue.push(e)
 	t.inFlight++
+	return e
+}
+
+// forgetLocked removes e from its map.
+func (t *Tracker) forgetLocked(e *pending) {
+	if e.isReply {
+		delete(t.replies, e.reply)
+	} else {
+		delete(t.acks, e.ack)
+	}
 }
 
 // Ack resolves the request sent with this ack id on this connection. It is
 // safe to call from a driver's reader goroutine. An ack for an unknown id
 // counts as unexpected.
 func (c *Conn) Ack(id uint64, args []json.RawMessage) {
-	if !c.t.resolve(key{conn: c.serial, id: id}, args) {
+	t := c.t
+	t.mu.Lock()
+	e := t.acks[ackKey{conn: c.serial, id: id}]
+	if !t.resolveLocked(e, args) {
 		c.t.sink.Unexpected()
 	}
 }
@@ -182,22 +208,22 @@ func (c *Conn) Ack(id uint64, args []json.RawMessage) {
 // reply that matches nothing is ignored (it reports false): a broadcast
 // reaches clients that did not ask for it.
 func (c *Conn) Reply(k string, args []json.RawMessage) bool {
-	return c.t.resolve(key{conn: c.serial, s: k}, args)
+	t := c.t
+	t.mu.Lock()
+	return t.resolveLocked(t.replies[replyKey{conn: c.serial, k: k}], args)
 }
 
-// resolve accounts one answer; it reports whether k was known.
-func (t *Tracker) resolve(k key, args []json.RawMessage) bool {
-	now := t.now()
-	t.mu.Lock()
-	e, ok := t.entries[k]
-	if !ok || e.state == stateDone {
+// resolveLocked accounts one answer to e (nil: unknown) and unlocks t; it
+// reports whether e was known.
+func (t *Tracker) resolveLocked(e *pending, args []json.RawMessage) bool {
+	if e == nil || e.state == stateDone {
 		t.mu.Unlock()
 		return false
 	}
-	latency := now.Sub(e.scheduled)
+	latency := t.now().Sub(e.scheduled)
 	prev := e.state
 	e.state = stateDone
-	delete(t.entries, e.key)
+	t.forgetLocked(e)
 	inTime := prev == statePending && latency <= t.timeout
 	good := true
 	if prev == statePending {
@@ -259,7 +285,7 @@ func (t *Tracker) Sweep(now time.Time) int {
 		t.expired.pop()
 		if e.state == stateExpired {
 			e.state = stateDone
-			delete(t.entries, e.key)
+			t.forgetLocked(e)
 		}
 	}
 	t.lostBuf = nil // owned by this sweep until it is done with it

@@ -186,8 +186,8 @@ func TestTrackerMemoryReturnsAfterBurst(t *testing.T) {
 	tr.Sweep(clk.now()) // forgotten
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if len(tr.entries) != 0 || tr.queue.size != 0 || tr.expired.size != 0 {
-		t.Fatalf("entries=%d pending=%d expired=%d, want all 0", len(tr.entries), tr.queue.size, tr.expired.size)
+	if len(tr.acks) != 0 || len(tr.replies) != 0 || tr.queue.size != 0 || tr.expired.size != 0 {
+		t.Fatalf("entries=%d pending=%d expired=%d, want all 0", len(tr.acks)+len(tr.replies), tr.queue.size, tr.expired.size)
 	}
 }
 
