@@ -33,6 +33,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
 	"github.com/generic-corp/soak-exporter/internal/secret"
+	"github.com/generic-corp/soak-exporter/internal/selfmem"
 	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
@@ -185,6 +186,7 @@ func newDriver(name string, log *zap.Logger) probe.Driver {
 // runAgent wires the parts and runs them until ctx ends.
 func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	log.Info("starting soak-exporter", zap.String("version", version.Info()), zap.String("build", version.BuildContext()))
+	selfmem.SetLimit(log)
 	targets := cfg.targets
 
 	// The demo target outlives the pools so that they can disconnect cleanly.

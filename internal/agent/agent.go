@@ -20,6 +20,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/selfmem"
 )
 
 // Aliases give the embedded configurations distinct field names.
@@ -160,6 +161,9 @@ func New(cfg Config, o Options) (*Agent, error) {
 			return nil, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		a.pools = append(a.pools, p)
+	}
+	if err := o.Registerer.Register(selfmem.NewCollector(a.Connected)); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
