@@ -31,22 +31,23 @@ GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
 VULNDB_DIR          ?= $(or $(TMPDIR),/tmp)/soak-exporter-vulndb-$(VULNDB_VERSION)
 
-.PHONY: all build deps fixtures prometheus-tools test test-go test-rules fuzz lint vuln vulndb bench bench-leak clean
+.PHONY: all build deps fixtures debian-packages test test-go test-rules fuzz lint vuln vulndb bench bench-leak clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/soak-exporter
 
-## deps: everything the tests need: Node fixture packages, Prometheus tools.
-deps: fixtures prometheus-tools
+## deps: everything the tests need: Node fixture packages, Debian packages (Prometheus,
+## Alertmanager, Redis, chromium, nginx, python-socketio).
+deps: fixtures debian-packages
 
 fixtures:
 	@command -v node >/dev/null || { echo "make: node is required for the fixture target (install Node.js 20)"; exit 1; }
 	npm ci --prefix $(FIXTURE) --no-audit --no-fund
 
-prometheus-tools:
-	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server
+debian-packages:
+	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server chromium nginx-light python3-socketio python3-aiohttp
 
 ## test: every test, end to end included.
 test: deps lint test-go test-rules fuzz
