@@ -182,6 +182,13 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option)
 	if err := reg.Register(&collector{m: m}); err != nil {
 		return nil, fmt.Errorf("register leak metrics: %w", err)
 	}
+	for _, s := range samplers {
+		if sc, ok := s.(*Scrape); ok {
+			if err := reg.Register(sc.Vitals()); err != nil {
+				return nil, fmt.Errorf("register target vitals: %w", err)
+			}
+		}
+	}
 	return m, nil
 }
 
