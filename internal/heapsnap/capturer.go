@@ -153,23 +153,19 @@ func (c *Capturer) Suspected(source string, suspected bool, at time.Time) {
 	case c.armed && !c.pending:
 		c.armed = false
 		c.pending = true
-		c.notBefore = at
+		// The cooldown runs on the Capturer's clock from its last first
+		// capture; at (the monitor's time) is only logged.
+		c.notBefore = time.Time{}
 		if !c.lastStart.IsZero() {
-			c.notBefore = later(at, c.lastStart.Add(c.cfg.Cooldown))
+			c.notBefore = c.lastStart.Add(c.cfg.Cooldown)
 		}
-		c.log.Debug("leak suspected; heap captures scheduled", zap.String("source", source), zap.Time("not_before", c.notBefore))
+		c.log.Debug("leak suspected; heap captures scheduled", zap.String("source", source),
+			zap.Time("suspected_at", at), zap.Time("not_before", c.notBefore))
 		select {
 		case c.wake <- struct{}{}:
 		default:
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // LastDiff returns the diff of the last completed episode, nil before the
