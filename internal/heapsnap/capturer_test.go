@@ -3,6 +3,7 @@ package heapsnap
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
@@ -380,6 +381,43 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "10.1.2.3") {
 				t.Errorf("error %q repeats the inspector address", err)
+			}
+		})
+	}
+}
+
+// TestTakerErrorsRedacted: failing captures never name the inspector
+// address, nor a profile URL's query.
+func TestTakerErrorsRedacted(t *testing.T) {
+	ln := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(ln.URL, "http://")
+	ln.Close() // a closed port: connection refused
+	wrongTarget := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Discovery answers; the WebSocket upgrade then fails.
+		_, _ = fmt.Fprintf(w, `[{"type":"node","webSocketDebuggerUrl":"ws://%s/5ecret-session"}]`, r.Host)
+	}))
+	defer wrongTarget.Close()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, tc := range []struct {
+		name    string
+		taker   Taker
+		secrets []string
+	}{
+		{"inspector refused", InspectorTaker{Addr: addr, Client: client}, []string{addr}},
+		{"inspector upgrade fails", InspectorTaker{Addr: strings.TrimPrefix(wrongTarget.URL, "http://"), Client: client},
+			[]string{strings.TrimPrefix(wrongTarget.URL, "http://"), "5ecret-session"}},
+		{"profile url", HTTPTaker{URL: "http://" + addr + "/debug/pprof/heap?token=t0ken", Client: client}, []string{"t0ken"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.taker.Take(context.Background(), io.Discard, 1<<20)
+			if err == nil {
+				t.Fatal("Take succeeded")
+			}
+			t.Logf("error: %v", err)
+			for _, s := range tc.secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q carries %q", err, s)
+				}
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/coder/websocket"
 )
@@ -70,6 +71,10 @@ func (h HTTPTaker) Take(ctx context.Context, w io.Writer, max int64) (int64, err
 	}
 	resp, err := h.Client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text holds the URL, which may carry a token
+		}
 		return 0, fmt.Errorf("fetch heap profile: %w", err)
 	}
 	defer resp.Body.Close()
@@ -146,12 +151,41 @@ type cdpMessage struct {
 }
 
 // Take takes one heap snapshot and streams its chunks to w as they come:
-// the snapshot is never held in memory as a whole.
+// the snapshot is never held in memory as a whole. Its errors never carry
+// the inspector's address or session URL.
 func (t InspectorTaker) Take(ctx context.Context, w io.Writer, max int64) (int64, error) {
+	var wsURL string
+	n, err := t.take(ctx, w, max, &wsURL)
+	if err != nil {
+		msg := err.Error()
+		for _, secret := range []string{wsURL, t.Addr} {
+			if secret != "" {
+				msg = strings.ReplaceAll(msg, secret, "[inspector]")
+			}
+		}
+		if msg != err.Error() {
+			err = &redactedError{msg: msg, err: err}
+		}
+	}
+	return n, err
+}
+
+// redactedError is an error whose text had secrets taken out; it still
+// unwraps to the original for errors.Is.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func (t InspectorTaker) take(ctx context.Context, w io.Writer, max int64, wsURL *string) (int64, error) {
 	u, err := t.wsURL(ctx)
 	if err != nil {
 		return 0, err
 	}
+	*wsURL = u
 	c, _, err := websocket.Dial(ctx, u, nil)
 	if err != nil {
 		return 0, fmt.Errorf("inspector connect: %w", err)
