@@ -102,7 +102,7 @@ func NewCapturer(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ..
 	if o.taker == nil {
 		switch cfg.Mode {
 		case ModeNode:
-			o.taker = InspectorTaker{Addr: cfg.Inspector, Client: o.http}
+			o.taker = InspectorTaker{Addr: cfg.Inspector.Reveal(), Client: o.http}
 		case ModeGo:
 			o.taker = HTTPTaker{URL: cfg.URL, Client: o.http}
 		case ModeURL:

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
 // Modes of SOAK_HEAP_SNAPSHOT.
@@ -20,7 +22,7 @@ const (
 // then call Validate.
 type Config struct {
 	Mode      string        `envconfig:"HEAP_SNAPSHOT" default:"off" desc:"capture the target's heap when a leak is suspected: off, node (V8 inspector at SOAK_HEAP_SNAPSHOT_INSPECTOR), go (pprof heap profile at SOAK_HEAP_SNAPSHOT_URL) or url (any URL returning a .heapsnapshot or pprof profile); a V8 snapshot pauses the target's event loop"`
-	Inspector string        `envconfig:"HEAP_SNAPSHOT_INSPECTOR" default:"" desc:"host:port of the Node target's inspector (the target runs with --inspect=127.0.0.1:9229); never exposed in metrics"`
+	Inspector probe.Secret  `envconfig:"HEAP_SNAPSHOT_INSPECTOR" default:"" desc:"host:port of the Node target's inspector (the target runs with --inspect=127.0.0.1:9229); never exposed in metrics"`
 	URL       string        `envconfig:"HEAP_SNAPSHOT_URL" default:"" desc:"URL of the heap profile, e.g. http://127.0.0.1:6060/debug/pprof/heap?gc=1 (modes go and url)"`
 	Interval  time.Duration `envconfig:"HEAP_SNAPSHOT_INTERVAL" default:"10m" desc:"time between the first and the second capture of a suspicion"`
 	Cooldown  time.Duration `envconfig:"HEAP_SNAPSHOT_COOLDOWN" default:"1h" desc:"least time between the first captures of two suspicions"`
@@ -48,7 +50,7 @@ func (c Config) Validate() error {
 	case ModeOff, "":
 		return nil
 	case ModeNode:
-		host, port, err := net.SplitHostPort(c.Inspector)
+		host, port, err := net.SplitHostPort(c.Inspector.Reveal())
 		if c.Inspector == "" {
 			return fmt.Errorf("SOAK_HEAP_SNAPSHOT_INSPECTOR: required when SOAK_HEAP_SNAPSHOT is node")
 		}

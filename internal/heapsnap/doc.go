@@ -8,4 +8,13 @@
 // with bounded retention and never served by this package. Taking a V8
 // snapshot pauses the target's event loop for as long as the snapshot
 // takes, so nothing is captured unless SOAK_HEAP_SNAPSHOT asks for it.
+// Measured on the test fixture (Node 20, 2 shared cores, TestSnapshotPause):
+// a heap of 54 MB gave a 42 MB snapshot and a 3.1 s pause; a heap of 541 MB
+// (6.9 million nodes) a 467 MB snapshot and a 52.5 s pause. The pause is
+// the whole capture: V8 serializes the snapshot on the target's main thread
+// while the chunks are sent.
+//
+// The diff streams: memory grows with the number of distinct constructor
+// names, not with the snapshot (the 467 MB snapshot parsed in 5.2 s with
+// 11 MB of Go heap).
 package heapsnap
