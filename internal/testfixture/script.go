@@ -146,4 +146,3 @@ func (s *Script) Get(path string, out any) {
 
 // Stop sends SIGTERM and waits for the exit (SIGKILL after 5 s).
 func (s *Script) Stop() { s.proc.terminate(syscall.SIGTERM, 5*time.Second) }
-
