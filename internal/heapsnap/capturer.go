@@ -136,10 +136,15 @@ func NewCapturer(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ..
 	return c, nil
 }
 
-// Suspected records a change of leak verdict of one series (source is any
-// stable name of the series, e.g. "scrape/heap"). The first suspicion while
-// none is held starts an episode; it never blocks.
+// Suspected records a change of leak verdict of one series, named
+// "source/kind" (e.g. "scrape/heap") or "source". Series of sources not in
+// SOAK_HEAP_SNAPSHOT_SOURCES are ignored. The first suspicion while none is
+// held starts an episode. It never blocks.
 func (c *Capturer) Suspected(source string, suspected bool, at time.Time) {
+	src, _, _ := strings.Cut(source, "/")
+	if !slices.Contains(c.cfg.Sources, src) {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if suspected {

@@ -265,16 +265,19 @@ func TestCapturerSchedule(t *testing.T) {
 		fa.fire <- time.Now()
 		waitFor(t, done, "the episode")
 	}
+	// The agent's own memory and Redis's are not the target's heap.
+	c.Suspected("self/heap", true, clock())
+	c.Suspected("redis/heap", true, clock())
 	// Episode 1.
-	c.Suspected("a", true, clock())
+	c.Suspected("scrape/heap", true, clock())
 	episode()
 	// Still suspected, a second series too: nothing new.
-	c.Suspected("b", true, clock())
-	c.Suspected("a", false, clock())
+	c.Suspected("procfs/rss", true, clock())
+	c.Suspected("scrape/heap", false, clock())
 	// Cleared, suspected again 10 min later: waits out the cooldown.
-	c.Suspected("b", false, clock())
+	c.Suspected("procfs/rss", false, clock())
 	advance(10 * time.Minute)
-	c.Suspected("a", true, clock())
+	c.Suspected("scrape/heap", true, clock())
 	if d := waitFor(t, fa.asked, "the cooldown wait"); d != 50*time.Minute {
 		t.Errorf("cooldown wait %v, want 50m", d)
 	}
@@ -282,9 +285,9 @@ func TestCapturerSchedule(t *testing.T) {
 	fa.fire <- time.Now()
 	episode()
 	for range 2 { // episodes 3 and 4
-		c.Suspected("a", false, clock())
+		c.Suspected("scrape/heap", false, clock())
 		advance(time.Hour)
-		c.Suspected("a", true, clock())
+		c.Suspected("scrape/heap", true, clock())
 		episode()
 	}
 	if got := testutil.ToFloat64(c.captures.WithLabelValues(ResultOK)); got != 8 {
@@ -311,9 +314,9 @@ func TestCapturerSchedule(t *testing.T) {
 	big.Lock()
 	large = true
 	big.Unlock()
-	c.Suspected("a", false, clock())
+	c.Suspected("scrape/heap", false, clock())
 	advance(time.Hour)
-	c.Suspected("a", true, clock())
+	c.Suspected("scrape/heap", true, clock())
 	waitFor(t, done, "the failed episode")
 	if got := testutil.ToFloat64(c.captures.WithLabelValues(ResultTooLarge)); got != 1 {
 		t.Errorf("captures too_large = %v, want 1", got)
@@ -366,6 +369,7 @@ func TestConfigValidate(t *testing.T) {
 		{"dir", func(c *Config) { c.Mode, c.URL, c.Dir = ModeGo, "http://h/x", "" }, "SOAK_HEAP_SNAPSHOT_DIR"},
 		{"max bytes", func(c *Config) { c.Mode, c.URL, c.MaxBytes = ModeGo, "http://h/x", 0 }, "SOAK_HEAP_SNAPSHOT_MAX_BYTES"},
 		{"keep", func(c *Config) { c.Mode, c.URL, c.Keep = ModeGo, "http://h/x", 0 }, "SOAK_HEAP_SNAPSHOT_KEEP"},
+		{"sources", func(c *Config) { c.Mode, c.URL, c.Sources = ModeGo, "http://h/x", nil }, "SOAK_HEAP_SNAPSHOT_SOURCES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

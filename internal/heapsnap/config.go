@@ -30,13 +30,14 @@ type Config struct {
 	Dir       string        `envconfig:"HEAP_SNAPSHOT_DIR" default:"/tmp/soak-exporter-heap" desc:"directory of the captures and their diffs (created if missing, mode 0700)"`
 	MaxBytes  int64         `envconfig:"HEAP_SNAPSHOT_MAX_BYTES" default:"2147483648" desc:"total size of the files kept in SOAK_HEAP_SNAPSHOT_DIR, bytes; also the largest capture"`
 	Keep      int           `envconfig:"HEAP_SNAPSHOT_KEEP" default:"3" desc:"suspicions whose captures are kept (older ones are deleted)"`
+	Sources   []string      `envconfig:"HEAP_SNAPSHOT_SOURCES" default:"scrape,procfs" desc:"memory sources (SOAK_MEMORY_SOURCES) whose leak suspicion triggers captures; the agent's own (self) and Redis's are not the target's heap"`
 }
 
 // DefaultConfig returns the defaults of the envconfig tags.
 func DefaultConfig() Config {
 	return Config{
 		Mode: ModeOff, Interval: 10 * time.Minute, Cooldown: time.Hour, Timeout: 5 * time.Minute,
-		Dir: "/tmp/soak-exporter-heap", MaxBytes: 2 << 30, Keep: 3,
+		Dir: "/tmp/soak-exporter-heap", MaxBytes: 2 << 30, Keep: 3, Sources: []string{"scrape", "procfs"},
 	}
 }
 
@@ -85,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBytes <= 0 {
 		return fmt.Errorf("SOAK_HEAP_SNAPSHOT_MAX_BYTES: must be > 0, got %d", c.MaxBytes)
+	}
+	if len(c.Sources) == 0 {
+		return fmt.Errorf("SOAK_HEAP_SNAPSHOT_SOURCES: must name at least one source")
 	}
 	if c.Keep < 1 {
 		return fmt.Errorf("SOAK_HEAP_SNAPSHOT_KEEP: must be >= 1, got %d", c.Keep)
