@@ -23,7 +23,10 @@ const (
 // name), then call Validate.
 type Config struct {
 	Interval time.Duration `envconfig:"MEMORY_INTERVAL" default:"5s" desc:"how often memory is sampled"`
-	Sources  []string      `envconfig:"MEMORY_SOURCES" default:"" desc:"memory sources, comma-separated: scrape, procfs, self; empty: self, plus scrape when SOAK_MEMORY_SCRAPE_URL is set, plus procfs when SOAK_MEMORY_PID or SOAK_MEMORY_PROCESS_MATCH is set"`
+	Sources  []string      `envconfig:"MEMORY_SOURCES" default:"" desc:"memory sources, comma-separated: scrape, procfs, self, redis; empty: self, plus scrape when SOAK_MEMORY_SCRAPE_URL is set, plus procfs when SOAK_MEMORY_PID or SOAK_MEMORY_PROCESS_MATCH is set, plus redis when SOAK_MEMORY_REDIS_URL is set"`
+
+	RedisURL          string `envconfig:"MEMORY_REDIS_URL" default:"" desc:"redis:// or rediss:// (TLS) URL of a Redis server whose INFO memory is sampled (source redis); put the password in SOAK_MEMORY_REDIS_PASSWORD_FILE"`
+	RedisPasswordFile string `envconfig:"MEMORY_REDIS_PASSWORD_FILE" default:"" desc:"file holding the Redis password (source redis)"`
 
 	ScrapeURL         string        `envconfig:"MEMORY_SCRAPE_URL" default:"" desc:"the target's Prometheus metrics URL (source scrape)"`
 	ScrapeTimeout     time.Duration `envconfig:"MEMORY_SCRAPE_TIMEOUT" default:"3s" desc:"timeout of one scrape of SOAK_MEMORY_SCRAPE_URL (at most SOAK_MEMORY_INTERVAL)"`
@@ -106,6 +109,9 @@ func (c Config) ResolvedSources() []string {
 	if c.PID != 0 || c.ProcessMatch != "" {
 		out = append(out, SourceProcfs)
 	}
+	if c.RedisURL != "" {
+		out = append(out, SourceRedis)
+	}
 	return out
 }
 
@@ -136,9 +142,12 @@ func (c Config) Validate() error {
 	}
 	srcs := c.ResolvedSources()
 	for _, s := range srcs {
-		if s != SourceScrape && s != SourceProcfs && s != SourceSelf {
-			return fmt.Errorf("SOAK_MEMORY_SOURCES: unknown source %q (want scrape, procfs or self)", s)
+		if s != SourceScrape && s != SourceProcfs && s != SourceSelf && s != SourceRedis {
+			return fmt.Errorf("SOAK_MEMORY_SOURCES: unknown source %q (want scrape, procfs, self or redis)", s)
 		}
+	}
+	if err := c.validateRedis(srcs); err != nil {
+		return err
 	}
 	if slices.Contains(srcs, SourceScrape) {
 		if c.ScrapeURL == "" {

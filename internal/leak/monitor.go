@@ -34,6 +34,7 @@ type options struct {
 	newTicker func(time.Duration) Ticker
 	client    HTTPDoer
 	samplers  []Sampler
+	onVerdict func(source string, kind Kind, suspected bool, at time.Time)
 }
 
 // WithClock sets the clock used to timestamp samples and schedule
@@ -48,6 +49,12 @@ func WithHTTPClient(c HTTPDoer) Option { return func(o *options) { o.client = c 
 
 // WithSamplers replaces the sources built from the configuration.
 func WithSamplers(s ...Sampler) Option { return func(o *options) { o.samplers = s } }
+
+// WithVerdictFunc sets a function called, under the monitor's lock (it
+// must not block or call back), whenever a series' leak verdict changes.
+func WithVerdictFunc(f func(source string, kind Kind, suspected bool, at time.Time)) Option {
+	return func(o *options) { o.onVerdict = f }
+}
 
 // BuildSamplers builds the sources named by cfg.ResolvedSources. cfg must be
 // valid.
@@ -72,6 +79,12 @@ func BuildSamplers(cfg Config, client HTTPDoer, now func() time.Time) ([]Sampler
 			s, err := NewProcfs(pc, now)
 			if err != nil {
 				return nil, fmt.Errorf("memory source procfs: %w", err)
+			}
+			out = append(out, s)
+		case SourceRedis:
+			s, err := NewRedis(RedisConfig{URL: cfg.RedisURL, PasswordFile: cfg.RedisPasswordFile, Timeout: min(cfg.ScrapeTimeout, cfg.Interval)}, now)
+			if err != nil {
+				return nil, fmt.Errorf("memory source redis: %w", err)
 			}
 			out = append(out, s)
 		case SourceSelf:
@@ -119,6 +132,7 @@ type Monitor struct {
 	newTicker func(time.Duration) Ticker
 	samplers  []Sampler
 	errors    *prometheus.CounterVec
+	onVerdict func(source string, kind Kind, suspected bool, at time.Time)
 
 	mu       sync.Mutex
 	series   map[seriesKey]*series
@@ -150,7 +164,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option)
 	}
 	m := &Monitor{
 		cfg: cfg, dcfg: cfg.Detect(), log: log.Named("leak"), now: o.now, newTicker: o.newTicker,
-		samplers: samplers, series: map[seriesKey]*series{}, failing: map[string]bool{},
+		samplers: samplers, series: map[seriesKey]*series{}, failing: map[string]bool{}, onVerdict: o.onVerdict,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soak_memory_sample_errors_total",
 			Help: "Failed or partial memory samples, by source.",
@@ -168,6 +182,13 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option)
 	if err := reg.Register(&collector{m: m}); err != nil {
 		return nil, fmt.Errorf("register leak metrics: %w", err)
 	}
+	for _, s := range samplers {
+		if sc, ok := s.(*Scrape); ok {
+			if err := reg.Register(sc.Vitals()); err != nil {
+				return nil, fmt.Errorf("register target vitals: %w", err)
+			}
+		}
+	}
 	return m, nil
 }
 
@@ -176,6 +197,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option)
 func (m *Monitor) Run(ctx context.Context) error {
 	t := m.newTicker(m.cfg.Interval)
 	defer t.Stop()
+	defer m.closeSamplers()
 	m.log.Info("memory sampling started", zap.Duration("interval", m.cfg.Interval),
 		zap.Strings("sources", m.sourceNames()), zap.Durations("windows", m.dcfg.Windows))
 	for {
@@ -184,6 +206,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
+		}
+	}
+}
+
+// closeSamplers closes the sources that hold connections (redis).
+func (m *Monitor) closeSamplers() {
+	for _, s := range m.samplers {
+		if c, ok := s.(interface{ Close() error }); ok {
+			_ = c.Close()
 		}
 	}
 }
@@ -307,6 +338,9 @@ func (m *Monitor) Evaluate(now time.Time) {
 				m.log.Info("memory leak no longer suspected", fields...)
 			}
 			se.suspect = suspect
+			if m.onVerdict != nil {
+				m.onVerdict(k.source, k.kind, suspect, now)
+			}
 		}
 	}
 }

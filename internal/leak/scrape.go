@@ -151,12 +151,13 @@ type Scrape struct {
 	client           HTTPDoer
 	now              func() time.Time
 	heap, rss, start selector
+	vitals           *Vitals
 }
 
 // NewScrape returns the scrape source. client is normally an
 // *http.Client; now the clock.
 func NewScrape(cfg ScrapeConfig, client HTTPDoer, now func() time.Time) (*Scrape, error) {
-	s := &Scrape{cfg: cfg, client: client, now: now}
+	s := &Scrape{cfg: cfg, client: client, now: now, vitals: newVitals()}
 	var err error
 	if s.heap, err = parseSelector(cfg.Heap); err != nil {
 		return nil, fmt.Errorf("heap metric: %w", err)
@@ -172,6 +173,10 @@ func NewScrape(cfg ScrapeConfig, client HTTPDoer, now func() time.Time) (*Scrape
 	}
 	return s, nil
 }
+
+// Vitals returns the target's CPU and event-loop lag read by this source's
+// scrapes, a collector to register.
+func (s *Scrape) Vitals() *Vitals { return s.vitals }
 
 // Source returns "scrape".
 func (s *Scrape) Source() string { return SourceScrape }
@@ -216,6 +221,8 @@ func (s *Scrape) Sample(ctx context.Context) (Sample, error) {
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	t := s.now()
+	var fams map[string]*dto.MetricFamily
+	defer func() { s.vitals.observe(t, fams) }()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return Sample{}, fmt.Errorf("scrape: %w", err)
@@ -225,7 +232,7 @@ func (s *Scrape) Sample(ctx context.Context) (Sample, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return Sample{}, fmt.Errorf("scrape: unexpected status %s", resp.Status)
 	}
-	fams, err := decodeFamilies(&cappedReader{r: resp.Body, left: s.cfg.MaxBytes}, expfmt.ResponseFormat(resp.Header))
+	fams, err = decodeFamilies(&cappedReader{r: resp.Body, left: s.cfg.MaxBytes}, expfmt.ResponseFormat(resp.Header))
 	if errors.Is(err, errTooLarge) {
 		return Sample{}, fmt.Errorf("scrape: response larger than %d bytes", s.cfg.MaxBytes)
 	}
