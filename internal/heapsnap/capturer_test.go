@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -88,7 +88,7 @@ func TestCapturerNode(t *testing.T) {
 	}
 	node.Get("/add?n=300", nil) // some LeakyCache before the first capture
 	cfg := DefaultConfig()
-	cfg.Mode, cfg.Inspector, cfg.Dir = ModeNode, probe.Secret(addr), t.TempDir()
+	cfg.Mode, cfg.Inspector, cfg.Dir = ModeNode, secret.Secret(addr), t.TempDir()
 	cfg.MaxBytes = 512 << 20
 	fa := newFakeAfter()
 	core, logs := observer.New(zap.DebugLevel)
@@ -348,19 +348,19 @@ func TestMetricsLint(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	const secret = "10.1.2.3:9229x"
+	const bad = "10.1.2.3:9229x"
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
 		want string // substring of the error, "" for none
 	}{
 		{"off", func(c *Config) {}, ""},
-		{"node", func(c *Config) { c.Mode, c.Inspector = ModeNode, probe.Secret("127.0.0.1:9229") }, ""},
+		{"node", func(c *Config) { c.Mode, c.Inspector = ModeNode, secret.Secret("127.0.0.1:9229") }, ""},
 		{"go", func(c *Config) { c.Mode, c.URL = ModeGo, "http://127.0.0.1:6060/debug/pprof/heap" }, ""},
 		{"bad mode", func(c *Config) { c.Mode = "java" }, "SOAK_HEAP_SNAPSHOT:"},
 		{"node without inspector", func(c *Config) { c.Mode = ModeNode }, "SOAK_HEAP_SNAPSHOT_INSPECTOR: required"},
-		{"bad inspector", func(c *Config) { c.Mode, c.Inspector = ModeNode, probe.Secret(secret) }, "SOAK_HEAP_SNAPSHOT_INSPECTOR: port"},
-		{"inspector without port", func(c *Config) { c.Mode, c.Inspector = ModeNode, probe.Secret("10.1.2.3") }, "SOAK_HEAP_SNAPSHOT_INSPECTOR: must be host:port"},
+		{"bad inspector", func(c *Config) { c.Mode, c.Inspector = ModeNode, secret.Secret(bad) }, "SOAK_HEAP_SNAPSHOT_INSPECTOR: port"},
+		{"inspector without port", func(c *Config) { c.Mode, c.Inspector = ModeNode, secret.Secret("10.1.2.3") }, "SOAK_HEAP_SNAPSHOT_INSPECTOR: must be host:port"},
 		{"url missing", func(c *Config) { c.Mode = ModeURL }, "SOAK_HEAP_SNAPSHOT_URL: required"},
 		{"url not http", func(c *Config) { c.Mode, c.URL = ModeGo, "file:///etc/passwd" }, "SOAK_HEAP_SNAPSHOT_URL: must be"},
 		{"interval", func(c *Config) { c.Mode, c.URL, c.Interval = ModeGo, "http://h/x", 0 }, "SOAK_HEAP_SNAPSHOT_INTERVAL"},

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
 )
 
 // Modes of SOAK_HEAP_SNAPSHOT.
@@ -22,7 +22,7 @@ const (
 // then call Validate.
 type Config struct {
 	Mode      string        `envconfig:"HEAP_SNAPSHOT" default:"off" desc:"capture the target's heap when a leak is suspected: off, node (V8 inspector at SOAK_HEAP_SNAPSHOT_INSPECTOR), go (pprof heap profile at SOAK_HEAP_SNAPSHOT_URL) or url (any URL returning a .heapsnapshot or pprof profile); a V8 snapshot pauses the target's event loop"`
-	Inspector probe.Secret  `envconfig:"HEAP_SNAPSHOT_INSPECTOR" default:"" desc:"host:port of the Node target's inspector (the target runs with --inspect=127.0.0.1:9229); never exposed in metrics"`
+	Inspector secret.Secret `envconfig:"HEAP_SNAPSHOT_INSPECTOR" default:"" desc:"host:port of the Node target's inspector (the target runs with --inspect=127.0.0.1:9229); never exposed in metrics"`
 	URL       string        `envconfig:"HEAP_SNAPSHOT_URL" default:"" desc:"URL of the heap profile, e.g. http://127.0.0.1:6060/debug/pprof/heap?gc=1 (modes go and url)"`
 	Interval  time.Duration `envconfig:"HEAP_SNAPSHOT_INTERVAL" default:"10m" desc:"time between the first and the second capture of a suspicion"`
 	Cooldown  time.Duration `envconfig:"HEAP_SNAPSHOT_COOLDOWN" default:"1h" desc:"least time between the first captures of two suspicions"`

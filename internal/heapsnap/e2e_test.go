@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/generic-corp/soak-exporter/internal/leak"
-	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/secret"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -29,7 +29,7 @@ func TestLeakToDiff(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 	hcfg := DefaultConfig()
-	hcfg.Mode, hcfg.Inspector, hcfg.Dir = ModeNode, probe.Secret(node.InspectorAddr()), t.TempDir()
+	hcfg.Mode, hcfg.Inspector, hcfg.Dir = ModeNode, secret.Secret(node.InspectorAddr()), t.TempDir()
 	fa := newFakeAfter()
 	capt, err := NewCapturer(hcfg, zap.NewNop(), prometheus.NewRegistry(), WithAfter(fa.after), WithHTTPClient(client))
 	if err != nil {
