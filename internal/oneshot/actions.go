@@ -52,10 +52,17 @@ func loadActions(rep LoadReport) []ActionItem {
 				"Investigate event processing: slow or synchronous handlers blocking the event loop, GC pauses.",
 				"Read the latency over time in the HTML report (--html): a steady climb means a backlog (the server cannot keep up with the rate), isolated spikes mean pauses.")
 		case "event_loss_ratio":
-			items = append(items,
-				"Check for queue overflow: server-side buffers and backpressure, the Redis adapter, events dropped under load.",
-				fmt.Sprintf("Check connection stability: %d unexpected disconnects%s; in-flight events on a dropped connection are lost.", rep.Disconnects.Unexpected, reasons(unexpectedOnly(rep.Disconnects.ByReason))),
-				fmt.Sprintf("Check that the server acks every %q event within the ack timeout (%s); %d acks arrived late.", rep.Events.Event, fmtSeconds(rep.Settings.AckTimeout), rep.Events.Late))
+			items = append(items, "Check for queue overflow: server-side buffers and backpressure, the Redis adapter, events dropped under load.")
+			if d := rep.Disconnects; d.Unexpected > 0 {
+				items = append(items, fmt.Sprintf("Check connection stability: %d unexpected disconnects%s; in-flight events on a dropped connection are lost.", d.Unexpected, reasons(unexpectedOnly(d.ByReason))))
+			} else {
+				items = append(items, "Connection stability: no unexpected disconnect during the run, so the server received these events and did not answer them in time.")
+			}
+			ack := fmt.Sprintf("Check that the server acks every %q event within the ack timeout (%s)", rep.Events.Event, fmtSeconds(rep.Settings.AckTimeout))
+			if rep.Events.Late > 0 {
+				ack += fmt.Sprintf("; %d of the lost events were acked later, so the server is slow rather than silent", rep.Events.Late)
+			}
+			items = append(items, ack+".")
 		default:
 			continue
 		}

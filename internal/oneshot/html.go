@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -134,17 +135,7 @@ func loadHTML(r LoadReport) ([]byte, error) {
 		Caption: "Events sent, acked and lost per second, by the time each happened (a lost event is counted when its ack timeout expires).",
 	})
 	climit := threshold(r.Criteria, "connection_time_p95")
-	bins := make([]barBin, 0, len(r.Connections.Histogram))
-	prev := 0.0
-	for _, h := range r.Connections.Histogram {
-		up := float64(h.Upper)
-		label := "≤ " + fmtSeconds(up)
-		if math.IsInf(up, 1) || math.IsNaN(up) {
-			label = "> " + fmtSeconds(prev)
-		}
-		bins = append(bins, barBin{label: label, count: h.Count, alert: finite(climit) && prev >= climit})
-		prev = up
-	}
+	bins := connectBins(r.Connections.Histogram, climit)
 	caption := fmt.Sprintf("Time from dial to the namespace CONNECT answer of the %d connections established: p50 %s, p95 %s, p99 %s.",
 		r.Connections.Established, fmtSeconds(float64(r.Connections.Establishment.P50)),
 		fmtSeconds(float64(r.Connections.Establishment.P95)), fmtSeconds(float64(r.Connections.Establishment.P99)))
@@ -181,6 +172,46 @@ func loadHTML(r LoadReport) ([]byte, error) {
 		}},
 	}
 	return renderHTML(p)
+}
+
+// connectBins lays the connect-time histogram on the 1-2-5 scale from one
+// bin below the fastest connection to one bin past the slowest or the
+// threshold, whichever is higher, so that the distance to the threshold
+// shows; bins beyond the threshold are marked.
+func connectBins(hist []HistBin, limit float64) []barBin {
+	if len(hist) == 0 {
+		return nil
+	}
+	edges := histEdges()
+	counts := map[int]uint64{}
+	lo, hi := len(edges), -1
+	for _, h := range hist {
+		i, _ := slices.BinarySearch(edges, float64(h.Upper))
+		if math.IsNaN(float64(h.Upper)) {
+			i = len(edges) - 1
+		}
+		i = min(i, len(edges)-1)
+		counts[i] += h.Count
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	if finite(limit) {
+		li, _ := slices.BinarySearch(edges, limit)
+		hi = max(hi, li+1)
+	}
+	lo, hi = max(lo-1, 0), min(hi, len(edges)-1)
+	out := make([]barBin, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		prev := 0.0
+		if i > 0 {
+			prev = edges[i-1]
+		}
+		label := "≤ " + fmtSeconds(edges[i])
+		if math.IsInf(edges[i], 1) {
+			label = "> " + fmtSeconds(prev)
+		}
+		out = append(out, barBin{label: label, count: counts[i], alert: finite(limit) && prev >= limit})
+	}
+	return out
 }
 
 func memFigure(s SeriesReport) string {
@@ -285,6 +316,16 @@ func memoryChart(tl []TimelinePoint, kind string, ls LeakSeries, judged bool) ht
 	lines := []chartLine{{name: kindTitle(kind) + " samples", color: colBlue, xs: xs, ys: ys, dots: len(fx) <= 400, width: 1.2}}
 	caption := ""
 	if slope, icept, _, ok := stats.OLS(fx, fy); ok && len(fx) >= 2 {
+		if rs := float64(ls.LeakRate) * detect.MB / 3600; finite(rs) {
+			// The report's own figure (computed on unrounded times):
+			// the same line through the means.
+			var mx, my float64
+			for i := range fx {
+				mx, my = mx+fx[i], my+fy[i]
+			}
+			mx, my = mx/float64(len(fx)), my/float64(len(fy))
+			slope, icept = rs, my-rs*mx
+		}
 		x0, x1 := fx[0], fx[len(fx)-1]
 		lines = append(lines, chartLine{name: "least squares " + fmtRate(slope*3600/detect.MB), color: colOrange,
 			xs: []float64{x0, x1}, ys: []float64{icept + slope*x0, icept + slope*x1}, dash: true, width: 2})
@@ -292,12 +333,23 @@ func memoryChart(tl []TimelinePoint, kind string, ls LeakSeries, judged bool) ht
 	bx, by := bucketMinima(fx, fy, ls.Robust.Bucket)
 	if len(bx) >= 2 {
 		lines = append(lines, chartLine{name: "floor (bucket minima)", color: colPurple, xs: bx, ys: by, dots: true, noLine: true})
-		if slope, icept, _, ok := stats.TheilSen(bx, by, nil); ok {
+		slope, icept, _, ok := stats.TheilSen(bx, by, nil)
+		if rs := float64(ls.Robust.FloorSlope) * detect.MB / 3600; ok && finite(rs) {
+			// The detector's own slope (its buckets and level-shift
+			// removal), through these minima by Sen's intercept.
+			slope = rs
+			res := make([]float64, len(bx))
+			for i := range bx {
+				res[i] = by[i] - slope*bx[i]
+			}
+			icept = stats.Median(res)
+		}
+		if ok {
 			x0, x1 := fx[0], fx[len(fx)-1]
 			lines = append(lines, chartLine{name: "floor trend " + fmtRate(slope*3600/detect.MB), color: colPurple,
 				xs: []float64{x0, x1}, ys: []float64{icept + slope*x0, icept + slope*x1}, width: 2})
 		}
-		caption = fmt.Sprintf(" The floor is the minimum of each %s bucket (the memory left after the GC), with its Theil-Sen line; the detector judges it (after removing level shifts) and said %s: %s.",
+		caption = fmt.Sprintf(" The floor is the minimum of each %s bucket (the memory left after the GC), with the detector's floor slope; the detector judges it (after removing level shifts) and said %s: %s.",
 			fmtDuration(secondsDuration(ls.Robust.Bucket)), ls.Robust.Verdict, ls.Robust.Reason)
 	}
 	title := kindTitle(kind) + " over time"

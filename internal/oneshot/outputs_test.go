@@ -296,3 +296,22 @@ func TestOutputsWriteEveryFile(t *testing.T) {
 		t.Errorf("the JSON file opened first was left behind: %v", err)
 	}
 }
+
+func TestConnectBinsReachTheThreshold(t *testing.T) {
+	got := connectBins([]HistBin{{Upper: 0.005, Count: 20}}, 0.5)
+	var labels []string
+	var alerts []string
+	for _, b := range got {
+		labels = append(labels, b.label)
+		if b.alert {
+			alerts = append(alerts, b.label)
+		}
+	}
+	want := "≤ 2.0ms,≤ 5.0ms,≤ 10.0ms,≤ 20.0ms,≤ 50.0ms,≤ 100.0ms,≤ 200.0ms,≤ 500.0ms,≤ 1.00s"
+	if strings.Join(labels, ",") != want || strings.Join(alerts, ",") != "≤ 1.00s" || got[1].count != 20 {
+		t.Errorf("bins %v (alert %v), want %s with only the last beyond the threshold", labels, alerts, want)
+	}
+	if connectBins(nil, 0.5) != nil {
+		t.Errorf("bins without data")
+	}
+}

@@ -278,7 +278,15 @@ func fmtAxisSeconds(s float64) string {
 }
 
 // fmtAxisMB prints a memory axis label.
-func fmtAxisMB(b float64) string { return fmt.Sprintf("%g MB", roundTo(b/1e6, 2)) }
+func fmtAxisMB(b float64) string { return fmt.Sprintf("%g MB", noNegZero(roundTo(b/1e6, 2))) }
+
+// noNegZero turns -0 (a tick just below zero, rounded) into 0.
+func noNegZero(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	return v
+}
 
 // fmtAxisCount prints a count axis label.
 func fmtAxisCount(v float64) string { return fmt.Sprintf("%g", roundTo(v, 2)) }
