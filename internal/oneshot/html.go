@@ -405,6 +405,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e6ebf0; vertical-align: top; }
 th { font-size: 13px; color: #59636e; font-weight: 600; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+#criteria td:first-child { white-space: nowrap; }
 tr.failed td { background: #ffebe9; }
 .ok { color: #1a7f37; font-weight: 600; }
 .ko { color: #cf222e; font-weight: 600; }
