@@ -261,6 +261,22 @@ func TestLoadtestUsageAndUnreachable(t *testing.T) {
 			want:     []string{"max-loss-ratio", "between 0 and 1"},
 		},
 		{
+			name:     "html to stdout is refused",
+			args:     func(*testing.T) []string { return []string{"http://127.0.0.1:1", "--html", "-"} },
+			wantCode: ExitUsage,
+			stream:   "stderr",
+			want:     []string{"SOAK_REPORT_HTML", "must be a file name"},
+		},
+		{
+			name: "junit path not writable",
+			args: func(t *testing.T) []string {
+				return []string{"http://127.0.0.1:1", "--junit", t.TempDir() + "/no/such/dir/r.xml"}
+			},
+			wantCode: ExitUsage,
+			stream:   "stderr",
+			want:     []string{"--junit (SOAK_REPORT_JUNIT)", "no such file"},
+		},
+		{
 			name: "report path not writable",
 			args: func(t *testing.T) []string {
 				return []string{"http://127.0.0.1:1", "--json", t.TempDir() + "/no/such/dir/r.json"}
@@ -274,7 +290,7 @@ func TestLoadtestUsageAndUnreachable(t *testing.T) {
 			args:     func(*testing.T) []string { return []string{"--help"} },
 			wantCode: ExitPass,
 			stream:   "stdout",
-			want:     []string{"Usage: soak-exporter loadtest", "--max-latency-p95", "SOAK_LOADTEST_MAX_LATENCY_P95", "Exit status"},
+			want:     []string{"Usage: soak-exporter loadtest", "--max-latency-p95", "SOAK_LOADTEST_MAX_LATENCY_P95", "--html FILE", "--junit FILE", "Exit status"},
 		},
 	}
 	for _, tc := range tests {
