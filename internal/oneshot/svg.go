@@ -122,7 +122,7 @@ func (c lineChart) svg() template.HTML {
 		x0, x1 := sx(max(c.shadeFrom, xmin)), sx(min(c.shadeTo, xmax))
 		if x1 > x0 {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#eaeef2"/>`, x0, padT, x1-x0, plotH)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tk">%s</text>`, x0+4, padT+12, html.EscapeString(c.shadeLabel))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tk">%s</text>`, x0+4, padT+plotH-6, html.EscapeString(c.shadeLabel))
 		}
 	}
 	// Grid and ticks.
