@@ -21,6 +21,8 @@ type Config struct {
 	LeakKind        string   `envconfig:"LEAKTEST_KIND" default:"auto" desc:"leaktest: memory series the criteria judge: heap, rss, or auto (heap when the source reports it, else rss)."`
 	LeakBucket      Duration `envconfig:"LEAKTEST_BUCKET" default:"0" desc:"leaktest: bucket width of the robust detector; each bucket must span a full GC cycle of the target. 0: min(5m, max(30s, 2 x sampling, duration/SOAK_LEAK_MIN_BUCKETS))."`
 	ReportJSON      string   `envconfig:"REPORT_JSON" desc:"loadtest, leaktest: also write the machine-readable report to this file (- for stdout; the text report then goes to stderr)."`
+	ReportHTML      string   `envconfig:"REPORT_HTML" desc:"loadtest, leaktest: also write a self-contained HTML report (charts, criteria, action items) to this file."`
+	ReportJUnit     string   `envconfig:"REPORT_JUNIT" desc:"loadtest, leaktest: also write a JUnit XML file (one test case per pass criterion) to this file, for CI systems."`
 }
 
 // Validate checks the configuration; errors name the variable.
@@ -40,6 +42,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SOAK_LEAKTEST_MAX_LEAK_RATE: must be a number > 0 (MB/hour), got %v", c.MaxLeakRate)
 	case c.LeakBucket < 0:
 		return fmt.Errorf("SOAK_LEAKTEST_BUCKET: must be >= 0, got %q", time.Duration(c.LeakBucket))
+	case c.ReportHTML == "-":
+		return fmt.Errorf("SOAK_REPORT_HTML: must be a file name (only the JSON report can go to stdout), got %q", c.ReportHTML)
+	case c.ReportJUnit == "-":
+		return fmt.Errorf("SOAK_REPORT_JUNIT: must be a file name (only the JSON report can go to stdout), got %q", c.ReportJUnit)
 	}
 	switch c.LeakKind {
 	case kindAuto, kindHeap, kindRSS:

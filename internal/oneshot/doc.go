@@ -9,6 +9,14 @@
 // the probes or the detector; this package only schedules a bounded run,
 // keeps exact percentiles through the pool's taps, and writes the report.
 //
+// The report is printed as text and, on request, written as JSON (every
+// figure), as a self-contained HTML page (inline SVG charts: latency over
+// time from a bounded per-interval timeline fed by the observer, the
+// connect-time distribution, memory with the least-squares line and the
+// robust floor) and as JUnit XML (one test case per criterion). Each
+// failed criterion comes with action items: what to look at, as the old
+// suite's README advised, completed with what the run measured.
+//
 // Exit status: 0 every criterion met, 1 a criterion failed (or the run was
 // interrupted), 2 bad usage, bad configuration, or the target (or, for
 // leaktest, the memory source) unreachable at start.

@@ -73,9 +73,10 @@ type engine struct {
 
 // newEngine builds the agent (not started). cfg is split over the targets
 // as the daemon does. The taps also receive every connect duration and every
-// answered request's latency, in seconds, for exact percentiles.
+// answered request's latency, in seconds, for exact percentiles; series,
+// if not nil, receives every event for the report's timeline.
 func newEngine(cfg agent.Config, driver probe.Driver, targets []*probe.Target, log *zap.Logger,
-	connectTap, latencyTap prometheus.Observer,
+	connectTap, latencyTap prometheus.Observer, series *timeSeries,
 ) (*engine, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -84,6 +85,7 @@ func newEngine(cfg agent.Config, driver probe.Driver, targets []*probe.Target, l
 		versioncollector.NewCollector("soak"),
 	)
 	t := newTally(connectTap, latencyTap)
+	t.series = series
 	a, err := agent.New(cfg, agent.Options{
 		Driver: driver, Targets: targets, Registerer: reg, Logger: log, Observer: t,
 	})
@@ -196,6 +198,8 @@ func (c counts) unexpectedDisconnects() uint64 {
 // reports, as it happens, and feeds the taps.
 type tally struct {
 	connectTap, latencyTap prometheus.Observer
+	// series, if not nil, receives every event for the timeline.
+	series *timeSeries
 
 	mu sync.Mutex
 	c  counts
@@ -229,6 +233,9 @@ func (t *tally) Connection(_ string, ev pool.ConnEvent, reason string, took time
 func (t *tally) Event(_, _, _ string, o pool.Outcome, n int, latency time.Duration) {
 	if o == pool.OutcomeAnswered && t.latencyTap != nil {
 		t.latencyTap.Observe(latency.Seconds())
+	}
+	if t.series != nil {
+		t.series.event(o, n, latency)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

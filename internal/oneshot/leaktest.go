@@ -1,6 +1,7 @@
 package oneshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -49,7 +50,7 @@ func leakFlags(c *Config) *flag.FlagSet {
 	fs.Float64Var(&c.MaxLeakRate, "max-leak-rate", c.MaxLeakRate, "pass when the least-squares leak rate is below this many `MB/hour` (SOAK_LEAKTEST_MAX_LEAK_RATE)")
 	fs.StringVar(&c.LeakKind, "kind", c.LeakKind, "memory series the criteria judge: `KIND` heap, rss or auto (SOAK_LEAKTEST_KIND)")
 	fs.Var(&c.LeakBucket, "bucket", "bucket width of the robust detector, `DURATION`, 0 for automatic (SOAK_LEAKTEST_BUCKET)")
-	fs.StringVar(&c.ReportJSON, "json", c.ReportJSON, "also write the JSON report to `FILE` (- for stdout; SOAK_REPORT_JSON)")
+	reportFlags(fs, c)
 	return fs
 }
 
@@ -173,11 +174,11 @@ func runLeaktest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	report, err := openReportFile(la.cfg.ReportJSON)
+	outs, err := openOutputs(la.cfg)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
-	defer report.close()
+	defer outs.close()
 	log, err := logging.New(spec.logging, stderr)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
@@ -221,7 +222,7 @@ func runLeaktest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	latRec := newRecorder(defaultReservoir, uint64(now().UnixNano())+1)
 	connRec.enabled.Store(true)
 	latRec.enabled.Store(true)
-	eng, err := newEngine(ac, driver, targets, log, connRec, latRec)
+	eng, err := newEngine(ac, driver, targets, log, connRec, latRec, nil)
 	if err != nil {
 		return fail(ExitUsage, "%v", err)
 	}
@@ -287,8 +288,13 @@ func runLeaktest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	if la.cfg.ReportJSON == "-" {
 		textOut = stderr
 	}
-	renderLeak(textOut, rep)
-	if err := report.write(stdout, rep); err != nil {
+	var text bytes.Buffer
+	renderLeak(&text, rep)
+	_, _ = textOut.Write(text.Bytes())
+	err = outs.write(stdout, rep,
+		func() ([]byte, error) { return leakHTML(rep) },
+		func() ([]byte, error) { return marshalJUnit(junitOfLeak(rep, hostname(), text.String())) })
+	if err != nil {
 		return fail(ExitFail, "%v", err)
 	}
 	return rep.ExitCode
@@ -432,7 +438,9 @@ type LeakReport struct {
 	Criteria    []Criterion     `json:"criteria"`
 	Passed      bool            `json:"passed"`
 	ExitCode    int             `json:"exit_code"`
-	Notes       []string        `json:"notes"`
+	// ActionItems say what to look at for each failed criterion.
+	ActionItems []ActionItem `json:"action_items"`
+	Notes       []string     `json:"notes"`
 }
 
 // LeakSettings are the parameters of a leaktest run.
@@ -574,6 +582,7 @@ func buildLeakReport(in leakInputs) LeakReport {
 		LossRatio: ratio(c.lost, c.sent), Latency: distOf(in.latency),
 	}
 	rep.Criteria = leakCriteria(la.cfg, in.kind, rep.series(in.kind))
+	rep.ActionItems = leakActions(rep)
 	rep.Passed = !in.interrupted
 	for _, cr := range rep.Criteria {
 		rep.Passed = rep.Passed && cr.Passed
@@ -678,6 +687,7 @@ func renderLeak(w io.Writer, r LeakReport) {
 		a.Sent, a.Acked, a.Lost, fmtPct(float64(a.LossRatio)), fmtSeconds(float64(a.Latency.P95)))
 	p("\n")
 	renderCriteria(w, r.Criteria)
+	renderActions(w, r.ActionItems)
 	for _, n := range r.Notes {
 		p("Note: %s\n", n)
 	}

@@ -2,6 +2,8 @@ package oneshot
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,7 +87,10 @@ func TestLeaktestFixture(t *testing.T) {
 			if tc.procfs {
 				mem = func(c *leak.Config) { c.PID = n.PID() }
 			}
-			r := runMain(t, testDeps(t, mem), "leaktest", append(append([]string{n.URL()}, args...), "--json", path)...)
+			htmlPath := filepath.Join(t.TempDir(), "report.html")
+			junitPath := filepath.Join(t.TempDir(), "report.xml")
+			r := runMain(t, testDeps(t, mem), "leaktest",
+				append(append([]string{n.URL()}, args...), "--json", path, "--html", htmlPath, "--junit", junitPath)...)
 			if r.code != tc.wantCode {
 				t.Fatalf("exit %d, want %d", r.code, tc.wantCode)
 			}
@@ -105,6 +110,22 @@ func TestLeaktestFixture(t *testing.T) {
 			}
 			if judged.Robust.TooShort || judged.Robust.Buckets != 10 {
 				t.Errorf("robust %+v, want a verdict over 10 buckets", judged.Robust)
+			}
+			h, err := os.ReadFile(htmlPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSelfContained(t, h)
+			if !strings.Contains(string(h), "floor trend") || !strings.Contains(string(h), "least squares") {
+				t.Errorf("the memory chart lacks the fitted line or the floor")
+			}
+			j, err := os.ReadFile(junitPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJUnit(t, j, rep.Criteria, rep.Interrupted)
+			if (len(rep.ActionItems) > 0) != (tc.wantCode == ExitFail) {
+				t.Errorf("action items %+v for exit %d", rep.ActionItems, tc.wantCode)
 			}
 			tc.check(t, r, rep)
 		})

@@ -1,6 +1,7 @@
 package oneshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -47,7 +48,7 @@ func loadFlags(c *Config) *flag.FlagSet {
 	fs.Var(&c.MaxConnectP95, "max-connect-p95", "pass when the connection time p95 is below `DURATION` (500ms or 0.5; SOAK_LOADTEST_MAX_CONNECT_P95)")
 	fs.Var(&c.MaxLatencyP95, "max-latency-p95", "pass when the event latency p95 is below `DURATION` (200ms or 0.2; SOAK_LOADTEST_MAX_LATENCY_P95)")
 	fs.Var(&c.MaxLossRatio, "max-loss-ratio", "pass when the event loss rate is at most `RATIO` (0 or 0.1%; SOAK_LOADTEST_MAX_LOSS_RATIO)")
-	fs.StringVar(&c.ReportJSON, "json", c.ReportJSON, "also write the JSON report to `FILE` (- for stdout; SOAK_REPORT_JSON)")
+	reportFlags(fs, c)
 	return fs
 }
 
@@ -165,12 +166,12 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 		fmt.Fprintf(stderr, "soak-exporter loadtest: %v\n", err)
 		return ExitUsage
 	}
-	report, err := openReportFile(la.cfg.ReportJSON)
+	outs, err := openOutputs(la.cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "soak-exporter loadtest: %v\n", err)
 		return ExitUsage
 	}
-	defer report.close()
+	defer outs.close()
 	log, err := logging.New(spec.logging, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "soak-exporter loadtest: %v\n", err)
@@ -191,7 +192,8 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	now := deps.Now
 	connRec := newRecorder(defaultReservoir, uint64(now().UnixNano()))
 	latRec := newRecorder(defaultReservoir, uint64(now().UnixNano())+1)
-	eng, err := newEngine(ac, driver, targets, log, connRec, latRec)
+	series := newTimeSeries(now)
+	eng, err := newEngine(ac, driver, targets, log, connRec, latRec, series)
 	if err != nil {
 		fmt.Fprintf(stderr, "soak-exporter loadtest: %v\n", err)
 		return ExitUsage
@@ -228,6 +230,7 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	defer stopProgress()
 
 	started := now()
+	series.begin(started)
 	connRec.enabled.Store(true) // connections: the whole run
 	if la.warmup <= 0 {
 		latRec.enabled.Store(true)
@@ -265,13 +268,19 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 		started: started, finished: finished, measured: measured, interrupted: interrupted,
 		whole: final, events: final.subEvents(base), inFlight: inFlight,
 		connect: connRec.summary(), latency: latRec.summary(), memory: mem.Points(),
+		connectHist: connRec.histogram(), intervals: series.intervals(measureStart),
 	})
 	textOut := stdout
 	if la.cfg.ReportJSON == "-" {
 		textOut = stderr
 	}
-	renderLoad(textOut, rep)
-	if err := report.write(stdout, rep); err != nil {
+	var text bytes.Buffer
+	renderLoad(&text, rep)
+	_, _ = textOut.Write(text.Bytes())
+	err = outs.write(stdout, rep,
+		func() ([]byte, error) { return loadHTML(rep) },
+		func() ([]byte, error) { return marshalJUnit(junitOfLoad(rep, hostname(), text.String())) })
+	if err != nil {
 		fmt.Fprintf(stderr, "soak-exporter loadtest: %v\n", err)
 		return ExitFail
 	}
@@ -301,9 +310,13 @@ type LoadReport struct {
 	Events      EventStats   `json:"events"`
 	Disconnects DisconnStats `json:"disconnections"`
 	AgentMemory AgentMemory  `json:"agent_memory"`
-	Criteria    []Criterion  `json:"criteria"`
-	Passed      bool         `json:"passed"`
-	ExitCode    int          `json:"exit_code"`
+	// Intervals is the timeline of the events (warmup included).
+	Intervals Intervals   `json:"intervals"`
+	Criteria  []Criterion `json:"criteria"`
+	Passed    bool        `json:"passed"`
+	ExitCode  int         `json:"exit_code"`
+	// ActionItems say what to look at for each failed criterion.
+	ActionItems []ActionItem `json:"action_items"`
 	Notes       []string     `json:"notes"`
 }
 
@@ -334,6 +347,8 @@ type ConnStats struct {
 	// Establishment is the time from dial start to the namespace CONNECT
 	// answer of the successful attempts.
 	Establishment Dist `json:"establishment_seconds"`
+	// Histogram is the distribution of the establishment times.
+	Histogram []HistBin `json:"establishment_histogram"`
 }
 
 // EventStats are the acked-echo figures of the measured phase (after the
@@ -391,7 +406,9 @@ type loadInputs struct {
 	whole, events     counts
 	inFlight          int
 	connect, latency  Summary
+	connectHist       []HistBin
 	memory            []memPoint
+	intervals         Intervals
 }
 
 func targetInfos(ts []*probe.Target) []TargetInfo {
@@ -435,6 +452,7 @@ func buildLoadReport(in loadInputs) LoadReport {
 		FailuresByReason: map[string]uint64{},
 		SuccessRatio:     ratio(in.connect.Count, in.connect.Count+failed),
 		Establishment:    distOf(in.connect),
+		Histogram:        append([]HistBin{}, in.connectHist...),
 	}
 	for r, n := range w.failures {
 		if n > 0 {
@@ -464,7 +482,12 @@ func buildLoadReport(in loadInputs) LoadReport {
 		RSS:      seriesReport(statsOf(in.memory, rssOf)),
 		Timeline: timelineOf(in.memory),
 	}
+	rep.Intervals = in.intervals
+	if rep.Intervals.Points == nil {
+		rep.Intervals.Points = []IntervalPoint{}
+	}
 	rep.Criteria = loadCriteria(la.cfg, rep)
+	rep.ActionItems = loadActions(rep)
 	rep.Passed = !in.interrupted
 	for _, c := range rep.Criteria {
 		rep.Passed = rep.Passed && c.Passed
@@ -607,6 +630,7 @@ func renderLoad(w io.Writer, r LoadReport) {
 	p("\n")
 
 	renderCriteria(w, r.Criteria)
+	renderActions(w, r.ActionItems)
 	for _, n := range r.Notes {
 		p("Note: %s\n", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,9 @@ func TestLoadtestFixture(t *testing.T) {
 				path = "-"
 			}
 			args := append([]string{n.URL()}, tc.args...)
-			args = append(args, "--json", path)
+			htmlPath := filepath.Join(t.TempDir(), "report.html")
+			junitPath := filepath.Join(t.TempDir(), "report.xml")
+			args = append(args, "--json", path, "--html", htmlPath, "--junit", junitPath)
 			var addr string
 			serve := func(c *serveConfig) {}
 			if tc.serve {
@@ -156,8 +159,39 @@ func TestLoadtestFixture(t *testing.T) {
 			if rep.ExitCode != tc.wantCode || rep.Passed != (tc.wantCode == ExitPass) {
 				t.Errorf("report says exit %d passed %v", rep.ExitCode, rep.Passed)
 			}
+			checkFiles(t, rep, htmlPath, junitPath)
 			tc.check(t, n, r, rep)
 		})
+	}
+}
+
+// checkFiles checks the HTML and JUnit files of a real run, and the
+// timeline they draw from.
+func checkFiles(t *testing.T, rep LoadReport, htmlPath, junitPath string) {
+	t.Helper()
+	h, err := os.ReadFile(htmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSelfContained(t, h)
+	for _, c := range rep.Criteria {
+		if !strings.Contains(string(h), `data-criterion="`+c.Name+`"`) {
+			t.Errorf("the HTML report lacks the criterion %s", c.Name)
+		}
+	}
+	j, err := os.ReadFile(junitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJUnit(t, j, rep.Criteria, rep.Interrupted)
+	var sent, acked uint64
+	for _, p := range rep.Intervals.Points {
+		sent, acked = sent+p.Sent, acked+p.Acked
+	}
+	// The timeline covers the warmup too: at least the measured events.
+	if len(rep.Intervals.Points) == 0 || sent < rep.Events.Sent || acked < rep.Events.Acked {
+		t.Errorf("timeline of %d intervals has %d sent, %d acked; the measured phase alone had %d, %d",
+			len(rep.Intervals.Points), sent, acked, rep.Events.Sent, rep.Events.Acked)
 	}
 }
 
@@ -227,6 +261,22 @@ func TestLoadtestUsageAndUnreachable(t *testing.T) {
 			want:     []string{"max-loss-ratio", "between 0 and 1"},
 		},
 		{
+			name:     "html to stdout is refused",
+			args:     func(*testing.T) []string { return []string{"http://127.0.0.1:1", "--html", "-"} },
+			wantCode: ExitUsage,
+			stream:   "stderr",
+			want:     []string{"SOAK_REPORT_HTML", "must be a file name"},
+		},
+		{
+			name: "junit path not writable",
+			args: func(t *testing.T) []string {
+				return []string{"http://127.0.0.1:1", "--junit", t.TempDir() + "/no/such/dir/r.xml"}
+			},
+			wantCode: ExitUsage,
+			stream:   "stderr",
+			want:     []string{"--junit (SOAK_REPORT_JUNIT)", "no such file"},
+		},
+		{
 			name: "report path not writable",
 			args: func(t *testing.T) []string {
 				return []string{"http://127.0.0.1:1", "--json", t.TempDir() + "/no/such/dir/r.json"}
@@ -240,7 +290,7 @@ func TestLoadtestUsageAndUnreachable(t *testing.T) {
 			args:     func(*testing.T) []string { return []string{"--help"} },
 			wantCode: ExitPass,
 			stream:   "stdout",
-			want:     []string{"Usage: soak-exporter loadtest", "--max-latency-p95", "SOAK_LOADTEST_MAX_LATENCY_P95", "Exit status"},
+			want:     []string{"Usage: soak-exporter loadtest", "--max-latency-p95", "SOAK_LOADTEST_MAX_LATENCY_P95", "--html FILE", "--junit FILE", "Exit status"},
 		},
 	}
 	for _, tc := range tests {

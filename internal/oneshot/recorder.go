@@ -112,3 +112,51 @@ type Summary struct {
 	// sample rather than every value (more observations than the cap).
 	Sampled bool
 }
+
+// HistBin is one bin of a distribution: the values in (previous Upper,
+// Upper], in seconds.
+type HistBin struct {
+	Upper Float  `json:"le_seconds"`
+	Count uint64 `json:"count"`
+}
+
+// histogram bins the kept values on a 1-2-5 scale (1 ms, 2 ms, 5 ms, 10 ms,
+// ...), from the bin of the smallest value to that of the largest. When the
+// recorder holds a sample (more values than it keeps), the counts are of
+// the sample.
+func (r *recorder) histogram() []HistBin {
+	r.mu.Lock()
+	vals := slices.Clone(r.vals)
+	r.mu.Unlock()
+	return histogramOf(vals)
+}
+
+// histEdges are the bins' upper bounds, in seconds: 1-2-5 from 100 µs to
+// 500 s, and +Inf.
+func histEdges() []float64 {
+	var out []float64
+	for e := 1e-4; e < 1e3; e *= 10 {
+		out = append(out, roundTo(e, 6), roundTo(2*e, 6), roundTo(5*e, 6))
+	}
+	return append(out, math.Inf(1))
+}
+
+func histogramOf(vals []float64) []HistBin {
+	if len(vals) == 0 {
+		return []HistBin{}
+	}
+	edges := histEdges()
+	counts := make([]uint64, len(edges))
+	lo, hi := len(edges), -1
+	for _, v := range vals {
+		i, _ := slices.BinarySearch(edges, v) // first edge >= v
+		i = min(i, len(edges)-1)
+		counts[i]++
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	out := make([]HistBin, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		out = append(out, HistBin{Upper: Float(edges[i]), Count: counts[i]})
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -149,8 +150,15 @@ func roundTo(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// reportFile is the destination of the JSON report, opened before the
-// run so that a bad path stops it at once (exit 2) rather than after it.
+// reportFlags adds the report file flags shared by every one-shot command.
+func reportFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.ReportJSON, "json", c.ReportJSON, "also write the JSON report to `FILE` (- for stdout; SOAK_REPORT_JSON)")
+	fs.StringVar(&c.ReportHTML, "html", c.ReportHTML, "also write a self-contained HTML report with charts to `FILE` (SOAK_REPORT_HTML)")
+	fs.StringVar(&c.ReportJUnit, "junit", c.ReportJUnit, "also write a JUnit XML file, one test case per criterion, to `FILE` (SOAK_REPORT_JUNIT)")
+}
+
+// reportFile is the destination of one report file, opened before the run
+// so that a bad path stops it at once (exit 2) rather than after it.
 type reportFile struct {
 	path    string
 	f       *os.File
@@ -158,9 +166,9 @@ type reportFile struct {
 	done    bool
 }
 
-// openReportFile opens path for the JSON report; "" means no report and
-// "-" stdout.
-func openReportFile(path string) (*reportFile, error) {
+// openReportFile opens path for a report; "" means no report and "-"
+// stdout. name names the flag and variable in errors.
+func openReportFile(path, name string) (*reportFile, error) {
 	r := &reportFile{path: path}
 	if path == "" || path == "-" {
 		return r, nil
@@ -168,36 +176,32 @@ func openReportFile(path string) (*reportFile, error) {
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("--json (SOAK_REPORT_JSON): %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	r.f, r.created = f, errors.Is(statErr, fs.ErrNotExist)
 	return r, nil
 }
 
-// write writes v as the report, to stdout for "-".
-func (r *reportFile) write(stdout io.Writer, v any) error {
+// write writes b as the report, to stdout for "-".
+func (r *reportFile) write(stdout io.Writer, b []byte) error {
 	r.done = true
 	if r.path == "" {
 		return nil
 	}
-	b, err := marshalReport(v)
-	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
-	}
 	if r.f == nil {
-		_, err = stdout.Write(b)
+		_, err := stdout.Write(b)
 		return err
 	}
 	if err := r.f.Truncate(0); err != nil {
 		_ = r.f.Close()
-		return fmt.Errorf("write report: %w", err)
+		return fmt.Errorf("write report %s: %w", r.path, err)
 	}
-	_, err = r.f.Write(b)
+	_, err := r.f.Write(b)
 	if cerr := r.f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return fmt.Errorf("write report %s: %w", r.path, err)
 	}
 	return nil
 }
@@ -212,6 +216,67 @@ func (r *reportFile) close() {
 	if r.created {
 		_ = os.Remove(r.path)
 	}
+}
+
+// outputs are the report files of a run: JSON, HTML and JUnit.
+type outputs struct {
+	json, html, junit *reportFile
+}
+
+// openOutputs opens the report files named by c.
+func openOutputs(c Config) (*outputs, error) {
+	o := &outputs{}
+	var err error
+	if o.json, err = openReportFile(c.ReportJSON, "--json (SOAK_REPORT_JSON)"); err != nil {
+		return nil, err
+	}
+	if o.html, err = openReportFile(c.ReportHTML, "--html (SOAK_REPORT_HTML)"); err != nil {
+		o.close()
+		return nil, err
+	}
+	if o.junit, err = openReportFile(c.ReportJUnit, "--junit (SOAK_REPORT_JUNIT)"); err != nil {
+		o.close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// close removes the files this run created and did not write.
+func (o *outputs) close() {
+	for _, r := range []*reportFile{o.json, o.html, o.junit} {
+		if r != nil {
+			r.close()
+		}
+	}
+}
+
+// write renders and writes each report asked for; the renderers are only
+// called for the files asked for. It returns the first error, after trying
+// every file.
+func (o *outputs) write(stdout io.Writer, rep any, html, junit func() ([]byte, error)) error {
+	var errs []error
+	for _, w := range []struct {
+		f      *reportFile
+		render func() ([]byte, error)
+	}{
+		{o.json, func() ([]byte, error) { return marshalReport(rep) }},
+		{o.html, html},
+		{o.junit, junit},
+	} {
+		if w.f.path == "" {
+			w.f.done = true
+			continue
+		}
+		b, err := w.render()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := w.f.write(stdout, b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // marshalReport encodes a report as indented JSON with a final newline,

@@ -76,7 +76,34 @@ func fixedLoadInputs(cfg Config) loadInputs {
 		connect: Summary{Count: 50, Sum: 0.75, Avg: 0.015, P50: 0.012, P95: 0.0381, P99: 0.0452, Min: 0.004, Max: 0.0452},
 		latency: Summary{Count: 3000, Sum: 9, Avg: 0.003, P50: 0.0024, P95: 0.0071, P99: 0.0123, Min: 0.0009, Max: 0.0417},
 		memory:  fixedMemory(36, 3e6, 2e4, 40e6, 1e5),
+		connectHist: histogramOf([]float64{
+			0.004, 0.006, 0.008, 0.009, 0.011, 0.012, 0.012, 0.013, 0.015, 0.018, 0.021, 0.025, 0.031, 0.038, 0.045,
+		}),
+		intervals: fixedIntervals(36, 5, func(sec, i int) (time.Duration, bool) {
+			return time.Duration(1000+(i*37)%2500) * time.Microsecond, false
+		}),
 	}
+}
+
+// fixedIntervals plays a run of secs seconds, measured after warmup
+// seconds, at 100 events a second through a timeSeries; lat gives the
+// latency of event i of second sec, or that it is lost.
+func fixedIntervals(secs, warmup int, lat func(sec, i int) (time.Duration, bool)) Intervals {
+	var now time.Time
+	ts := newTimeSeries(func() time.Time { return now })
+	ts.begin(t0)
+	for sec := range secs {
+		for i := range 100 {
+			now = t0.Add(time.Duration(sec)*time.Second + time.Duration(i)*10*time.Millisecond)
+			ts.event(pool.OutcomeSent, 1, 0)
+			if d, lost := lat(sec, i); lost {
+				ts.event(pool.OutcomeLost, 1, 0)
+			} else {
+				ts.event(pool.OutcomeAnswered, 1, d)
+			}
+		}
+	}
+	return ts.intervals(t0.Add(time.Duration(warmup) * time.Second))
 }
 
 func TestLoadReportGolden(t *testing.T) {
@@ -93,6 +120,18 @@ func TestLoadReportGolden(t *testing.T) {
 			in.connect.P95, in.connect.P99, in.connect.Max = 0.8123, 1.3, 1.3
 			in.events = counts{sent: 2990, acked: 2930, lost: 60, late: 12, skipped: 10}
 			in.latency.P95, in.latency.P99, in.latency.Max = 0.3504, 0.8, 4.2
+			in.connectHist = histogramOf([]float64{0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.6, 0.7, 0.81, 1.3})
+			// Latency climbs from second 20 (a backlog), and events are lost.
+			in.intervals = fixedIntervals(36, 5, func(sec, i int) (time.Duration, bool) {
+				if sec >= 20 && i%50 == 0 {
+					return 0, true
+				}
+				d := time.Duration(2000+(i*37)%3000) * time.Microsecond
+				if sec >= 20 {
+					d += time.Duration(sec-19) * 25 * time.Millisecond
+				}
+				return d, false
+			})
 		}},
 		{name: "loadtest_interrupted", mutate: func(in *loadInputs) {
 			in.interrupted = true
@@ -115,6 +154,18 @@ func TestLoadReportGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, tc.name+".json.golden", b)
+			h, err := loadHTML(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSelfContained(t, h)
+			golden(t, tc.name+".html.golden", h)
+			j, err := marshalJUnit(junitOfLoad(rep, "runner", buf.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJUnit(t, j, rep.Criteria, rep.Interrupted)
+			golden(t, tc.name+".junit.golden", j)
 			wantCode := map[string]int{"loadtest_pass": ExitPass, "loadtest_fail": ExitFail, "loadtest_interrupted": ExitFail}[tc.name]
 			if rep.ExitCode != wantCode {
 				t.Errorf("exit code %d, want %d", rep.ExitCode, wantCode)
@@ -232,6 +283,18 @@ func TestLeakReportGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, tc.name+".json.golden", b)
+			h, err := leakHTML(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSelfContained(t, h)
+			golden(t, tc.name+".html.golden", h)
+			j, err := marshalJUnit(junitOfLeak(rep, "runner", buf.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJUnit(t, j, rep.Criteria, rep.Interrupted)
+			golden(t, tc.name+".junit.golden", j)
 		})
 	}
 }

@@ -279,6 +279,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.MaxLeakRate = 0 }, "SOAK_LEAKTEST_MAX_LEAK_RATE"},
 		{func(c *Config) { c.LeakKind = "stack" }, "SOAK_LEAKTEST_KIND"},
 		{func(c *Config) { c.LeakBucket = -1 }, "SOAK_LEAKTEST_BUCKET"},
+		{func(c *Config) { c.ReportHTML = "-" }, "SOAK_REPORT_HTML"},
+		{func(c *Config) { c.ReportJUnit = "-" }, "SOAK_REPORT_JUNIT"},
 	}
 	for _, tc := range tests {
 		c := base
