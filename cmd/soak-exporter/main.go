@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/demo"
+	"github.com/generic-corp/soak-exporter/internal/heapsnap"
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
 	"github.com/generic-corp/soak-exporter/internal/logging"
@@ -56,6 +58,7 @@ type (
 	WebConfig     = web.Config
 	LoggingConfig = logging.Config
 	LeakConfig    = leak.Config
+	HeapConfig    = heapsnap.Config
 )
 
 // config is every package's Config, embedded so that their variables keep
@@ -66,12 +69,13 @@ type config struct {
 	WebConfig
 	LoggingConfig
 	LeakConfig
+	HeapConfig
 
 	targets []*probe.Target // built from TargetConfig by loadConfig
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.TargetConfig, c.AgentConfig, c.LeakConfig, c.WebConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.TargetConfig, c.AgentConfig, c.LeakConfig, c.HeapConfig, c.WebConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -117,6 +121,9 @@ Usage:
                                 unreachable; each has --help; see docs/ci-mode.md)
   soak-exporter leak analyze [--json] FILE
                                 run the leak detector over recorded memory samples
+  soak-exporter heap diff [--json] [--top N] BEFORE AFTER
+                                what grew between two heap captures (V8 .heapsnapshot or
+                                pprof heap profiles; exit 2 on bad input)
   soak-exporter --help | --version
 
 Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage or configuration.
@@ -141,6 +148,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "-h", "--help", "-help", "help":
 			usage(stdout)
 			return exitOK
+		case "heap":
+			if len(args) < 2 || args[1] != "diff" {
+				fmt.Fprintln(stderr, "soak-exporter: usage: soak-exporter heap diff [--json] [--top N] BEFORE AFTER")
+				return exitUsage
+			}
+			return heapsnap.DiffMain(args[2:], stdout, stderr)
 		case "leak":
 			if len(args) < 2 || args[1] != "analyze" {
 				fmt.Fprintln(stderr, "soak-exporter: usage: soak-exporter leak analyze [--json] FILE")
@@ -232,7 +245,20 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 		return exitUsage
 	}
 
-	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg)
+	// Heap captures, when enabled, are taken when the leak verdict of one of
+	// the target's memory series turns to suspected.
+	var capturer *heapsnap.Capturer
+	var leakOpts []leak.Option
+	if cfg.HeapConfig.Enabled() {
+		if capturer, err = heapsnap.NewCapturer(cfg.HeapConfig, log.Named("heap"), reg); err != nil {
+			log.Error("bad configuration", zap.Error(err))
+			return exitUsage
+		}
+		leakOpts = append(leakOpts, leak.WithVerdictFunc(func(source string, kind leak.Kind, suspected bool, at time.Time) {
+			capturer.Suspected(source+"/"+string(kind), suspected, at)
+		}))
+	}
+	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg, leakOpts...)
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))
 		return exitUsage
@@ -256,6 +282,9 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return monitor.Run(gctx) })
+	if capturer != nil {
+		g.Go(func() error { return capturer.Run(gctx) })
+	}
 	g.Go(func() error { return ag.Run(gctx) })
 	err = g.Wait()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/heapsnap"
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
@@ -34,7 +35,8 @@ type Family struct {
 }
 
 // Families returns the agent's metric families, sorted by name: the pools',
-// every probe's, the leak monitor's and the build info, as registered by
+// every probe's, the leak monitor's (with the target vitals of the scrape
+// source), the heap capturer's and the build info, as registered by
 // the same constructors the daemon calls. The agent's go_* and process_*
 // metrics are left out.
 func Families() ([]Family, error) {
@@ -52,7 +54,14 @@ func Families() ([]Family, error) {
 	if _, err := agent.New(cfg, agent.Options{Driver: noDriver{}, Targets: targets, Registerer: rec}); err != nil {
 		return nil, err
 	}
-	if _, err := leak.New(leak.DefaultConfig(), zap.NewNop(), rec); err != nil {
+	lc := leak.DefaultConfig()
+	lc.ScrapeURL = "http://127.0.0.1:1/metrics" // the scrape source adds the target vitals
+	if _, err := leak.New(lc, zap.NewNop(), rec); err != nil {
+		return nil, err
+	}
+	hc := heapsnap.DefaultConfig()
+	hc.Mode, hc.URL = heapsnap.ModeGo, "http://127.0.0.1:1/debug/pprof/heap"
+	if _, err := heapsnap.NewCapturer(hc, zap.NewNop(), rec); err != nil {
 		return nil, err
 	}
 	mfs, err := reg.Gather()
