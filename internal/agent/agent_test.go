@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"sync"
 	"testing"
@@ -225,5 +226,83 @@ func TestAgentPauseAndObserver(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.conn[pool.ConnAttempt] != 20 || rec.conn[pool.ConnEstablished] != 20 || rec.conn[pool.ConnClosed] != 20 {
 		t.Errorf("connection events %v, want 20 attempts, established and closed", rec.conn)
+	}
+}
+
+// The echo probe with an application payload answered by a reply event
+// matched on a field: exact loss when the server drops replies, and the
+// template rendered as configured.
+func TestEchoReplyEventAndPayloadTemplate(t *testing.T) {
+	d := soaktest.NewMemDriver()
+	var mu sync.Mutex
+	seen, dropped := 0, 0
+	var bad []string
+	d.Set(func(c *soaktest.MemControl) {
+		c.Reply = func(event string, args []json.RawMessage) (string, []json.RawMessage, bool) {
+			var m struct {
+				RoomID      string `json:"roomId"`
+				Text        string `json:"text"`
+				ClientMsgID string `json:"clientMsgId"`
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if event != "message:send" || len(args) != 1 || json.Unmarshal(args[0], &m) != nil ||
+				m.RoomID != "soak" || m.Text != "hi xxxx" || len(m.ClientMsgID) != 36 {
+				bad = append(bad, string(args[0]))
+				return "", nil, false
+			}
+			seen++
+			if seen%5 == 0 { // the server drops every fifth message
+				dropped++
+				return "", nil, false
+			}
+			out, _ := json.Marshal(map[string]string{"clientMsgId": m.ClientMsgID, "text": m.Text})
+			return "message:new", []json.RawMessage{out}, true
+		}
+	})
+	cfg := testConfig()
+	cfg.Clients, cfg.EventRate = 4, 200
+	cfg.EventName = "message:send"
+	cfg.EchoConfig.Payload = `{"roomId":"soak","text":"hi {{pad 4}}","clientMsgId":{{uuid}}}`
+	cfg.ReplyEvent, cfg.ReplyMatch = "message:new", "clientMsgId"
+	a, reg := newTestAgent(t, cfg, d, nil)
+	stop := start(t, a)
+	soaktest.WaitFor(t, "replies", func() bool { return soaktest.Sum(t, reg, "soak_events_acked_total") >= 100 })
+	a.Pause(true)
+	soaktest.WaitFor(t, "drained", func() bool { return a.InFlight() == 0 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("payloads not as configured: %q", bad[:min(3, len(bad))])
+	}
+	sent := soaktest.Sum(t, reg, "soak_events_sent_total")
+	acked := soaktest.Sum(t, reg, "soak_events_acked_total")
+	lost := soaktest.Sum(t, reg, "soak_events_lost_total")
+	if int(sent) != seen || int(lost) != dropped || int(acked) != seen-dropped {
+		t.Fatalf("sent %v acked %v lost %v; the server saw %d and dropped %d", sent, acked, lost, seen, dropped)
+	}
+	if got := soaktest.Sum(t, reg, "soak_acks_unexpected_total"); got != 0 {
+		t.Fatalf("unexpected = %v: replies for other clients must be ignored", got)
+	}
+}
+
+func TestEchoConfigRefusesUnmatchableReplies(t *testing.T) {
+	for _, tc := range []struct {
+		payload, match, want string
+	}{
+		{`{"roomId":"soak"}`, "roomId", `SOAK_EVENT_REPLY_MATCH: the value of "roomId" in SOAK_EVENT_PAYLOAD must hold {{seq}} or {{uuid}}, so that each reply answers one event`},
+		{`{"a":{{seq}}}`, "b", `SOAK_EVENT_REPLY_MATCH: not in SOAK_EVENT_PAYLOAD: path "b": no field "b"`},
+		{``, "id", `SOAK_EVENT_REPLY_MATCH: the default payload can only be matched on seq; set SOAK_EVENT_PAYLOAD to match on "id"`},
+		{`{"a":{{sek}}}`, "", `SOAK_EVENT_PAYLOAD: unknown placeholder {{sek}} at offset 5 (known: seq, ts, client, uuid, pad N, var NAME)`},
+	} {
+		cfg := testConfig()
+		cfg.EchoConfig.Payload, cfg.ReplyMatch = tc.payload, tc.match
+		if tc.match != "" {
+			cfg.ReplyEvent = "reply"
+		}
+		if err := cfg.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("payload %q match %q: err = %v\nwant %s", tc.payload, tc.match, err, tc.want)
+		}
 	}
 }

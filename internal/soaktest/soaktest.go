@@ -80,6 +80,7 @@ type MemDriver struct {
 	onEmit    func(ctx context.Context, event string)
 	ackArgs   func(event string, args []json.RawMessage) []json.RawMessage
 	rename    func(event string) string
+	reply     func(event string, args []json.RawMessage) (string, []json.RawMessage, bool)
 }
 
 // NewMemDriver returns a driver whose connections all succeed.
@@ -94,10 +95,10 @@ func (d *MemDriver) Set(f func(c *MemControl)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := MemControl{Refuse: d.refuse, DropAcks: d.dropAcks, Partition: d.partition, Twice: d.twice,
-		OnEmit: d.onEmit, AckArgs: d.ackArgs, Rename: d.rename}
+		OnEmit: d.onEmit, AckArgs: d.ackArgs, Rename: d.rename, Reply: d.reply}
 	f(&c)
 	d.refuse, d.dropAcks, d.partition, d.twice = c.Refuse, c.DropAcks, c.Partition, c.Twice
-	d.onEmit, d.ackArgs, d.rename = c.OnEmit, c.AckArgs, c.Rename
+	d.onEmit, d.ackArgs, d.rename, d.reply = c.OnEmit, c.AckArgs, c.Rename, c.Reply
 }
 
 // MemControl is what Set may change.
@@ -114,6 +115,10 @@ type MemControl struct {
 	AckArgs func(event string, args []json.RawMessage) []json.RawMessage
 	// Rename, when set, gives the name a relayed event arrives under.
 	Rename func(event string) string
+	// Reply, when set, answers an event that wants no ack with an event to
+	// every open connection, the sender included (as io.to(room).emit
+	// does), instead of relaying it; ok false sends nothing.
+	Reply func(event string, args []json.RawMessage) (name string, reply []json.RawMessage, ok bool)
 }
 
 // Dials is the number of Dial calls so far.
@@ -185,11 +190,11 @@ type memConn struct {
 
 func (c *memConn) Emit(ctx context.Context, event string, ackID int64, args ...json.RawMessage) error {
 	c.d.mu.Lock()
-	closed, drop, hook, ackArgs, rename := c.closed, c.d.dropAcks, c.d.onEmit, c.d.ackArgs, c.d.rename
+	closed, drop, hook, ackArgs, rename, reply := c.closed, c.d.dropAcks, c.d.onEmit, c.d.ackArgs, c.d.rename, c.d.reply
 	var to []*memConn
 	if ackID < 0 {
 		for _, o := range c.d.conns {
-			if o != c && !o.closed && (!c.d.partition || o.target == c.target) {
+			if (o != c || c.d.reply != nil) && !o.closed && (!c.d.partition || o.target == c.target) {
 				to = append(to, o)
 			}
 		}
@@ -221,6 +226,12 @@ func (c *memConn) Emit(ctx context.Context, event string, ackID int64, args ...j
 	}
 	if rename != nil {
 		event = rename(event)
+	}
+	if reply != nil {
+		var ok bool
+		if event, args, ok = reply(event, args); !ok {
+			return nil
+		}
 	}
 	for _, o := range to {
 		for range n {

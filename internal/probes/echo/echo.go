@@ -1,6 +1,7 @@
 // Package echo is the acked-echo probe: at a fixed rate over the pool, on an
-// open-loop schedule, a client emits an event and the server answers it,
-// with an ack or with a reply event matched by a field. Loss and latency are
+// open-loop schedule, a client emits an event (a fixed payload, or a
+// template of the application's own) and the server answers it, with an
+// ack or with a reply event matched by a field. Loss and latency are
 // accounted exactly once per event (package tracker), latency from the
 // scheduled send time.
 package echo
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/generic-corp/soak-exporter/internal/jsonpath"
+	"github.com/generic-corp/soak-exporter/internal/payload"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/tracker"
@@ -42,6 +46,9 @@ type Config struct {
 	EventRate    float64       `envconfig:"EVENT_RATE" default:"100" desc:"Echo events per second in total over the pool (open loop; 0 disables the probe)."`
 	PayloadBytes int           `envconfig:"EVENT_PAYLOAD_BYTES" default:"64" desc:"Size of the default JSON payload of one echo event ({\"seq\",\"t\",\"pad\"}, padded)."`
 	AckTimeout   time.Duration `envconfig:"ACK_TIMEOUT" default:"5s" desc:"An answer later than this after the scheduled send time counts as lost (and as late if it arrives afterwards)."`
+	Payload      string        `envconfig:"EVENT_PAYLOAD" default:"" desc:"JSON template of the event's payload, with placeholders {{seq}}, {{ts}} (scheduled time, Unix ms), {{client}}, {{uuid}}, {{pad N}}, e.g. {\"roomId\":\"soak\",\"text\":\"hi {{pad 32}}\",\"clientMsgId\":\"{{uuid}}\"}; empty: {\"seq\",\"t\",\"pad\"} padded to SOAK_EVENT_PAYLOAD_BYTES."`
+	ReplyEvent   string        `envconfig:"EVENT_REPLY_EVENT" default:"" desc:"Server event that answers the echo event instead of an ack (e.g. message:new); needs SOAK_EVENT_REPLY_MATCH."`
+	ReplyMatch   string        `envconfig:"EVENT_REPLY_MATCH" default:"" desc:"Field (dotted path) whose value in the reply equals the same field in the request (e.g. clientMsgId); it must hold {{seq}} or {{uuid}} in SOAK_EVENT_PAYLOAD so that each reply answers one event."`
 }
 
 // Validate checks the configuration; errors name the variable.
@@ -55,8 +62,42 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SOAK_EVENT_PAYLOAD_BYTES: must be in [%d, 1048576], got %d", minPayloadBytes, c.PayloadBytes)
 	case c.AckTimeout <= 0:
 		return fmt.Errorf("SOAK_ACK_TIMEOUT: must be > 0, got %q", c.AckTimeout)
+	case c.ReplyMatch != "" && c.ReplyEvent == "":
+		return errors.New("SOAK_EVENT_REPLY_EVENT: required with SOAK_EVENT_REPLY_MATCH")
+	case c.ReplyEvent != "" && c.ReplyMatch == "":
+		return errors.New("SOAK_EVENT_REPLY_MATCH: required with SOAK_EVENT_REPLY_EVENT (the field that ties a reply to its event)")
 	}
-	return nil
+	_, _, err := c.templates()
+	return err
+}
+
+// templates compiles the payload template and, in reply mode, the
+// template of the matched field; both nil for the default payload.
+func (c Config) templates() (tpl, match *payload.Template, err error) {
+	if c.Payload == "" {
+		if c.ReplyMatch != "" && c.ReplyMatch != "seq" {
+			return nil, nil, fmt.Errorf("SOAK_EVENT_REPLY_MATCH: the default payload can only be matched on seq; set SOAK_EVENT_PAYLOAD to match on %q", c.ReplyMatch)
+		}
+		return nil, nil, nil
+	}
+	tpl, err = payload.Parse(c.Payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SOAK_EVENT_PAYLOAD: %w", err)
+	}
+	if names := tpl.VarNames(); len(names) > 0 {
+		return nil, nil, fmt.Errorf("SOAK_EVENT_PAYLOAD: {{var %s}} needs a scenario step to capture it (SOAK_SCENARIO_FILE)", names[0])
+	}
+	if c.ReplyMatch == "" {
+		return tpl, nil, nil
+	}
+	match, err = tpl.At(c.ReplyMatch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SOAK_EVENT_REPLY_MATCH: not in SOAK_EVENT_PAYLOAD: %w", err)
+	}
+	if !match.Unique() {
+		return nil, nil, fmt.Errorf("SOAK_EVENT_REPLY_MATCH: the value of %q in SOAK_EVENT_PAYLOAD must hold {{seq}} or {{uuid}}, so that each reply answers one event", c.ReplyMatch)
+	}
+	return tpl, match, nil
 }
 
 // Probe is the echo probe of an agent.
@@ -67,6 +108,9 @@ type Probe struct {
 	log *zap.Logger
 	now func() time.Time
 	obs pool.Observer
+
+	tpl   *payload.Template // nil: the default payload
+	match *payload.Template // reply mode with a template: the matched field
 
 	mu    sync.Mutex
 	parts []*part
@@ -84,7 +128,8 @@ func New(cfg Config, d pool.Deps) (*Probe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Probe{cfg: cfg, m: m, reg: d.Registerer, log: d.Logger, now: d.Now, obs: d.Observer}, nil
+	tpl, match, _ := cfg.templates() // validated
+	return &Probe{cfg: cfg, m: m, reg: d.Registerer, log: d.Logger, now: d.Now, obs: d.Observer, tpl: tpl, match: match}, nil
 }
 
 // Name implements pool.Probe.
@@ -165,14 +210,33 @@ func (pr *Probe) InFlight() int {
 	return n
 }
 
-func (pt *part) Events() []string { return nil }
+// Events are the reply event in reply mode.
+func (pt *part) Events() []string {
+	if pt.pr.cfg.ReplyEvent == "" {
+		return nil
+	}
+	return []string{pt.pr.cfg.ReplyEvent}
+}
 
 // Init gives the session its own ack id space.
 func (pt *part) Init(*pool.Session) any { return pt.tracker.NewConn() }
 
-func (pt *part) Open(*pool.Session)                             {}
-func (pt *part) Close(*pool.Session, probe.DisconnectReason)    {}
-func (pt *part) Event(*pool.Session, string, []json.RawMessage) {}
+func (pt *part) Open(*pool.Session)                          {}
+func (pt *part) Close(*pool.Session, probe.DisconnectReason) {}
+
+// Event resolves the event a reply answers, on the session that sent it;
+// replies that match nothing (a broadcast reaching other members of a room)
+// are ignored.
+func (pt *part) Event(s *pool.Session, _ string, args []json.RawMessage) {
+	if len(args) == 0 {
+		return
+	}
+	v, ok := jsonpath.Lookup(args[0], pt.pr.cfg.ReplyMatch)
+	if !ok {
+		return
+	}
+	s.State(pt.id).(*tracker.Conn).Reply(jsonpath.Canonical(v), args)
+}
 
 func (pt *part) Ack(s *pool.Session, id uint64, args []json.RawMessage) {
 	s.State(pt.id).(*tracker.Conn).Ack(id, args)
@@ -182,11 +246,35 @@ func (pt *part) Ack(s *pool.Session, id uint64, args []json.RawMessage) {
 // that an answer can never arrive for an unknown id; a failed write leaves
 // it to be lost at its deadline.
 func (pt *part) fire(ctx context.Context, s *pool.Session, k uint64, scheduled time.Time, buf []byte) []byte {
+	pr := pt.pr
 	conn := s.State(pt.id).(*tracker.Conn)
-	id := conn.Register(scheduled, nil)
-	buf = appendPayload(buf, k, scheduled, pt.pr.cfg.PayloadBytes)
-	if err := s.EmitAck(ctx, pt.id, id, pt.pr.cfg.EventName, buf); err != nil {
-		pt.pr.log.Debug("emit failed", zap.Error(err))
+	var v payload.Vars
+	if pr.tpl != nil {
+		v = payload.Vars{Seq: k, TS: scheduled, Client: s.Slot()}
+		if pr.tpl.NeedsUUID() {
+			v.NewUUID(rand.Uint64(), rand.Uint64())
+		}
+		buf = pr.tpl.Append(buf, &v)
+	} else {
+		buf = appendPayload(buf, k, scheduled, pr.cfg.PayloadBytes)
+	}
+	var err error
+	if pr.cfg.ReplyEvent == "" {
+		id := conn.Register(scheduled, nil)
+		err = s.EmitAck(ctx, pt.id, id, pr.cfg.EventName, buf)
+	} else {
+		key := strconv.FormatUint(k, 10)
+		if pr.match != nil {
+			key = jsonpath.Canonical(pr.match.Append(nil, &v))
+		}
+		if !conn.RegisterReply(scheduled, key, nil) {
+			pt.sink.Dropped(1) // cannot happen with {{seq}} or {{uuid}} in the key
+			return buf
+		}
+		err = s.Emit(ctx, pr.cfg.EventName, buf)
+	}
+	if err != nil {
+		pr.log.Debug("emit failed", zap.Error(err))
 	}
 	return buf
 }
