@@ -20,6 +20,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
 	"github.com/generic-corp/soak-exporter/internal/selfmem"
 )
 
@@ -33,6 +34,8 @@ type (
 	PushConfig = push.Config
 	// FanoutConfig is the fan-out probe's configuration.
 	FanoutConfig = fanout.Config
+	// ScenarioConfig is the scenario probe's configuration.
+	ScenarioConfig = scenario.Config
 )
 
 // Config is the agent's configuration: the pools' and every probe's,
@@ -42,11 +45,12 @@ type Config struct {
 	EchoConfig
 	PushConfig
 	FanoutConfig
+	ScenarioConfig
 }
 
 // Validate checks every part; errors name the variable.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.PoolConfig, c.EchoConfig, c.PushConfig, c.FanoutConfig} {
+	for _, v := range []interface{ Validate() error }{c.PoolConfig, c.EchoConfig, c.PushConfig, c.FanoutConfig, c.ScenarioConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -68,6 +72,7 @@ func (c Config) probeTable() []probeEntry {
 		{echo.Name, entry(echo.New, c.EchoConfig)},
 		{push.Name, entry(push.New, c.PushConfig)},
 		{fanout.Name, entry(fanout.New, c.FanoutConfig)},
+		{scenario.Name, entry(scenario.New, c.ScenarioConfig)},
 	}
 }
 
