@@ -291,8 +291,15 @@ func hasPEMBlock(data []byte, ok func(blockType string) bool) bool {
 	}
 }
 
-// parseTargetURL accepts http, https, ws and wss URLs with a host.
+// parseTargetURL accepts http, https, ws and wss URLs with a host. A URL
+// written without a scheme (127.0.0.1:3000, localhost:3000/admin) is the
+// most common slip: Go's own message for it ("first path segment in URL
+// cannot contain colon") does not say what is wrong, so it is explained.
 func parseTargetURL(raw string) (*url.URL, error) {
+	if raw != "" && !strings.Contains(raw, "://") {
+		shown := redactURL(raw)
+		return nil, fmt.Errorf("%q has no scheme; did you mean http://%s?", shown, strings.TrimPrefix(shown, "//"))
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error

@@ -221,3 +221,33 @@ func TestPanicOutputRedactsSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateExplainsAURLWithoutScheme(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string
+	}{
+		{"127.0.0.1:3000", `SOAK_TARGET_URL: "127.0.0.1:3000" has no scheme; did you mean http://127.0.0.1:3000?`},
+		{"localhost:3000/admin", `SOAK_TARGET_URL: "localhost:3000/admin" has no scheme; did you mean http://localhost:3000/admin?`},
+		{"[::1]:3000", `SOAK_TARGET_URL: "[::1]:3000" has no scheme; did you mean http://[::1]:3000?`},
+		{"example.com", `SOAK_TARGET_URL: "example.com" has no scheme; did you mean http://example.com?`},
+		{"//example.com:80", `SOAK_TARGET_URL: "//example.com:80" has no scheme; did you mean http://example.com:80?`},
+		{"http://127.0.0.1:3000,127.0.0.1:3001", `SOAK_TARGET_URL: "127.0.0.1:3001" has no scheme; did you mean http://127.0.0.1:3001?`},
+		{"ftp://example.invalid", `SOAK_TARGET_URL: URL "ftp://example.invalid": scheme must be http, https, ws or wss`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, TargetURL: tc.url}
+			err := c.Validate()
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Validate() = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	// The query of a URL may carry a token: it is not repeated.
+	c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}
+	_, err := c.Target("localhost:3000/?token=s3cr3t")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "has no scheme") {
+		t.Fatalf("Target(no scheme, token in query) = %v", err)
+	}
+}
