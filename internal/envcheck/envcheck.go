@@ -8,6 +8,7 @@ package envcheck
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -191,4 +192,24 @@ func normalize(s string) (string, bool, error) {
 		return "", false, fmt.Errorf("not a duration: %q", t)
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64) + "s", true, nil
+}
+
+// ParseError formats an error of envconfig.Process as one line that names
+// the variable and never quotes the value of a secret variable
+// (secret.IsSecretVar): envconfig's own message repeats the value, and a
+// malformed secret (SOAK_QUERY=access_token:VALUE:x) is still a secret.
+// The agent and the one-shot mode both print config errors through it.
+func ParseError(err error) string {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		if secret.IsSecretVar(pe.KeyName) {
+			return fmt.Sprintf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
+		}
+		if strings.Contains(pe.TypeName, ".") && !strings.HasPrefix(pe.TypeName, "time.") {
+			// Our own types (oneshot.Ratio...) explain themselves.
+			return fmt.Sprintf("%s: %v", pe.KeyName, pe.Err)
+		}
+		return fmt.Sprintf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
+	}
+	return "configuration: " + err.Error()
 }

@@ -160,3 +160,33 @@ func TestNormalizeDurationsReportsSetError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestParseErrorNeverQuotesASecret(t *testing.T) {
+	type cfg struct {
+		Query   map[string]string `envconfig:"QUERY"`
+		Headers map[string]string `envconfig:"HEADERS"`
+		Clients int               `envconfig:"CLIENTS"`
+	}
+	const token = "VALUE-s3cr3t"
+	tests := []struct {
+		env, val, want string
+	}{
+		{"SOAK_QUERY", "access_token:" + token + ":x", "SOAK_QUERY: cannot parse the value as map[string]string"},
+		{"SOAK_QUERY", "access_token-" + token, "SOAK_QUERY: cannot parse the value as"},
+		{"SOAK_HEADERS", "Authorization" + token, "SOAK_HEADERS: cannot parse the value as"},
+		{"SOAK_CLIENTS", "abc", `SOAK_CLIENTS: cannot parse "abc" as int`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.env+"="+tc.val, func(t *testing.T) {
+			t.Setenv(tc.env, tc.val)
+			err := envconfig.Process("soak", &cfg{})
+			if err == nil {
+				t.Fatal("envconfig accepted the value; the test proves nothing")
+			}
+			got := ParseError(err)
+			if !strings.HasPrefix(got, tc.want) || strings.Contains(got, token) {
+				t.Fatalf("ParseError = %q, want prefix %q and no %q", got, tc.want, token)
+			}
+		})
+	}
+}

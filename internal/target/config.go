@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -178,13 +179,19 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 func (c Config) authPayload() (json.RawMessage, error) {
 	token := c.AuthToken.Reveal()
 	if c.AuthTokenFile != "" {
+		// SOAK_AUTH_TOKEN_FILE is a secret variable (secret.IsSecretVar):
+		// its path is not printed, only what went wrong.
 		b, err := os.ReadFile(c.AuthTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: cannot read the file: %w", err)
 		}
 		token = strings.TrimRight(string(b), "\r\n")
 		if token == "" {
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: %s is empty", c.AuthTokenFile)
+			return nil, errors.New("SOAK_AUTH_TOKEN_FILE: the file is empty")
 		}
 	}
 	obj := map[string]json.RawMessage{}

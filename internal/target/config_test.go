@@ -251,3 +251,25 @@ func TestValidateExplainsAURLWithoutScheme(t *testing.T) {
 		t.Fatalf("Target(no scheme, token in query) = %v", err)
 	}
 }
+
+// SOAK_AUTH_TOKEN_FILE is a secret variable: its errors say what is wrong
+// without the path, which may name the token.
+func TestTokenFileErrorsDoNotPrintThePath(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty-s3cr3t")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{filepath.Join(dir, "missing-s3cr3t"), "SOAK_AUTH_TOKEN_FILE: cannot read the file: no such file or directory"},
+		{empty, "SOAK_AUTH_TOKEN_FILE: the file is empty"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, AuthTokenFile: tc.file}
+			_, err := c.Targets()
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Targets() = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
