@@ -277,9 +277,9 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 		{"SOAK_TLS_KEY_FILE=" + keyFile, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE", nil},
 		{"SOAK_TLS_CERT_FILE=" + missing, "SOAK_TLS_CERT_FILE: open " + missing, []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
 		{"SOAK_TLS_CERT_FILE=" + notPEM, "SOAK_TLS_CERT_FILE: " + notPEM + " holds no PEM certificate", []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
-		{"SOAK_TLS_KEY_FILE=" + missing, "SOAK_TLS_KEY_FILE: open " + missing, []string{"SOAK_TLS_CERT_FILE=" + certFile}},
-		{"SOAK_TLS_KEY_FILE=" + certFile, "SOAK_TLS_KEY_FILE: " + certFile + " holds no PEM private key", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
-		{"SOAK_TLS_KEY_FILE=" + otherKeyFile, "SOAK_TLS_KEY_FILE: " + otherKeyFile + " does not go with the certificate in SOAK_TLS_CERT_FILE", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + missing, "SOAK_TLS_KEY_FILE: cannot read the file: no such file or directory", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + certFile, "SOAK_TLS_KEY_FILE: the file holds no PEM private key", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + otherKeyFile, "SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
 		{"SOAK_TLS_SERVER_NAME=soak.test:443", `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`, nil},
 		{"SOAK_QUERY=access_token-without-colon", "SOAK_QUERY: cannot parse the value as", nil}, // values are secrets: not quoted
 	}

@@ -183,11 +183,7 @@ func (c Config) authPayload() (json.RawMessage, error) {
 		// its path is not printed, only what went wrong.
 		b, err := os.ReadFile(c.AuthTokenFile)
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: cannot read the file: %w", err)
+			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: cannot read the file: %w", withoutPath(err))
 		}
 		token = strings.TrimRight(string(b), "\r\n")
 		if token == "" {
@@ -255,19 +251,31 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if _, err := firstCertificate(certPEM); err != nil {
 		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_CERT_FILE: %s: %w", certFile, err)
 	}
+	// SOAK_TLS_KEY_FILE is a secret variable (secret.IsSecretVar): its
+	// errors say what is wrong without the path.
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %w", err)
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: cannot read the file: %w", withoutPath(err))
 	}
 	if !hasPEMBlock(keyPEM, func(t string) bool { return t == "PRIVATE KEY" || strings.HasSuffix(t, " PRIVATE KEY") }) {
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s holds no PEM private key", keyFile)
+		return tls.Certificate{}, errors.New("SOAK_TLS_KEY_FILE: the file holds no PEM private key")
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// crypto/tls's messages name no key material.
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s does not go with the certificate in SOAK_TLS_CERT_FILE: %w", keyFile, err)
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE: %w", err)
 	}
 	return cert, nil
+}
+
+// withoutPath drops the path from a file error, for the variables whose
+// value (the path) is a secret.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // firstCertificate parses the first CERTIFICATE block of PEM data.
