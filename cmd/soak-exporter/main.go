@@ -113,6 +113,13 @@ Usage:
   soak-exporter --help | --version
 
 Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage or configuration.
+SIGTERM and SIGINT stop the agent cleanly; SIGHUP is logged and ignored (the
+configuration is the environment, which a running process cannot reread:
+restart to apply a change).
+
+Durations take a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5).
+A SOAK_ variable that is not listed below is warned about at start, with the
+closest known name; its value is never printed.
 
 Environment variables:
 `
