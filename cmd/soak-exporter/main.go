@@ -24,7 +24,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/buildinfo"
 	"github.com/generic-corp/soak-exporter/internal/demo"
+	"github.com/generic-corp/soak-exporter/internal/envcheck"
 	"github.com/generic-corp/soak-exporter/internal/heapsnap"
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
@@ -34,7 +36,6 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
-	"github.com/generic-corp/soak-exporter/internal/secret"
 	"github.com/generic-corp/soak-exporter/internal/selfmem"
 	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/web"
@@ -88,14 +89,7 @@ func (c *config) validate() error {
 func loadConfig() (*config, error) {
 	var c config
 	if err := envconfig.Process("soak", &c); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			if secret.IsSecretVar(pe.KeyName) {
-				return nil, fmt.Errorf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
-			}
-			return nil, fmt.Errorf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
-		}
-		return nil, fmt.Errorf("configuration: %w", err)
+		return nil, errors.New(envcheck.ParseError(err))
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -127,6 +121,13 @@ Usage:
   soak-exporter --help | --version
 
 Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage or configuration.
+SIGTERM and SIGINT stop the agent cleanly; SIGHUP is logged and ignored (the
+configuration is the environment, which a running process cannot reread:
+restart to apply a change).
+
+Durations take a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5).
+A SOAK_ variable that is not listed below is warned about at start, with the
+closest known name; its value is never printed.
 
 Environment variables:
 `
@@ -142,7 +143,27 @@ func usage(w io.Writer) {
 	_ = tw.Flush()
 }
 
+// knownVars lists every SOAK_ variable a Config of the agent or of the
+// one-shot mode declares, from the structs envconfig reads.
+func knownVars() ([]envcheck.Var, error) {
+	return envcheck.Vars("soak", append([]any{&config{}}, oneshot.EnvSpecs()...)...)
+}
+
+// prepareEnv gives every duration variable the one syntax (Go duration or
+// seconds) and returns the unknown SOAK_ variables of the environment.
+func prepareEnv() ([]envcheck.Unknown, error) {
+	vars, err := knownVars()
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := envcheck.NormalizeDurations(vars, os.LookupEnv, os.Setenv); err != nil {
+		return nil, err
+	}
+	return envcheck.FindUnknown("soak", os.Environ(), vars), nil
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
+	buildinfo.Stamp() // first: everything below may print the version
 	if len(args) > 0 {
 		switch args[0] {
 		case "-h", "--help", "-help", "help":
@@ -161,6 +182,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return analyze.AnalyzeMain(args[2:], stdout, stderr)
 		case "loadtest", "leaktest":
+			unknown, err := prepareEnv()
+			if err != nil {
+				fmt.Fprintf(stderr, "soak-exporter %s: %v\n", args[0], err)
+				return exitUsage
+			}
+			for _, u := range unknown {
+				fmt.Fprintf(stderr, "soak-exporter %s: warning: %s\n", args[0], u)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return oneshot.Main(ctx, args[0], args[1:], oneshot.Deps{NewDriver: newDriver, Version: version.Version}, stdout, stderr)
@@ -171,6 +200,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "soak-exporter: unknown command %q (see --help)\n", args[0])
 			return exitUsage
 		}
+	}
+	// Caught from the start: SIGHUP's default action would kill the agent
+	// without a clean disconnect.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	unknown, err := prepareEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "soak-exporter: %v\n", err)
+		return exitUsage
 	}
 	cfg, err := loadConfig()
 	if err != nil {
@@ -183,9 +222,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
+	for _, u := range unknown {
+		// The name only: the value of an unknown variable may be a secret.
+		log.Warn(u.String(), zap.String("variable", u.Name), zap.String("did_you_mean", u.Closest))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runAgent(ctx, cfg, log)
+	return runAgent(ctx, cfg, log, hup)
+}
+
+// ignoreHangups logs each SIGHUP until ctx ends. Prometheus exporters
+// reload their configuration on SIGHUP; the agent's configuration is its
+// environment, which cannot change in a running process, so there is
+// nothing to reload: it says so and keeps running.
+func ignoreHangups(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP received: nothing reloaded, the configuration comes from environment variables, which cannot change in a running process; restart the agent to apply a change")
+		}
+	}
 }
 
 // newDriver selects the client driver.
@@ -197,7 +255,7 @@ func newDriver(name string, log *zap.Logger) probe.Driver {
 }
 
 // runAgent wires the parts and runs them until ctx ends.
-func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
+func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.Signal) int {
 	log.Info("starting soak-exporter", zap.String("version", version.Info()), zap.String("build", version.BuildContext()))
 	selfmem.SetLimit(log)
 	targets := cfg.targets
@@ -286,6 +344,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger) int {
 		g.Go(func() error { return capturer.Run(gctx) })
 	}
 	g.Go(func() error { return ag.Run(gctx) })
+	g.Go(func() error { ignoreHangups(gctx, hup, log); return nil })
 	err = g.Wait()
 	if err != nil {
 		log.Error("stopped on error", zap.Error(err))

@@ -64,7 +64,13 @@ type agentProc struct {
 
 func startAgent(t *testing.T, env ...string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(binary)
+	return startBinary(t, binary, env...)
+}
+
+// startBinary starts the agent from bin.
+func startBinary(t *testing.T, bin string, env ...string) *agentProc {
+	t.Helper()
+	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), append([]string{"SOAK_LISTEN_ADDRESS=127.0.0.1:0", "SOAK_LOG_FORMAT=json"}, env...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -212,8 +218,8 @@ func TestDemoModeSoaksAndShutsDownGracefully(t *testing.T) {
 				t.Errorf("shutdown took %v, want a few seconds", took)
 			}
 			log := a.raw.String()
-			first := strings.SplitN(log, "\n", 4)
-			if len(first) < 3 || !strings.Contains(strings.Join(first[:3], "\n"), "built-in demo target") {
+			first := strings.SplitN(log, "\n", 6)
+			if len(first) < 5 || !strings.Contains(strings.Join(first[:5], "\n"), "built-in demo target") {
 				t.Errorf("the first log lines do not say the demo target is soaked:\n%s", strings.Join(first, "\n"))
 			}
 			for _, want := range []string{`"closed":50`, "stopped cleanly"} {
@@ -251,12 +257,17 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 		{"SOAK_CLIENTS=-1", "SOAK_CLIENTS: must be >= 0", nil},
 		{"SOAK_CONNECT_RATE=0", "SOAK_CONNECT_RATE: must be > 0", nil},
 		{"SOAK_ACK_TIMEOUT=0s", "SOAK_ACK_TIMEOUT: must be > 0", nil},
-		{"SOAK_ACK_TIMEOUT=5", `SOAK_ACK_TIMEOUT: cannot parse "5" as time.Duration`, nil},
+		{"SOAK_ACK_TIMEOUT=soon", `SOAK_ACK_TIMEOUT: want a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5), got "soon"`, nil},
+		{"SOAK_LEAK_WINDOWS=1h,x", `SOAK_LEAK_WINDOWS: want a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5), got "x"`, nil},
+		{"SOAK_ACK_TIMEOUT=0", "SOAK_ACK_TIMEOUT: must be > 0", nil},
+		{"SOAK_EVENT_RATE=1e9", "SOAK_EVENT_RATE: must be at most 100000 events per second per target", nil},
+		{"SOAK_FANOUT_RATE=20000", "SOAK_FANOUT_RATE: must be in [0, 10000]", nil},
+		{"SOAK_TARGET_URL=127.0.0.1:3000", `SOAK_TARGET_URL: "127.0.0.1:3000" has no scheme; did you mean http://127.0.0.1:3000?`, nil},
 		{"SOAK_EVENT_RATE=-3", "SOAK_EVENT_RATE: must be >= 0", nil},
 		{"SOAK_TARGET_URL=ftp://example.invalid", "SOAK_TARGET_URL: URL \"ftp://example.invalid\": scheme must be", nil},
 		{"SOAK_TARGET_URL=http://", "SOAK_TARGET_URL: URL \"http:\" has no host", nil},
 		{"SOAK_DRIVER=gorilla", "SOAK_DRIVER: must be native or zishang520", nil},
-		{"SOAK_AUTH_TOKEN_FILE=" + filepath.Join(dir, "missing"), "SOAK_AUTH_TOKEN_FILE: open", nil},
+		{"SOAK_AUTH_TOKEN_FILE=" + filepath.Join(dir, "missing"), "SOAK_AUTH_TOKEN_FILE: cannot read the file: no such file or directory", nil},
 		{"SOAK_AUTH_JSON=[1]", "SOAK_AUTH_JSON: must be a JSON object", nil},
 		{"SOAK_TLS_CA_FILE=" + notPEM, "SOAK_TLS_CA_FILE: " + notPEM + " holds no PEM certificate", nil},
 		{"SOAK_LOG_LEVEL=loud", "SOAK_LOG_LEVEL: want debug, info, warn or error", nil},
@@ -266,9 +277,9 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 		{"SOAK_TLS_KEY_FILE=" + keyFile, "SOAK_TLS_CERT_FILE: required with SOAK_TLS_KEY_FILE", nil},
 		{"SOAK_TLS_CERT_FILE=" + missing, "SOAK_TLS_CERT_FILE: open " + missing, []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
 		{"SOAK_TLS_CERT_FILE=" + notPEM, "SOAK_TLS_CERT_FILE: " + notPEM + " holds no PEM certificate", []string{"SOAK_TLS_KEY_FILE=" + keyFile}},
-		{"SOAK_TLS_KEY_FILE=" + missing, "SOAK_TLS_KEY_FILE: open " + missing, []string{"SOAK_TLS_CERT_FILE=" + certFile}},
-		{"SOAK_TLS_KEY_FILE=" + certFile, "SOAK_TLS_KEY_FILE: " + certFile + " holds no PEM private key", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
-		{"SOAK_TLS_KEY_FILE=" + otherKeyFile, "SOAK_TLS_KEY_FILE: " + otherKeyFile + " does not go with the certificate in SOAK_TLS_CERT_FILE", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + missing, "SOAK_TLS_KEY_FILE: cannot read the file: no such file or directory", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + certFile, "SOAK_TLS_KEY_FILE: the file holds no PEM private key", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
+		{"SOAK_TLS_KEY_FILE=" + otherKeyFile, "SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE", []string{"SOAK_TLS_CERT_FILE=" + certFile}},
 		{"SOAK_TLS_SERVER_NAME=soak.test:443", `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`, nil},
 		{"SOAK_QUERY=access_token-without-colon", "SOAK_QUERY: cannot parse the value as", nil}, // values are secrets: not quoted
 	}

@@ -47,6 +47,13 @@ func (c Config) Enabled() bool { return c.Mode != ModeOff && c.Mode != "" }
 // Validate checks the configuration; errors name the environment variable.
 // The inspector address is never repeated in an error.
 func (c Config) Validate() error {
+	for _, src := range c.Sources {
+		switch src {
+		case "scrape", "procfs", "self", "redis": // leak.SourceScrape, ...: heapsnap does not import leak
+		default:
+			return fmt.Errorf("SOAK_HEAP_SNAPSHOT_SOURCES: unknown source %q (want scrape, procfs, self or redis)", src)
+		}
+	}
 	switch c.Mode {
 	case ModeOff, "":
 		return nil

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/generic-corp/soak-exporter/internal/secret"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -76,6 +76,11 @@ func (c Config) validateRedis(srcs []string) error {
 	if _, err := parseRedisURL(c.RedisURL); err != nil {
 		return fmt.Errorf("SOAK_MEMORY_REDIS_URL: %w", err)
 	}
+	if c.RedisPasswordFile != "" {
+		if _, err := secret.ReadFile("SOAK_MEMORY_REDIS_PASSWORD_FILE", c.RedisPasswordFile); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -86,9 +91,9 @@ func NewRedis(cfg RedisConfig, now func() time.Time) (*Redis, error) {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
 	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
+		b, err := secret.ReadFile("SOAK_MEMORY_REDIS_PASSWORD_FILE", cfg.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("redis password file: %w", err)
+			return nil, err
 		}
 		opts.Password = strings.TrimRight(string(b), "\r\n")
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/envcheck"
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 	"github.com/generic-corp/soak-exporter/internal/secret"
@@ -68,6 +69,14 @@ func (s *envSpec) parts() []any {
 	return []any{&s.probe, &s.agent, &s.logging, &s.oneshot, &s.serve, &s.memory}
 }
 
+// EnvSpecs returns zero values of every Config a one-shot run reads from
+// SOAK_ variables (pointers, as envconfig takes them), so that main can list
+// the variables the one-shot mode knows.
+func EnvSpecs() []any {
+	var s envSpec
+	return s.parts()
+}
+
 // Main runs the subcommand command ("loadtest" or "leaktest") with its
 // arguments and returns the exit status. The text report goes to stdout
 // (to stderr when the JSON report goes to stdout); logs, errors and the
@@ -108,20 +117,8 @@ func Main(ctx context.Context, command string, args []string, deps Deps, stdout,
 }
 
 // envError formats an envconfig error in one line naming the variable,
-// without the value of a secret.
-func envError(err error) string {
-	var pe *envconfig.ParseError
-	if errors.As(err, &pe) {
-		if secret.IsSecretVar(pe.KeyName) {
-			return fmt.Sprintf("%s: cannot parse the value as %s", pe.KeyName, pe.TypeName)
-		}
-		if strings.Contains(pe.TypeName, ".") { // our own types explain themselves
-			return fmt.Sprintf("%s: %v", pe.KeyName, pe.Err)
-		}
-		return fmt.Sprintf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, pe.TypeName)
-	}
-	return "configuration: " + err.Error()
-}
+// without the value of a secret (the rule the agent uses too).
+func envError(err error) string { return envcheck.ParseError(err) }
 
 // isCharDevice reports whether w is a terminal.
 func isCharDevice(w io.Writer) bool {
@@ -208,7 +205,9 @@ func flagUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "%-34s %s", line, usage)
 		if f.DefValue != "" {
-			fmt.Fprintf(w, " (now %s)", f.DefValue)
+			// The current value comes from the environment: the one
+			// secret rule applies to it as to every printed value.
+			fmt.Fprintf(w, " (now %s)", secret.Value(f.Name, f.DefValue))
 		}
 		fmt.Fprintln(w)
 	})

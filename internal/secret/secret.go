@@ -5,8 +5,11 @@ package secret
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 )
 
@@ -49,7 +52,6 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 // MarshalText encodes String, for encoders that prefer text.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-
 // secretWords are the parts of a variable name that mark its value as a
 // secret. A match anywhere in the name counts, so SOAK_AUTH_TOKEN_FILE (a
 // path) is treated like a secret too: redacting a path costs nothing,
@@ -77,4 +79,18 @@ func Value(name, value string) string {
 		return Redacted
 	}
 	return value
+}
+
+// ReadFile reads the file a secret variable names. Its error names the
+// variable and never the path (a path may hold a token) nor the content.
+func ReadFile(variable, path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: cannot read the file: %w", variable, err)
+	}
+	return b, nil
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -178,13 +179,15 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 func (c Config) authPayload() (json.RawMessage, error) {
 	token := c.AuthToken.Reveal()
 	if c.AuthTokenFile != "" {
+		// SOAK_AUTH_TOKEN_FILE is a secret variable (secret.IsSecretVar):
+		// its path is not printed, only what went wrong.
 		b, err := os.ReadFile(c.AuthTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: %w", err)
+			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: cannot read the file: %w", withoutPath(err))
 		}
 		token = strings.TrimRight(string(b), "\r\n")
 		if token == "" {
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: %s is empty", c.AuthTokenFile)
+			return nil, errors.New("SOAK_AUTH_TOKEN_FILE: the file is empty")
 		}
 	}
 	obj := map[string]json.RawMessage{}
@@ -248,19 +251,31 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if _, err := firstCertificate(certPEM); err != nil {
 		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_CERT_FILE: %s: %w", certFile, err)
 	}
+	// SOAK_TLS_KEY_FILE is a secret variable (secret.IsSecretVar): its
+	// errors say what is wrong without the path.
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %w", err)
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: cannot read the file: %w", withoutPath(err))
 	}
 	if !hasPEMBlock(keyPEM, func(t string) bool { return t == "PRIVATE KEY" || strings.HasSuffix(t, " PRIVATE KEY") }) {
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s holds no PEM private key", keyFile)
+		return tls.Certificate{}, errors.New("SOAK_TLS_KEY_FILE: the file holds no PEM private key")
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// crypto/tls's messages name no key material.
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: %s does not go with the certificate in SOAK_TLS_CERT_FILE: %w", keyFile, err)
+		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE: %w", err)
 	}
 	return cert, nil
+}
+
+// withoutPath drops the path from a file error, for the variables whose
+// value (the path) is a secret.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // firstCertificate parses the first CERTIFICATE block of PEM data.
@@ -291,8 +306,15 @@ func hasPEMBlock(data []byte, ok func(blockType string) bool) bool {
 	}
 }
 
-// parseTargetURL accepts http, https, ws and wss URLs with a host.
+// parseTargetURL accepts http, https, ws and wss URLs with a host. A URL
+// written without a scheme (127.0.0.1:3000, localhost:3000/admin) is the
+// most common slip: Go's own message for it ("first path segment in URL
+// cannot contain colon") does not say what is wrong, so it is explained.
 func parseTargetURL(raw string) (*url.URL, error) {
+	if raw != "" && !strings.Contains(raw, "://") {
+		shown := redactURL(raw)
+		return nil, fmt.Errorf("%q has no scheme; did you mean http://%s?", shown, strings.TrimPrefix(shown, "//"))
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error

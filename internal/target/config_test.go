@@ -51,9 +51,9 @@ func TestConfigTLSOptions(t *testing.T) {
 		{"unreadable cert", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["missing"], files["key"] }, "SOAK_TLS_CERT_FILE: open " + files["missing"]},
 		{"cert not PEM", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["hello"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["hello"] + " holds no PEM certificate"},
 		{"cert not a certificate", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["badcert"], files["key"] }, "SOAK_TLS_CERT_FILE: " + files["badcert"] + ": x509: "},
-		{"key is a certificate", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["cert"] }, "SOAK_TLS_KEY_FILE: " + files["cert"] + " holds no PEM private key"},
-		{"unreadable key", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["missing"] }, "SOAK_TLS_KEY_FILE: open " + files["missing"]},
-		{"key of another cert", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["otherkey"] }, "SOAK_TLS_KEY_FILE: " + files["otherkey"] + " does not go with the certificate in SOAK_TLS_CERT_FILE"},
+		{"key is a certificate", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["cert"] }, "SOAK_TLS_KEY_FILE: the file holds no PEM private key"},
+		{"unreadable key", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["missing"] }, "SOAK_TLS_KEY_FILE: cannot read the file: no such file or directory"},
+		{"key of another cert", func(c *target.Config) { c.TLSCertFile, c.TLSKeyFile = files["cert"], files["otherkey"] }, "SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE"},
 		{"server name with port", func(c *target.Config) { c.TLSServerName = "soak.test:443" }, `SOAK_TLS_SERVER_NAME: want a host name, got "soak.test:443"`},
 		{"server name with space", func(c *target.Config) { c.TLSServerName = "soak test" }, `SOAK_TLS_SERVER_NAME: want a host name`},
 		{"CA not PEM", func(c *target.Config) { c.TLSCAFile = files["hello"] }, "SOAK_TLS_CA_FILE: " + files["hello"] + " holds no PEM certificate"},
@@ -217,6 +217,58 @@ func TestPanicOutputRedactsSecrets(t *testing.T) {
 			}
 			if !strings.Contains(string(out), "[REDACTED]") {
 				t.Fatalf("the panic output does not show the redacted value, the test proves little:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestValidateExplainsAURLWithoutScheme(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string
+	}{
+		{"127.0.0.1:3000", `SOAK_TARGET_URL: "127.0.0.1:3000" has no scheme; did you mean http://127.0.0.1:3000?`},
+		{"localhost:3000/admin", `SOAK_TARGET_URL: "localhost:3000/admin" has no scheme; did you mean http://localhost:3000/admin?`},
+		{"[::1]:3000", `SOAK_TARGET_URL: "[::1]:3000" has no scheme; did you mean http://[::1]:3000?`},
+		{"example.com", `SOAK_TARGET_URL: "example.com" has no scheme; did you mean http://example.com?`},
+		{"//example.com:80", `SOAK_TARGET_URL: "//example.com:80" has no scheme; did you mean http://example.com:80?`},
+		{"http://127.0.0.1:3000,127.0.0.1:3001", `SOAK_TARGET_URL: "127.0.0.1:3001" has no scheme; did you mean http://127.0.0.1:3001?`},
+		{"ftp://example.invalid", `SOAK_TARGET_URL: URL "ftp://example.invalid": scheme must be http, https, ws or wss`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, TargetURL: tc.url}
+			err := c.Validate()
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Validate() = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	// The query of a URL may carry a token: it is not repeated.
+	c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}
+	_, err := c.Target("localhost:3000/?token=s3cr3t")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "has no scheme") {
+		t.Fatalf("Target(no scheme, token in query) = %v", err)
+	}
+}
+
+// SOAK_AUTH_TOKEN_FILE is a secret variable: its errors say what is wrong
+// without the path, which may name the token.
+func TestTokenFileErrorsDoNotPrintThePath(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty-s3cr3t")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{filepath.Join(dir, "missing-s3cr3t"), "SOAK_AUTH_TOKEN_FILE: cannot read the file: no such file or directory"},
+		{empty, "SOAK_AUTH_TOKEN_FILE: the file is empty"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			c := target.Config{Driver: "native", SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, AuthTokenFile: tc.file}
+			_, err := c.Targets()
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Targets() = %v, want %s", err, tc.want)
 			}
 		})
 	}

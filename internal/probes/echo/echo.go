@@ -51,6 +51,16 @@ type Config struct {
 	ReplyMatch   string        `envconfig:"EVENT_REPLY_MATCH" default:"" desc:"Field (dotted path) whose value in the reply equals the same field in the request (e.g. clientMsgId); it must hold {{seq}} or {{uuid}} in SOAK_EVENT_PAYLOAD so that each reply answers one event."`
 }
 
+// MaxEventRate is the highest SOAK_EVENT_RATE accepted, in events per
+// second per target. The pool's stream sends on a 5 ms grid (pool.SendTick,
+// 200 ticks a second) with 4 send workers, the items due in a tick going as
+// one batch: 100,000/s is 500 writes per tick, that is 40 microseconds per
+// WebSocket write for the 4 workers to keep up, about what one small frame
+// costs on one core. Above, the agent's own backlog, not the target, would
+// decide how many events go out (it showed as hundreds of thousands of
+// "lost" events at 1e9/s), so such a rate is refused at start.
+const MaxEventRate = 100_000
+
 // Validate checks the configuration; errors name the variable.
 func (c Config) Validate() error {
 	switch {
@@ -58,6 +68,9 @@ func (c Config) Validate() error {
 		return errors.New("SOAK_EVENT_NAME: must not be empty")
 	case c.EventRate < 0 || c.EventRate != c.EventRate:
 		return fmt.Errorf("SOAK_EVENT_RATE: must be >= 0, got %v", c.EventRate)
+	case c.EventRate > MaxEventRate:
+		// MaxEventRate explains the figure.
+		return fmt.Errorf("SOAK_EVENT_RATE: must be at most %d events per second per target (the agent's send capacity: 500 writes per 5 ms send tick over 4 send workers), got %v", MaxEventRate, c.EventRate)
 	case c.PayloadBytes < minPayloadBytes || c.PayloadBytes > 1<<20:
 		return fmt.Errorf("SOAK_EVENT_PAYLOAD_BYTES: must be in [%d, 1048576], got %d", minPayloadBytes, c.PayloadBytes)
 	case c.AckTimeout <= 0:

@@ -2,6 +2,7 @@ package echo
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ func TestConfigValidate(t *testing.T) {
 		{"ok", func(*Config) {}, ""},
 		{"off", func(c *Config) { c.EventRate = 0 }, ""},
 		{"negative rate", func(c *Config) { c.EventRate = -1 }, "SOAK_EVENT_RATE"},
+		{"rate at the maximum", func(c *Config) { c.EventRate = MaxEventRate }, ""},
+		{"rate above what the agent can send", func(c *Config) { c.EventRate = 1e9 }, "SOAK_EVENT_RATE"},
+		{"infinite rate", func(c *Config) { c.EventRate = math.Inf(1) }, "SOAK_EVENT_RATE"},
 		{"zero timeout", func(c *Config) { c.AckTimeout = 0 }, "SOAK_ACK_TIMEOUT"},
 		{"tiny payload", func(c *Config) { c.PayloadBytes = 10 }, "SOAK_EVENT_PAYLOAD_BYTES"},
 		{"empty event", func(c *Config) { c.EventName = "" }, "SOAK_EVENT_NAME"},
