@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
 	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
@@ -201,8 +203,17 @@ type tally struct {
 	// series, if not nil, receives every event for the timeline.
 	series *timeSeries
 
-	mu sync.Mutex
-	c  counts
+	mu    sync.Mutex
+	c     counts
+	steps map[string]*stepTally // scenario steps, by name
+	// stepsOn enables the steps' latency recorders (the measured phase).
+	stepsOn atomic.Bool
+}
+
+// stepTally is one scenario step's outcomes and latencies.
+type stepTally struct {
+	sent, answered, rejected, lost, late uint64
+	latency                              *recorder
 }
 
 func newTally(connectTap, latencyTap prometheus.Observer) *tally {
@@ -230,7 +241,11 @@ func (t *tally) Connection(_ string, ev pool.ConnEvent, reason string, took time
 }
 
 // Event implements pool.Observer.
-func (t *tally) Event(_, _, _ string, o pool.Outcome, n int, latency time.Duration) {
+func (t *tally) Event(_, probeName, step string, o pool.Outcome, n int, latency time.Duration) {
+	if probeName == scenario.Name {
+		t.stepEvent(step, o, n, latency)
+		return
+	}
 	if o == pool.OutcomeAnswered && t.latencyTap != nil {
 		t.latencyTap.Observe(latency.Seconds())
 	}
@@ -258,6 +273,52 @@ func (t *tally) Event(_, _, _ string, o pool.Outcome, n int, latency time.Durati
 	case pool.OutcomeUnexpected:
 		t.c.unexpectedAcks += k
 	}
+}
+
+// stepEvent accounts an outcome of a scenario step: kept apart from the
+// echo probe's, for the per-step criteria.
+func (t *tally) stepEvent(step string, o pool.Outcome, n int, latency time.Duration) {
+	if step == "" {
+		return // flows skipped or dropped before a step
+	}
+	t.mu.Lock()
+	st := t.steps[step]
+	if st == nil {
+		if t.steps == nil {
+			t.steps = map[string]*stepTally{}
+		}
+		st = &stepTally{latency: newRecorder(defaultReservoir, uint64(len(t.steps))+7)}
+		st.latency.enabled.Store(true)
+		t.steps[step] = st
+	}
+	k := uint64(n)
+	switch o {
+	case pool.OutcomeSent:
+		st.sent += k
+	case pool.OutcomeAnswered:
+		st.answered += k
+	case pool.OutcomeRejected:
+		st.rejected += k
+	case pool.OutcomeLost:
+		st.lost += k
+	case pool.OutcomeLate:
+		st.late += k
+	}
+	t.mu.Unlock()
+	if o == pool.OutcomeAnswered && t.stepsOn.Load() {
+		st.latency.Observe(latency.Seconds())
+	}
+}
+
+// stepCounts returns a copy of the steps' counts (latency recorders shared).
+func (t *tally) stepCounts() map[string]stepTally {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]stepTally, len(t.steps))
+	for k, v := range t.steps {
+		out[k] = *v
+	}
+	return out
 }
 
 // counts returns a copy of the counts so far.

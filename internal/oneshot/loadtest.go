@@ -40,10 +40,13 @@ type loadArgs struct {
 	duration time.Duration
 	warmup   time.Duration
 	cfg      Config
+	// scenario is the scenario file (--scenario, else SOAK_SCENARIO_FILE).
+	scenario string
 }
 
-func loadFlags(c *Config) *flag.FlagSet {
+func loadFlags(c *Config, scenarioFile *string) *flag.FlagSet {
 	fs := newFlagSet("loadtest")
+	fs.StringVar(scenarioFile, "scenario", *scenarioFile, "also run the scenario in `FILE` (steps on connect, then flows at its rate; see docs/scenarios.md), with the latency and loss criteria applied to each step (SOAK_SCENARIO_FILE)")
 	fs.Var(&c.MinSuccessRatio, "min-success-ratio", "pass when the connection success rate is above `RATIO` (0.995 or 99.5%; SOAK_LOADTEST_MIN_SUCCESS_RATIO)")
 	fs.Var(&c.MaxConnectP95, "max-connect-p95", "pass when the connection time p95 is below `DURATION` (500ms or 0.5; SOAK_LOADTEST_MAX_CONNECT_P95)")
 	fs.Var(&c.MaxLatencyP95, "max-latency-p95", "pass when the event latency p95 is below `DURATION` (200ms or 0.2; SOAK_LOADTEST_MAX_LATENCY_P95)")
@@ -83,9 +86,9 @@ func parseLoadArgs(args []string, spec *envSpec, usage io.Writer) (loadArgs, err
 	la := loadArgs{
 		clients: spec.agent.Clients, rate: spec.agent.EventRate,
 		duration: loadDefaultDuration, warmup: loadDefaultWarmup,
-		cfg: spec.oneshot,
+		cfg: spec.oneshot, scenario: spec.agent.ScenarioConfig.File,
 	}
-	pos, err := parseCommandLine(loadFlags(&la.cfg), args, usage, loadUsage, loadUsageFooter,
+	pos, err := parseCommandLine(loadFlags(&la.cfg, &la.scenario), args, usage, loadUsage, loadUsageFooter,
 		"server_url", "connections", "event_rate", "duration", "warmup")
 	if err != nil {
 		return la, err
@@ -154,6 +157,7 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	ac := spec.agent
 	ac.Clients = la.clients
 	ac.EventRate = la.rate
+	ac.ScenarioConfig.File = la.scenario
 	ac.ConnectRate = connectRateFor(ac.ConnectRate, la.clients, la.warmup)
 	for _, v := range []interface{ Validate() error }{spec.logging, spec.probe, ac, la.cfg} {
 		if err := v.Validate(); err != nil {
@@ -241,12 +245,15 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 
 	interrupted := !sleep(ctx, la.warmup)
 	var base counts
+	var baseSteps map[string]stepTally
 	if la.warmup > 0 && !interrupted {
 		// Resolve the warmup's events before counting, so that every event
 		// counted belongs to the measured phase.
 		eng.drain(ctx)
 		base = eng.counts()
+		baseSteps = eng.tally.stepCounts()
 		latRec.enabled.Store(true)
+		eng.tally.stepsOn.Store(true)
 		eng.pause(false)
 	}
 	measureStart := now()
@@ -267,6 +274,7 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 		args: la, agent: ac, targets: targets, driver: driver.Name(), version: deps.Version,
 		started: started, finished: finished, measured: measured, interrupted: interrupted,
 		whole: final, events: final.subEvents(base), inFlight: inFlight,
+		steps: stepReports(eng.tally.stepCounts(), baseSteps), scenario: la.scenario != "",
 		connect: connRec.summary(), latency: latRec.summary(), memory: mem.Points(),
 		connectHist: connRec.histogram(), intervals: series.intervals(measureStart),
 	})
@@ -308,6 +316,8 @@ type LoadReport struct {
 	Settings    LoadSettings `json:"settings"`
 	Connections ConnStats    `json:"connections"`
 	Events      EventStats   `json:"events"`
+	// Steps are the scenario's steps (with --scenario), measured phase only.
+	Steps       []StepReport `json:"steps,omitempty"`
 	Disconnects DisconnStats `json:"disconnections"`
 	AgentMemory AgentMemory  `json:"agent_memory"`
 	// Intervals is the timeline of the events (warmup included).
@@ -407,6 +417,8 @@ type loadInputs struct {
 	inFlight          int
 	connect, latency  Summary
 	connectHist       []HistBin
+	steps             []StepReport
+	scenario          bool
 	memory            []memPoint
 	intervals         Intervals
 }
@@ -486,7 +498,16 @@ func buildLoadReport(in loadInputs) LoadReport {
 	if rep.Intervals.Points == nil {
 		rep.Intervals.Points = []IntervalPoint{}
 	}
+	rep.Steps = in.steps
 	rep.Criteria = loadCriteria(la.cfg, rep)
+	if in.scenario {
+		if rep.Events.Sent == 0 {
+			// No echo events (event_rate 0, as for an application without
+			// an echo handler): the steps' criteria stand for them.
+			rep.Criteria = rep.Criteria[:2]
+		}
+		rep.Criteria = append(rep.Criteria, stepCriteria(la.cfg, rep.Steps)...)
+	}
 	rep.ActionItems = loadActions(rep)
 	rep.Passed = !in.interrupted
 	for _, c := range rep.Criteria {
@@ -711,6 +732,73 @@ func unexpectedOnly(m map[string]uint64) map[string]uint64 {
 		if k != string(probe.ReasonClientClose) {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+// StepReport is one scenario step's figures in the measured phase.
+type StepReport struct {
+	Name      string `json:"name"`
+	Sent      uint64 `json:"sent"`
+	Answered  uint64 `json:"answered"`
+	Rejected  uint64 `json:"rejected"`
+	Lost      uint64 `json:"lost"`
+	Late      uint64 `json:"late"`
+	LossRatio Float  `json:"loss_ratio"`
+	Latency   Dist   `json:"latency"`
+	// WarmupOnly: the step ran before the measured phase only (an
+	// on_connect step of clients that connected in the warmup); it has no
+	// criteria.
+	WarmupOnly bool `json:"warmup_only,omitempty"`
+}
+
+// stepReports turns the steps' tallies, less a base taken at the start of
+// the measured phase, into reports sorted by name.
+func stepReports(now, base map[string]stepTally) []StepReport {
+	out := make([]StepReport, 0, len(now))
+	for name, st := range now {
+		b := base[name]
+		r := StepReport{
+			Name: name, Sent: st.sent - b.sent, Answered: st.answered - b.answered,
+			Rejected: st.rejected - b.rejected, Lost: st.lost - b.lost, Late: st.late - b.late,
+			Latency: distOf(st.latency.summary()),
+		}
+		// A rejected answer is not a good one: it counts against the loss
+		// criterion as the echo probe's lost events do.
+		r.LossRatio = ratio(r.Lost+r.Rejected, r.Sent)
+		r.WarmupOnly = r.Sent == 0 && st.sent > 0
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b StepReport) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// stepCriteria applies the latency and loss criteria to each step.
+func stepCriteria(c Config, steps []StepReport) []Criterion {
+	maxLat := time.Duration(c.MaxLatencyP95).Seconds()
+	var out []Criterion
+	for _, st := range steps {
+		if st.WarmupOnly {
+			continue
+		}
+		p95, loss := float64(st.Latency.P95), float64(st.LossRatio)
+		lat := Criterion{
+			Name: "step_" + st.Name + "_latency_p95", Title: "Step " + st.Name + " latency p95", Op: "<", Unit: "seconds",
+			Value: Float(p95), Threshold: Float(maxLat),
+			Observed: fmtSeconds(p95), Limit: "< " + fmtSeconds(maxLat), Passed: p95 < maxLat,
+		}
+		if math.IsNaN(p95) {
+			lat.Detail = "no answer in the measured phase"
+		}
+		ls := Criterion{
+			Name: "step_" + st.Name + "_loss_ratio", Title: "Step " + st.Name + " loss rate", Op: "<=", Unit: "ratio",
+			Value: Float(loss), Threshold: Float(c.MaxLossRatio),
+			Observed: fmtPct(loss), Limit: "≤ " + fmtPct(float64(c.MaxLossRatio)), Passed: loss <= float64(c.MaxLossRatio),
+		}
+		if math.IsNaN(loss) {
+			ls.Detail = "not sent in the measured phase"
+		}
+		out = append(out, lat, ls)
 	}
 	return out
 }

@@ -148,7 +148,8 @@ func TestParseArgsInterleaved(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var c Config
-		fs := loadFlags(&c)
+		var scen string
+		fs := loadFlags(&c, &scen)
 		pos, err := parseArgs(fs, tc.args)
 		if err != nil || !reflect.DeepEqual(pos, tc.wantPos) || c.ReportJSON != tc.wantJS {
 			t.Errorf("parseArgs(%q) = %q, json %q, %v; want %q, %q", tc.args, pos, c.ReportJSON, err, tc.wantPos, tc.wantJS)
