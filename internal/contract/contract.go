@@ -23,6 +23,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
 )
 
 // Family is one metric family of the contract.
@@ -52,6 +53,14 @@ func Families() ([]Family, error) {
 	u, _ := url.Parse("http://127.0.0.1:1")
 	targets := []*probe.Target{{Name: "a", URL: u, Path: "/socket.io/", Namespace: "/"}, {Name: "b", URL: u, Path: "/socket.io/", Namespace: "/"}}
 	if _, err := agent.New(cfg, agent.Options{Driver: noDriver{}, Targets: targets, Registerer: rec}); err != nil {
+		return nil, err
+	}
+	// The scenario probe needs a file; its metrics do not depend on it.
+	sc, err := scenario.Parse([]byte("rate: 1\nflows:\n  - name: f\n    steps:\n      - name: s\n        emit: e\n"), "contract.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := scenario.NewFromScenario(sc, pool.Deps{Registerer: rec}); err != nil {
 		return nil, err
 	}
 	lc := leak.DefaultConfig()
