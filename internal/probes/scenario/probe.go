@@ -76,6 +76,10 @@ type Probe struct {
 	mu    sync.Mutex
 	parts []*part
 
+	// active counts the runs (flows and on_connect) started and not ended:
+	// a run between two steps has nothing in flight but is not done.
+	active atomic.Int64
+
 	work  chan task
 	later timerQueue
 	wake  chan struct{}
@@ -220,6 +224,7 @@ func (pt *part) Open(s *pool.Session) {
 		return
 	}
 	f := &flowRun{pt: pt, sess: st, steps: pt.pr.sc.OnConnect, flow: -1, scheduled: pt.pr.now(), vars: map[string]json.RawMessage{}}
+	pt.pr.active.Add(1)
 	pt.pr.enqueue(f)
 }
 
@@ -288,6 +293,7 @@ func (pt *part) fire(ctx context.Context, s *pool.Session, k uint64, scheduled t
 	}
 	st.mu.Unlock()
 	pt.flows[fi].started.Inc()
+	pr.active.Add(1)
 	return f.run(ctx, buf)
 }
 
@@ -422,6 +428,7 @@ func (f *flowRun) Done(answered, ok bool, args []json.RawMessage) {
 // end finishes the run: counted per flow, or, for on_connect, the session
 // becomes ready (or stays out of the flows until it reconnects).
 func (f *flowRun) end(ok bool) {
+	f.pt.pr.active.Add(-1)
 	if f.flow < 0 {
 		if !ok {
 			f.pt.pr.m.connectFailed.WithLabelValues(f.pt.target).Inc()
@@ -543,20 +550,10 @@ func (pr *Probe) timerLoop(ctx context.Context) {
 	}
 }
 
-// InFlight is the number of steps sent and not yet resolved.
-func (pr *Probe) InFlight() int {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	n := 0
-	for _, pt := range pr.parts {
-		for _, tr := range pt.trackers {
-			if tr != nil {
-				n += tr.InFlight()
-			}
-		}
-	}
-	return n
-}
+// InFlight is the number of runs (flows and on_connect steps) started and
+// not ended: every step in flight belongs to one, and a run waiting out a
+// think time is not done either.
+func (pr *Probe) InFlight() int { return int(pr.active.Load()) }
 
 type timed struct {
 	at time.Time
