@@ -3,7 +3,10 @@ package scenario
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -163,6 +166,9 @@ func Parse(data []byte, name string) (*Scenario, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s:1: the file is empty; it needs rate and flows", name)
+		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
@@ -266,6 +272,10 @@ func (p *parser) fields(n *yaml.Node, where string, known ...string) (map[string
 		}
 		if !slices.Contains(known, k.Value) {
 			return nil, p.errf(k, field, "unknown field; did you mean %q?", closest(k.Value, known))
+		}
+		if first, dup := out[k.Value]; dup {
+			// yaml.v3 keeps the last of duplicate keys in a Node silently.
+			return nil, p.errf(k, field, "given twice (first value at line %d)", first.Line)
 		}
 		out[k.Value] = v
 	}
@@ -493,12 +503,74 @@ func payloadSource(n *yaml.Node) (string, error) {
 	if err := n.Decode(&v); err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	if err := encodeTemplate(&b, v); err != nil {
 		return "", err
 	}
-	bare := regexp.MustCompile(`"(\{\{\s*(?:seq|ts|client|var [A-Za-z_][A-Za-z0-9_]*)\s*\}\})"`)
-	return bare.ReplaceAllString(string(b), "$1"), nil
+	return b.String(), nil
+}
+
+// barePlaceholder is a YAML string that stands for a bare JSON value.
+var barePlaceholder = regexp.MustCompile(`^\{\{\s*(?:seq|ts|client|var [A-Za-z_][A-Za-z0-9_]*)\s*\}\}$`)
+
+// encodeTemplate writes v (decoded YAML) as JSON template text, object
+// keys sorted. It walks the value rather than rewriting encoded JSON, so
+// that an escaped quote next to a placeholder stays escaped.
+func encodeTemplate(b *bytes.Buffer, v any) error {
+	switch v := v.(type) {
+	case string:
+		if barePlaceholder.MatchString(v) {
+			b.WriteString(v)
+			return nil
+		}
+		return encodeJSON(b, v)
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := encodeJSON(b, k); err != nil {
+				return err
+			}
+			b.WriteByte(':')
+			if err := encodeTemplate(b, v[k]); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+		return nil
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := encodeTemplate(b, e); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+		return nil
+	default:
+		return encodeJSON(b, v)
+	}
+}
+
+// encodeJSON writes v as compact JSON, leaving <, > and & unescaped.
+func encodeJSON(b *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1) // Encode ends with a newline
+	return nil
 }
 
 // duration reads a Go duration or plain seconds.
@@ -509,6 +581,11 @@ func duration(s string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return 0, err
+	}
+	// Converting NaN, ±Inf or an out-of-range float to an integer is
+	// implementation-defined in Go: refuse them before.
+	if math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64)/float64(time.Second) {
+		return 0, fmt.Errorf("%q seconds is out of range", s)
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }
