@@ -8,6 +8,7 @@ import (
 
 	poolpkg "github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -20,6 +21,7 @@ import (
 // connect time after every kick, however many came before. The flapping
 // shows in soak_connections_short_lived_total.
 func TestRestartThenKicksRefillLikeRealClients(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const (
 		clients = 100
 		kicks   = 10
@@ -42,12 +44,12 @@ func TestRestartThenKicksRefillLikeRealClients(t *testing.T) {
 	cfg.PoolConfig = pc
 	cfg.EventRate = 100
 	h := startPool(t, cfg, target(t, node.URL(), 1<<20))
-	waitFor(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
 
 	node.Restart()
 	restarted := time.Now()
 	limit := pc.BackoffMax + connectSlack
-	waitFor(t, "refill after the restart", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "refill after the restart", 20*time.Second, func() bool { return h.p.Connected() == clients })
 	if took := time.Since(restarted); took > limit {
 		t.Errorf("after the restart the pool took %v to refill, want <= %v (cap plus connect time)", took.Round(time.Millisecond), limit)
 	} else {
@@ -61,10 +63,10 @@ func TestRestartThenKicksRefillLikeRealClients(t *testing.T) {
 			t.Fatalf("kick %d: kicked %d, want %d", i, n, clients)
 		}
 		kicked := time.Now()
-		waitFor(t, "kicks counted", 10*time.Second, func() bool {
+		soaktest.WaitWithin(t, "kicks counted", 10*time.Second, func() bool {
 			return h.value(poolpkg.MetricDisconnects, "reason", string(probe.ReasonServerDisconnect)) == float64(clients*i)
 		})
-		waitFor(t, "refill after a kick", 20*time.Second, func() bool { return h.p.Connected() == clients })
+		soaktest.WaitWithin(t, "refill after a kick", 20*time.Second, func() bool { return h.p.Connected() == clients })
 		took := time.Since(kicked)
 		if took > perKick {
 			t.Errorf("kick %d: the pool took %v to refill, want <= %v (base*(1+jitter) plus connect time)", i, took.Round(time.Millisecond), perKick)
