@@ -184,18 +184,17 @@ func TestKicksDoNotGrowTheReconnectDelay(t *testing.T) {
 			if n := d.Kick(); n != clients {
 				t.Fatalf("round %d: kicked %d, want %d", round, n, clients)
 			}
-			// Fake time: these sleeps advance synctest's clock, not the wall's.
-			time.Sleep(499 * time.Millisecond)
+			time.Sleep(499 * time.Millisecond) // fake time (synctest): just below base*(1-jitter)
 			synctest.Wait()
 			if got := p.Connected(); got != 0 {
 				t.Fatalf("round %d: %d clients back before base*(1-jitter)", round, got)
 			}
-			time.Sleep(time.Second + 30*time.Millisecond) // to base*(1+jitter), plus the connect-rate spacing of 20 dials
+			time.Sleep(time.Second + 30*time.Millisecond) // fake time (synctest): to base*(1+jitter), plus the connect-rate spacing of 20 dials
 			synctest.Wait()
 			if got := p.Connected(); got != clients {
 				t.Fatalf("round %d: %d of %d clients back 1.53 s after the kick", round, got, clients)
 			}
-			time.Sleep(20 * time.Second) // the connections live past SOAK_SHORT_LIVED except in the next test
+			time.Sleep(20 * time.Second) // fake time (synctest): the connections outlive SOAK_SHORT_LIVED before the next kick
 		}
 		if got := soaktest.Sum(t, reg, MetricDisconnects, "reason", string(probe.ReasonServerDisconnect)); got != 10*clients {
 			t.Errorf("%s = %v, want %d", MetricDisconnects, got, 10*clients)
@@ -256,7 +255,7 @@ func TestFailedAttemptsBackOffToTheCap(t *testing.T) {
 		d := &dialClock{Driver: mem}
 		p := newTestPool(t, socketIOConfig(1), d)
 		stop := runPool(t, p)
-		time.Sleep(40 * time.Second) // fake time
+		time.Sleep(40 * time.Second) // fake time (synctest): room for 7 attempts
 		synctest.Wait()
 		stop()
 		d.mu.Lock()

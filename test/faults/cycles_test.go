@@ -66,7 +66,7 @@ func TestThousandReconnectCycles(t *testing.T) {
 		if (after.goroutines <= base.goroutines+goroutineSlack && after.fds <= base.fds+fdSlack) || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling the runtime until closed connections' goroutines and fds are gone
 	}
 	runtime.KeepAlive(h)
 	heapLimit := base.heap + max(uint64(heapSlackBytes), uint64(float64(base.heap)*heapSlackRatio))

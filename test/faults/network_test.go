@@ -359,7 +359,7 @@ func TestUnresolvableName(t *testing.T) {
 	// until the resolver has been quiet for a while before restoring it.
 	for last := int64(-1); last != dns.queries.Load(); {
 		last = dns.queries.Load()
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // polling the real resolver's goroutines until they are quiet
 	}
 	if q := dns.queries.Load(); q < 20 {
 		t.Errorf("the local resolver saw %d queries for 20 failed attempts: lookups went elsewhere", q)

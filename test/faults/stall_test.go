@@ -50,9 +50,9 @@ func TestStalledTarget(t *testing.T) {
 	disc0 := h.value("soak_disconnects_total", "", "")
 	node.Signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	time.Sleep(shortStall / 2)
+	time.Sleep(shortStall / 2) // the fault lasts in wall time: a real process is frozen (SIGSTOP) for shortStall
 	during1 := medianScrape(t, client, srv.URL, 9)
-	time.Sleep(time.Until(stopped.Add(shortStall)))
+	time.Sleep(time.Until(stopped.Add(shortStall))) // the rest of the wall-time freeze of the real process
 	sentStall := h.value("soak_events_sent_total", "", "") - sent0
 	node.Signal(syscall.SIGCONT)
 	stall1 := time.Since(stopped)
@@ -85,7 +85,7 @@ func TestStalledTarget(t *testing.T) {
 	during2 := medianScrape(t, client, srv.URL, 9)
 	// Stay frozen well past the ping window, so that reconnect attempts
 	// meet the frozen server too.
-	time.Sleep(time.Until(stopped.Add(pingInterval + pingTimeout + 1500*time.Millisecond)))
+	time.Sleep(time.Until(stopped.Add(pingInterval + pingTimeout + 1500*time.Millisecond))) // wall-time freeze of the real process
 	node.Signal(syscall.SIGCONT)
 	stall2 := time.Since(stopped)
 	if pingTimeoutsAfter < pingInterval {
