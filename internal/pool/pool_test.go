@@ -86,24 +86,29 @@ func newTestPoolReg(t *testing.T, reg *prometheus.Registry, cfg Config, d probe.
 }
 
 func TestPartsAreOpenedAndClosedOncePerSession(t *testing.T) {
-	d := soaktest.NewMemDriver()
-	sp := &streamProbe{ctxs: make(chan context.Context, 1)}
-	p := newTestPool(t, testConfig(), d, sp)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	soaktest.WaitFor(t, "connected", func() bool { return p.Connected() == 4 })
-	d.Kick()
-	soaktest.WaitFor(t, "reconnected", func() bool { return p.Connected() == 4 && d.Dials() == 8 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	if sp.opened != 8 || sp.closed != 8 {
-		t.Fatalf("opened %d closed %d, want 8 and 8", sp.opened, sp.closed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		d := soaktest.NewMemDriver()
+		sp := &streamProbe{ctxs: make(chan context.Context, 1)}
+		p := newTestPool(t, testConfig(), d, sp)
+		stop := runPool(t, p)
+		time.Sleep(100 * time.Millisecond) // fake time (synctest): the ramp-up
+		synctest.Wait()
+		if got := p.Connected(); got != 4 {
+			t.Fatalf("connected %d, want 4", got)
+		}
+		d.Kick()
+		time.Sleep(100 * time.Millisecond) // fake time (synctest): past SOAK_BACKOFF_MAX of the test config
+		synctest.Wait()
+		if got, dials := p.Connected(), d.Dials(); got != 4 || dials != 8 {
+			t.Fatalf("after a kick: connected %d, dials %d, want 4 and 8", got, dials)
+		}
+		stop()
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		if sp.opened != 8 || sp.closed != 8 {
+			t.Fatalf("opened %d closed %d, want 8 and 8", sp.opened, sp.closed)
+		}
+	})
 }
 
 func TestBackoffIsSocketIOClients(t *testing.T) {
@@ -284,42 +289,44 @@ func TestFailedAttemptsBackOffToTheCap(t *testing.T) {
 // coder/websocket closes the connection of a write whose context ends, and a
 // clean shutdown would read as a transport error.
 func TestStopDoesNotCancelWritesInFlight(t *testing.T) {
-	d := soaktest.NewMemDriver()
-	inEmit := make(chan context.Context, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	d.Set(func(c *soaktest.MemControl) {
-		c.OnEmit = func(ctx context.Context, _ string) {
-			once.Do(func() {
-				inEmit <- ctx
-				<-release
-			})
+	synctest.Test(t, func(t *testing.T) {
+		d := soaktest.NewMemDriver()
+		inEmit := make(chan context.Context, 1)
+		release := make(chan struct{})
+		var once sync.Once
+		d.Set(func(c *soaktest.MemControl) {
+			c.OnEmit = func(ctx context.Context, _ string) {
+				once.Do(func() {
+					inEmit <- ctx
+					<-release
+				})
+			}
+		})
+		cfg := testConfig()
+		cfg.Clients = 1
+		p := newTestPool(t, cfg, d, &streamProbe{rate: 100})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		var emitCtx context.Context
+		select {
+		case emitCtx = <-inEmit:
+		case <-time.After(10 * time.Second): // fake time (synctest)
+			t.Fatal("no event was sent in 10 s")
+		}
+		cancel() // propagates synchronously to every context derived from ctx
+		err := emitCtx.Err()
+		close(release)
+		if runErr := <-done; runErr != nil {
+			t.Fatalf("Run: %v", runErr)
+		}
+		if err != nil {
+			t.Fatalf("the context of the write in flight ended with the pool's: %v", err)
+		}
+		if _, ok := emitCtx.Deadline(); !ok {
+			t.Fatal("the write has no deadline")
 		}
 	})
-	cfg := testConfig()
-	cfg.Clients = 1
-	p := newTestPool(t, cfg, d, &streamProbe{rate: 100})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var emitCtx context.Context
-	select {
-	case emitCtx = <-inEmit:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event was sent")
-	}
-	cancel() // propagates synchronously to every context derived from ctx
-	err := emitCtx.Err()
-	close(release)
-	if runErr := <-done; runErr != nil {
-		t.Fatalf("Run: %v", runErr)
-	}
-	if err != nil {
-		t.Fatalf("the context of the write in flight ended with the pool's: %v", err)
-	}
-	if _, ok := emitCtx.Deadline(); !ok {
-		t.Fatal("the write has no deadline")
-	}
 }
 
 func TestConfigValidate(t *testing.T) {
