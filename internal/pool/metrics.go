@@ -16,6 +16,7 @@ const (
 	MetricConnectFailures  = "soak_connect_failures_total"
 	MetricConnectDuration  = "soak_connect_duration_seconds"
 	MetricDisconnects      = "soak_disconnects_total"
+	MetricShortLived       = "soak_connections_short_lived_total"
 	MetricAcksUnexpected   = "soak_acks_unexpected_total"
 )
 
@@ -53,6 +54,7 @@ type Metrics struct {
 	connectFailures *prometheus.CounterVec
 	connectDuration *prometheus.HistogramVec
 	disconnects     *prometheus.CounterVec
+	shortLived      *prometheus.CounterVec
 	unexpectedAcks  *prometheus.CounterVec
 }
 
@@ -74,12 +76,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricDisconnects,
 			Help: "Established connections that ended, by reason.",
 		}, []string{"target", "reason"}),
+		shortLived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricShortLived,
+			Help: "Established connections that ended within SOAK_SHORT_LIVED of opening (flapping); also counted in " + MetricDisconnects + ".",
+		}, []string{"target"}),
 		unexpectedAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricAcksUnexpected,
 			Help: "Acks received for an id this agent never sent or already resolved (server protocol anomaly).",
 		}, []string{"target"}),
 	}
-	for _, c := range []prometheus.Collector{m.connectAttempts, m.connectFailures, m.connectDuration, m.disconnects, m.unexpectedAcks} {
+	for _, c := range []prometheus.Collector{m.connectAttempts, m.connectFailures, m.connectDuration, m.disconnects, m.shortLived, m.unexpectedAcks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -94,6 +100,7 @@ type targetMetrics struct {
 	failures    map[probe.FailureReason]prometheus.Counter
 	duration    prometheus.Observer
 	disconnects map[probe.DisconnectReason]prometheus.Counter
+	shortLived  prometheus.Counter
 	unexpected  prometheus.Counter
 }
 
@@ -105,6 +112,7 @@ func (m *Metrics) forTarget(target string) *targetMetrics {
 		failures:    make(map[probe.FailureReason]prometheus.Counter, len(probe.FailureReasons)),
 		duration:    m.connectDuration.WithLabelValues(target),
 		disconnects: make(map[probe.DisconnectReason]prometheus.Counter, len(probe.DisconnectReasons)),
+		shortLived:  m.shortLived.WithLabelValues(target),
 		unexpected:  m.unexpectedAcks.WithLabelValues(target),
 	}
 	for _, r := range probe.FailureReasons {

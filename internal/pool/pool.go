@@ -1,6 +1,6 @@
 // Package pool keeps a pool of Socket.IO clients connected to one target
-// forever (ramp-up at a bounded rate, reconnects with exponential backoff
-// and full jitter) and runs the probes through them. It knows clients only
+// forever (ramp-up at a bounded rate, reconnects with the backoff of the
+// official socket.io-client) and runs the probes through them. It knows clients only
 // through probe.Driver and probes only through the Probe and Part
 // interfaces; open-loop sending over the clients is a Stream.
 package pool
@@ -23,9 +23,6 @@ import (
 )
 
 const (
-	// stableAfter is how long a connection must last for its slot's backoff
-	// to start again from the base: a connection that flaps keeps backing off.
-	stableAfter = 10 * time.Second
 	// closeTimeout bounds the clean close of all connections at shutdown.
 	closeTimeout = 5 * time.Second
 	// closeParallelism bounds the goroutines closing connections at shutdown.
@@ -102,7 +99,7 @@ type Event struct {
 type slot struct {
 	idx      int
 	queued   bool // guarded by Pool.mu
-	failures int  // guarded by Pool.mu: consecutive failed attempts or short-lived connections
+	attempts int  // guarded by Pool.mu: reconnect delays scheduled since a connection last opened (socket.io-client's backoff.attempts)
 	cur      atomic.Pointer[Session]
 }
 
@@ -277,21 +274,27 @@ func (p *Pool) scheduleLocked(s *slot, delay time.Duration) {
 	}
 }
 
-// backoffLocked returns the full-jitter delay before attempt n (n >= 1).
-func (p *Pool) backoffLocked(n int) time.Duration {
-	return fullJitter(p.cfg.BackoffMin, p.cfg.BackoffMax, n, p.rnd.Float64())
+// reconnectLocked schedules the next attempt of slot s as socket.io-client
+// does: the n-th delay since the slot's connection last opened (or since
+// the start) is backoff(n), n from 0, so the attempts after a disconnect
+// wait about 1 s, 2 s, 4 s, then the cap.
+func (p *Pool) reconnectLocked(s *slot) {
+	d := backoff(p.cfg.BackoffMin, p.cfg.BackoffMax, p.cfg.BackoffJitter, s.attempts, p.rnd.Float64())
+	s.attempts++
+	p.scheduleLocked(s, d)
 }
 
-// fullJitter is u * min(max, base * 2^(n-1)) with u uniform in [0, 1).
-func fullJitter(base, maxDelay time.Duration, n int, u float64) time.Duration {
-	if n < 1 {
-		n = 1
+// backoff is socket.io-client's reconnect delay: base*2^n, moved by up to
+// jitter times itself (down for u < 0.5, up above; u uniform in [0, 1)),
+// then capped at maxDelay. As in the client, the cap applies after the
+// jitter, so no delay exceeds it.
+func backoff(base, maxDelay time.Duration, jitter float64, n int, u float64) time.Duration {
+	n = max(0, min(n, 62))
+	d := float64(base) * math.Exp2(float64(n)) * (1 + jitter*(2*u-1))
+	if d >= float64(maxDelay) {
+		return maxDelay
 	}
-	ceil := float64(base) * math.Pow(2, float64(n-1))
-	if ceil > float64(maxDelay) || math.IsInf(ceil, 0) {
-		ceil = float64(maxDelay)
-	}
-	return time.Duration(u * ceil)
+	return time.Duration(max(0, d))
 }
 
 // Run connects the pool and runs its streams until ctx ends, then closes
@@ -471,8 +474,7 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 		p.log.Debug("connect failed", zap.Int("slot", s.idx), zap.String("reason", string(reason)), zap.Error(err))
 		p.mu.Lock()
 		p.lastErr = Event{Time: p.now(), Reason: string(reason), Message: msg}
-		s.failures++
-		p.scheduleLocked(s, p.backoffLocked(s.failures))
+		p.reconnectLocked(s)
 		p.mu.Unlock()
 		return
 	}
@@ -488,8 +490,10 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 	sess.established = p.now()
 	switch {
 	case sess.closed: // ended before Dial returned; onClose left the reconnect to us
-		s.failures++
-		p.scheduleLocked(s, p.backoffLocked(s.failures))
+		// It opened, so the backoff starts again as after any disconnect.
+		p.m.shortLived.Inc()
+		s.attempts = 0
+		p.reconnectLocked(s)
 		p.mu.Unlock()
 		sess.life.Unlock()
 	case p.stopping:
@@ -562,11 +566,13 @@ func (p *Pool) onClose(s *slot, sess *Session, r probe.DisconnectReason, err err
 		p.connected.Add(-1)
 	}
 	if opened {
-		if now.Sub(sess.established) >= stableAfter {
-			s.failures = 0
+		// As socket.io-client: a connection that opened resets the
+		// backoff, however short its life; flapping shows in the counters.
+		if now.Sub(sess.established) < p.cfg.shortLived() {
+			p.m.shortLived.Inc()
 		}
-		s.failures++
-		p.scheduleLocked(s, p.backoffLocked(s.failures))
+		s.attempts = 0
+		p.reconnectLocked(s)
 	}
 	p.mu.Unlock()
 	if opened {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,11 @@ func (sp *streamProbe) Ack(*Session, uint64, []json.RawMessage)   {}
 
 func newTestPool(t *testing.T, cfg Config, d probe.Driver, probes ...Probe) *Pool {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	return newTestPoolReg(t, prometheus.NewRegistry(), cfg, d, probes...)
+}
+
+func newTestPoolReg(t *testing.T, reg *prometheus.Registry, cfg Config, d probe.Driver, probes ...Probe) *Pool {
+	t.Helper()
 	m, err := NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -81,87 +86,247 @@ func newTestPool(t *testing.T, cfg Config, d probe.Driver, probes ...Probe) *Poo
 }
 
 func TestPartsAreOpenedAndClosedOncePerSession(t *testing.T) {
-	d := soaktest.NewMemDriver()
-	sp := &streamProbe{ctxs: make(chan context.Context, 1)}
-	p := newTestPool(t, testConfig(), d, sp)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	soaktest.WaitFor(t, "connected", func() bool { return p.Connected() == 4 })
-	d.Kick()
-	soaktest.WaitFor(t, "reconnected", func() bool { return p.Connected() == 4 && d.Dials() == 8 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		d := soaktest.NewMemDriver()
+		sp := &streamProbe{ctxs: make(chan context.Context, 1)}
+		p := newTestPool(t, testConfig(), d, sp)
+		stop := runPool(t, p)
+		time.Sleep(100 * time.Millisecond) // fake time (synctest): the ramp-up
+		synctest.Wait()
+		if got := p.Connected(); got != 4 {
+			t.Fatalf("connected %d, want 4", got)
+		}
+		d.Kick()
+		time.Sleep(100 * time.Millisecond) // fake time (synctest): past SOAK_BACKOFF_MAX of the test config
+		synctest.Wait()
+		if got, dials := p.Connected(), d.Dials(); got != 4 || dials != 8 {
+			t.Fatalf("after a kick: connected %d, dials %d, want 4 and 8", got, dials)
+		}
+		stop()
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		if sp.opened != 8 || sp.closed != 8 {
+			t.Fatalf("opened %d closed %d, want 8 and 8", sp.opened, sp.closed)
+		}
+	})
+}
+
+func TestBackoffIsSocketIOClients(t *testing.T) {
+	const base, maxDelay = time.Second, 5 * time.Second
+	tests := []struct {
+		name   string
+		n      int
+		jitter float64
+		u      float64
+		want   time.Duration
+	}{
+		{"first, no jitter", 0, 0, 0.3, time.Second},
+		{"first, lowest", 0, 0.5, 0, 500 * time.Millisecond},
+		{"first, middle", 0, 0.5, 0.5, time.Second},
+		{"first, near highest", 0, 0.5, 0.999, 1499 * time.Millisecond},
+		{"second, middle", 1, 0.5, 0.5, 2 * time.Second},
+		{"third, lowest", 2, 0.5, 0, 2 * time.Second},
+		{"third, above the cap", 2, 0.5, 0.9, maxDelay}, // 4 s * 1.4: capped after the jitter
+		{"fourth, lowest", 3, 0.5, 0, 4 * time.Second},
+		{"far, lowest", 40, 0.5, 0, maxDelay},
+		{"huge n, no overflow", 5000, 0.5, 0.5, maxDelay},
+		{"negative n as 0", -3, 0, 0, time.Second},
 	}
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	if sp.opened != 8 || sp.closed != 8 {
-		t.Fatalf("opened %d closed %d, want 8 and 8", sp.opened, sp.closed)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := backoff(base, maxDelay, tc.jitter, tc.n, tc.u)
+			if d := got - tc.want; d < -time.Microsecond || d > time.Microsecond {
+				t.Fatalf("backoff(n=%d, jitter=%v, u=%v) = %v, want %v", tc.n, tc.jitter, tc.u, got, tc.want)
+			}
+		})
 	}
 }
 
-func TestFullJitter(t *testing.T) {
-	tests := []struct {
-		n    int
-		u    float64
-		want time.Duration
-	}{
-		{n: 1, u: 0.5, want: 50 * time.Millisecond},
-		{n: 2, u: 0.5, want: 100 * time.Millisecond},
-		{n: 4, u: 0.999, want: 799200 * time.Microsecond},
-		{n: 10, u: 0.5, want: 500 * time.Millisecond}, // capped at max
-		{n: 5000, u: 1, want: time.Second},            // no overflow
-		{n: 0, u: 0, want: 0},
+// socketIOConfig is the pool configuration with socket.io-client's
+// reconnect defaults (those of the envconfig tags).
+func socketIOConfig(clients int) Config {
+	return Config{
+		Clients: clients, ConnectRate: 1000, ConnectTimeout: time.Second,
+		BackoffMin: time.Second, BackoffMax: 5 * time.Second, BackoffJitter: 0.5, ShortLived: 10 * time.Second,
 	}
-	for _, tc := range tests {
-		got := fullJitter(100*time.Millisecond, time.Second, tc.n, tc.u)
-		if got != tc.want {
-			t.Errorf("fullJitter(n=%d,u=%v) = %v, want %v", tc.n, tc.u, got, tc.want)
+}
+
+// runPool starts p.Run and returns a function that stops it and checks its
+// result.
+func runPool(t *testing.T, p *Pool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
 		}
 	}
+}
+
+// Kicking every client again and again (a rolling deploy) must not grow the
+// reconnect delay: a connection that opened resets its slot's backoff, as
+// socket.io-client's does, so each round the pool is back between
+// base*(1-jitter) and base*(1+jitter) after the kick; the flapping shows in
+// the counters instead. Time is synctest's fake clock.
+func TestKicksDoNotGrowTheReconnectDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const clients = 20
+		d := soaktest.NewMemDriver()
+		reg := prometheus.NewRegistry()
+		p := newTestPoolReg(t, reg, socketIOConfig(clients), d)
+		stop := runPool(t, p)
+		defer stop()
+		time.Sleep(100 * time.Millisecond) // fake time: the ramp-up at SOAK_CONNECT_RATE
+		synctest.Wait()
+		if got := p.Connected(); got != clients {
+			t.Fatalf("connected %d of %d at start", got, clients)
+		}
+		for round := 1; round <= 10; round++ {
+			if n := d.Kick(); n != clients {
+				t.Fatalf("round %d: kicked %d, want %d", round, n, clients)
+			}
+			time.Sleep(499 * time.Millisecond) // fake time (synctest): just below base*(1-jitter)
+			synctest.Wait()
+			if got := p.Connected(); got != 0 {
+				t.Fatalf("round %d: %d clients back before base*(1-jitter)", round, got)
+			}
+			time.Sleep(time.Second + 30*time.Millisecond) // fake time (synctest): to base*(1+jitter), plus the connect-rate spacing of 20 dials
+			synctest.Wait()
+			if got := p.Connected(); got != clients {
+				t.Fatalf("round %d: %d of %d clients back 1.53 s after the kick", round, got, clients)
+			}
+			time.Sleep(20 * time.Second) // fake time (synctest): the connections outlive SOAK_SHORT_LIVED before the next kick
+		}
+		if got := soaktest.Sum(t, reg, MetricDisconnects, "reason", string(probe.ReasonServerDisconnect)); got != 10*clients {
+			t.Errorf("%s = %v, want %d", MetricDisconnects, got, 10*clients)
+		}
+		// Only the first round kicked connections younger than SOAK_SHORT_LIVED.
+		if got := soaktest.Sum(t, reg, MetricShortLived); got != clients {
+			t.Errorf("%s = %v, want %d (the first round only)", MetricShortLived, got, clients)
+		}
+	})
+}
+
+// Connections that end within SOAK_SHORT_LIVED of opening are counted as
+// flapping, and still reconnect after the base delay only.
+func TestFlappingIsCountedNotBackedOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const clients = 5
+		d := soaktest.NewMemDriver()
+		reg := prometheus.NewRegistry()
+		p := newTestPoolReg(t, reg, socketIOConfig(clients), d)
+		stop := runPool(t, p)
+		defer stop()
+		time.Sleep(100 * time.Millisecond) // fake time: the ramp-up at SOAK_CONNECT_RATE
+		synctest.Wait()
+		for round := 1; round <= 6; round++ {
+			d.Kick()
+			time.Sleep(1510 * time.Millisecond) // fake time: base*(1+jitter) plus the connect-rate spacing
+			synctest.Wait()
+			if got := p.Connected(); got != clients {
+				t.Fatalf("round %d: %d of %d clients back", round, got, clients)
+			}
+		}
+		if got := soaktest.Sum(t, reg, MetricShortLived, "target", "t1"); got != 6*clients {
+			t.Errorf("%s = %v, want %d", MetricShortLived, got, 6*clients)
+		}
+	})
+}
+
+// dialClock records when each Dial is called, on the pool's clock.
+type dialClock struct {
+	probe.Driver
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (d *dialClock) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (probe.Conn, error) {
+	d.mu.Lock()
+	d.times = append(d.times, time.Now())
+	d.mu.Unlock()
+	return d.Driver.Dial(ctx, t, h)
+}
+
+// Failed attempts back off as socket.io-client's: about 1, 2, 4 s, then the
+// 5 s cap, never more.
+func TestFailedAttemptsBackOffToTheCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := soaktest.NewMemDriver()
+		mem.Set(func(c *soaktest.MemControl) { c.Refuse = true })
+		d := &dialClock{Driver: mem}
+		p := newTestPool(t, socketIOConfig(1), d)
+		stop := runPool(t, p)
+		time.Sleep(40 * time.Second) // fake time (synctest): room for 7 attempts
+		synctest.Wait()
+		stop()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		bounds := [][2]time.Duration{ // gap before attempt i+1, inclusive, plus up to 1.5 ms of rate spacing
+			{500 * time.Millisecond, 1500 * time.Millisecond},
+			{time.Second, 3 * time.Second},
+			{2 * time.Second, 5 * time.Second},
+			{4 * time.Second, 5 * time.Second},
+			{5 * time.Second, 5 * time.Second},
+			{5 * time.Second, 5 * time.Second},
+		}
+		if len(d.times) < len(bounds)+1 {
+			t.Fatalf("%d attempts in 40 s, want at least %d", len(d.times), len(bounds)+1)
+		}
+		for i, b := range bounds {
+			gap := d.times[i+1].Sub(d.times[i])
+			if gap < b[0] || gap > b[1]+2*time.Millisecond {
+				t.Errorf("gap before attempt %d = %v, want in [%v, %v]", i+2, gap, b[0], b[1])
+			}
+		}
+	})
 }
 
 // A write in flight when the pool stops must not see its context end:
 // coder/websocket closes the connection of a write whose context ends, and a
 // clean shutdown would read as a transport error.
 func TestStopDoesNotCancelWritesInFlight(t *testing.T) {
-	d := soaktest.NewMemDriver()
-	inEmit := make(chan context.Context, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	d.Set(func(c *soaktest.MemControl) {
-		c.OnEmit = func(ctx context.Context, _ string) {
-			once.Do(func() {
-				inEmit <- ctx
-				<-release
-			})
+	synctest.Test(t, func(t *testing.T) {
+		d := soaktest.NewMemDriver()
+		inEmit := make(chan context.Context, 1)
+		release := make(chan struct{})
+		var once sync.Once
+		d.Set(func(c *soaktest.MemControl) {
+			c.OnEmit = func(ctx context.Context, _ string) {
+				once.Do(func() {
+					inEmit <- ctx
+					<-release
+				})
+			}
+		})
+		cfg := testConfig()
+		cfg.Clients = 1
+		p := newTestPool(t, cfg, d, &streamProbe{rate: 100})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		var emitCtx context.Context
+		select {
+		case emitCtx = <-inEmit:
+		case <-time.After(10 * time.Second): // fake time (synctest)
+			t.Fatal("no event was sent in 10 s")
+		}
+		cancel() // propagates synchronously to every context derived from ctx
+		err := emitCtx.Err()
+		close(release)
+		if runErr := <-done; runErr != nil {
+			t.Fatalf("Run: %v", runErr)
+		}
+		if err != nil {
+			t.Fatalf("the context of the write in flight ended with the pool's: %v", err)
+		}
+		if _, ok := emitCtx.Deadline(); !ok {
+			t.Fatal("the write has no deadline")
 		}
 	})
-	cfg := testConfig()
-	cfg.Clients = 1
-	p := newTestPool(t, cfg, d, &streamProbe{rate: 100})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var emitCtx context.Context
-	select {
-	case emitCtx = <-inEmit:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event was sent")
-	}
-	cancel() // propagates synchronously to every context derived from ctx
-	err := emitCtx.Err()
-	close(release)
-	if runErr := <-done; runErr != nil {
-		t.Fatalf("Run: %v", runErr)
-	}
-	if err != nil {
-		t.Fatalf("the context of the write in flight ended with the pool's: %v", err)
-	}
-	if _, ok := emitCtx.Deadline(); !ok {
-		t.Fatal("the write has no deadline")
-	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -175,6 +340,9 @@ func TestConfigValidate(t *testing.T) {
 		{"zero rate", func(c *Config) { c.ConnectRate = 0 }, "SOAK_CONNECT_RATE"},
 		{"zero timeout", func(c *Config) { c.ConnectTimeout = 0 }, "SOAK_CONNECT_TIMEOUT"},
 		{"max below min", func(c *Config) { c.BackoffMax = time.Millisecond }, "SOAK_BACKOFF_MAX"},
+		{"jitter above 1", func(c *Config) { c.BackoffJitter = 1.5 }, "SOAK_BACKOFF_JITTER"},
+		{"negative jitter", func(c *Config) { c.BackoffJitter = -0.1 }, "SOAK_BACKOFF_JITTER"},
+		{"negative short-lived", func(c *Config) { c.ShortLived = -time.Second }, "SOAK_SHORT_LIVED"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

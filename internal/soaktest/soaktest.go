@@ -55,12 +55,31 @@ func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) flo
 // instead.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	WaitWithin(t, what, 10*time.Second, cond)
+}
+
+// WaitWithin is WaitFor with its own bound, for conditions of real servers
+// that take longer (refills, restarts).
+func WaitWithin(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(5 * time.Millisecond) // polling a condition of other goroutines
+		time.Sleep(5 * time.Millisecond) // polling a condition of other goroutines or processes
+	}
+}
+
+// Integration marks a test of the full tier: one that needs a real Node
+// fixture, redis-server, Prometheus or another external process (deps names
+// them for the skip message). Under -short (the fast tier) it skips the
+// test. Otherwise it returns, and the helper that starts the dependency
+// fails the test loudly when it is missing: a full run never skips silently.
+func Integration(t testing.TB, deps ...string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("fast tier (-short): needs %v", deps)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -14,6 +15,7 @@ import (
 // checks that goroutines, the live heap and open file descriptors return to
 // their baseline.
 func TestThousandReconnectCycles(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const (
 		clients = 100
 		kicks   = 10
@@ -34,7 +36,7 @@ func TestThousandReconnectCycles(t *testing.T) {
 	h := startPool(t, cfg, tg)
 	var peak resources
 	for i := 1; i <= kicks; i++ {
-		waitFor(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
+		soaktest.WaitWithin(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
 		node.WaitStats(10*time.Second, func(s testfixture.Stats) bool { return s.Connected == clients })
 		if i == kicks/2 {
 			peak = measure(t)
@@ -42,11 +44,11 @@ func TestThousandReconnectCycles(t *testing.T) {
 		if n := node.KickAll(); n != clients {
 			t.Fatalf("kick %d: kicked %d, want %d", i, n, clients)
 		}
-		waitFor(t, "kicks counted", 10*time.Second, func() bool {
+		soaktest.WaitWithin(t, "kicks counted", 10*time.Second, func() bool {
 			return h.value("soak_disconnects_total", "reason", string(probe.ReasonServerDisconnect)) == float64(clients*i)
 		})
 	}
-	waitFor(t, "refill", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "refill", 20*time.Second, func() bool { return h.p.Connected() == clients })
 	onlyReasons(t, "disconnects", h.disconnects(), string(probe.ReasonServerDisconnect))
 	onlyReasons(t, "connect failures", h.failures())
 	if a := h.value("soak_connect_attempts_total", "", ""); a != clients*(kicks+1) {
@@ -64,7 +66,7 @@ func TestThousandReconnectCycles(t *testing.T) {
 		if (after.goroutines <= base.goroutines+goroutineSlack && after.fds <= base.fds+fdSlack) || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling the runtime until closed connections' goroutines and fds are gone
 	}
 	runtime.KeepAlive(h)
 	heapLimit := base.heap + max(uint64(heapSlackBytes), uint64(float64(base.heap)*heapSlackRatio))

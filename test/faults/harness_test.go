@@ -18,11 +18,12 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	poolpkg "github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
-	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )
 
@@ -116,31 +117,10 @@ func (h *pool) stop() {
 // count) that carry label=val (all samples when label is empty).
 func (h *pool) value(name, label, val string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatalf("gather: %v", err)
+	if label == "" {
+		return soaktest.Sum(h.t, h.reg, name)
 	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label != "" {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == label && l.GetValue() == val {
-						found = true
-					}
-				}
-				if !found {
-					continue
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
+	return soaktest.Sum(h.t, h.reg, name, label, val)
 }
 
 // reasons returns the non-zero values of a counter by its reason label.
@@ -184,24 +164,12 @@ func onlyReasons(t testing.TB, what string, got map[string]float64, allowed ...s
 	}
 }
 
-// waitFor polls cond every 20 ms and fails the test after timeout.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // accounted waits until nothing is in flight with the probe paused, then
 // checks sent == acked + lost and returns the three.
 func (h *pool) accounted() (sent, acked, lost float64) {
 	h.t.Helper()
 	h.p.Pause(true)
-	waitFor(h.t, "nothing in flight", 10*time.Second, func() bool { return h.p.InFlight() == 0 })
+	soaktest.WaitWithin(h.t, "nothing in flight", 10*time.Second, func() bool { return h.p.InFlight() == 0 })
 	sent = h.value("soak_events_sent_total", "", "")
 	acked = h.value("soak_events_acked_total", "", "")
 	lost = h.value("soak_events_lost_total", "", "")

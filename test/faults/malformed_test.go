@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // eioServer is a fake Engine.IO/Socket.IO server: it runs the normal
@@ -192,7 +193,7 @@ func TestMalformedInputThroughThePool(t *testing.T) {
 			h := startPool(t, cfg, target(t, srv.srv.URL, maxFrame))
 			switch {
 			case tc.wantDisconnect != "":
-				waitFor(t, "repeated "+string(tc.wantDisconnect), 15*time.Second, func() bool {
+				soaktest.WaitWithin(t, "repeated "+string(tc.wantDisconnect), 15*time.Second, func() bool {
 					return h.value("soak_disconnects_total", "reason", string(tc.wantDisconnect)) >= clients*rounds
 				})
 				onlyReasons(t, "disconnects", h.disconnects(), string(tc.wantDisconnect))
@@ -201,18 +202,18 @@ func TestMalformedInputThroughThePool(t *testing.T) {
 					t.Errorf("%v connect attempts, want >= %d (reconnects)", a, clients*rounds)
 				}
 			case tc.wantFailure != "":
-				waitFor(t, "repeated "+string(tc.wantFailure), 15*time.Second, func() bool {
+				soaktest.WaitWithin(t, "repeated "+string(tc.wantFailure), 15*time.Second, func() bool {
 					return h.value("soak_connect_failures_total", "reason", string(tc.wantFailure)) >= clients*rounds
 				})
 				onlyReasons(t, "connect failures", h.failures(), string(tc.wantFailure))
 				onlyReasons(t, "disconnects", h.disconnects())
 			case tc.wantUnexpected:
-				waitFor(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
-				waitFor(t, "unexpected acks", 10*time.Second, func() bool {
+				soaktest.WaitWithin(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
+				soaktest.WaitWithin(t, "unexpected acks", 10*time.Second, func() bool {
 					return h.value("soak_acks_unexpected_total", "", "") == clients
 				})
 				acked := h.value("soak_events_acked_total", "", "")
-				waitFor(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+25 })
+				soaktest.WaitWithin(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+25 })
 				onlyReasons(t, "disconnects", h.disconnects())
 				onlyReasons(t, "connect failures", h.failures())
 				if c := h.p.Connected(); c != clients {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -20,24 +21,25 @@ import (
 // handshake), lets the pool meet the closed port, restarts it on the same
 // port and checks every step's reason.
 func TestKilledTargetRestartedOnTheSamePort(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
 	h := startPool(t, config(), target(t, node.URL(), 1<<20))
-	waitFor(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
 	node.Kill()
-	waitFor(t, "all dropped", 10*time.Second, func() bool { return h.p.Connected() == 0 })
+	soaktest.WaitWithin(t, "all dropped", 10*time.Second, func() bool { return h.p.Connected() == 0 })
 	disc := h.disconnects()
 	if got := disc[string(probe.ReasonTransportClose)] + disc[string(probe.ReasonTransportError)]; got != clients {
 		t.Errorf("transport_close + transport_error = %v, want %d (all: %v)", got, clients, disc)
 	}
 	onlyReasons(t, "disconnects after kill", disc, string(probe.ReasonTransportClose), string(probe.ReasonTransportError))
-	waitFor(t, "refused attempts", 10*time.Second, func() bool {
+	soaktest.WaitWithin(t, "refused attempts", 10*time.Second, func() bool {
 		return h.value("soak_connect_failures_total", "reason", string(probe.FailRefused)) >= clients
 	})
 	node.Restart()
-	waitFor(t, "all back", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all back", 20*time.Second, func() bool { return h.p.Connected() == clients })
 	acked := h.value("soak_events_acked_total", "", "")
-	waitFor(t, "acks after restart", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
+	soaktest.WaitWithin(t, "acks after restart", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
 	fails := h.failures()
 	// While the new process starts, the port refuses; nothing else is expected.
 	onlyReasons(t, "connect failures", fails, string(probe.FailRefused))
@@ -61,7 +63,7 @@ func TestRefusedTarget(t *testing.T) {
 	cfg := config()
 	cfg.Clients = 5
 	h := startPool(t, cfg, target(t, "http://"+addr, 1<<20))
-	waitFor(t, "refused attempts", 10*time.Second, func() bool {
+	soaktest.WaitWithin(t, "refused attempts", 10*time.Second, func() bool {
 		return h.value("soak_connect_failures_total", "reason", string(probe.FailRefused)) >= 20
 	})
 	onlyReasons(t, "connect failures", h.failures(), string(probe.FailRefused))
@@ -128,7 +130,7 @@ func TestSilentTarget(t *testing.T) {
 	base := measure(t)
 	h := startPool(t, cfg, target(t, "http://"+srv.ln.Addr().String(), 1<<20))
 	peak := 0
-	waitFor(t, "timeouts", 10*time.Second, func() bool {
+	soaktest.WaitWithin(t, "timeouts", 10*time.Second, func() bool {
 		peak = max(peak, runtime.NumGoroutine())
 		return h.value("soak_connect_failures_total", "reason", string(probe.FailTimeout)) >= 4*clients
 	})
@@ -143,7 +145,7 @@ func TestSilentTarget(t *testing.T) {
 	if h.stopTook > 3*time.Second {
 		t.Errorf("Run took %v to return with dials hanging on a silent server", h.stopTook)
 	}
-	waitFor(t, "goroutines back", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base.goroutines+2 })
+	soaktest.WaitWithin(t, "goroutines back", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base.goroutines+2 })
 	t.Logf("failures %v; peak %d goroutines over a baseline of %d; Run returned %v after cancel",
 		h.failures(), peak-base.goroutines, base.goroutines, h.stopTook)
 }
@@ -245,6 +247,7 @@ func (p *proxy) close() {
 // TestProxyCutsConnectionsMidStream runs the pool through a TCP proxy that
 // cuts every connection while events flow, first with FIN, then with RST.
 func TestProxyCutsConnectionsMidStream(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
 	px := newProxy(t, node.URL()[len("http://"):])
@@ -257,14 +260,14 @@ func TestProxyCutsConnectionsMidStream(t *testing.T) {
 		{"fin", false, probe.ReasonTransportClose},
 		{"rst", true, probe.ReasonTransportError},
 	} {
-		waitFor(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
+		soaktest.WaitWithin(t, "all connected", 20*time.Second, func() bool { return h.p.Connected() == clients })
 		acked := h.value("soak_events_acked_total", "", "")
-		waitFor(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
+		soaktest.WaitWithin(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
 		before := h.disconnects()
 		if n := px.cut(tc.reset); n != clients {
 			t.Fatalf("%s: cut %d connections, want %d", tc.name, n, clients)
 		}
-		waitFor(t, tc.name+" disconnects counted", 10*time.Second, func() bool {
+		soaktest.WaitWithin(t, tc.name+" disconnects counted", 10*time.Second, func() bool {
 			return h.value("soak_disconnects_total", "", "") == float64(clients*(i+1))
 		})
 		after := h.disconnects()
@@ -277,9 +280,9 @@ func TestProxyCutsConnectionsMidStream(t *testing.T) {
 		}
 	}
 	onlyReasons(t, "disconnects", h.disconnects(), string(probe.ReasonTransportClose), string(probe.ReasonTransportError))
-	waitFor(t, "all reconnected through the proxy", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all reconnected through the proxy", 20*time.Second, func() bool { return h.p.Connected() == clients })
 	acked := h.value("soak_events_acked_total", "", "")
-	waitFor(t, "acks after the cuts", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
+	soaktest.WaitWithin(t, "acks after the cuts", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+100 })
 	onlyReasons(t, "connect failures", h.failures())
 	sent, acked2, lost := h.accounted()
 	t.Logf("proxy accepted %d connections; sent %v = acked %v + lost %v", px.accepts.Load(), sent, acked2, lost)
@@ -347,7 +350,7 @@ func TestUnresolvableName(t *testing.T) {
 	cfg := config()
 	cfg.Clients = 5
 	h := startPool(t, cfg, target(t, "http://nonexistent.invalid:3000", 1<<20))
-	waitFor(t, "dns failures", 10*time.Second, func() bool {
+	soaktest.WaitWithin(t, "dns failures", 10*time.Second, func() bool {
 		return h.value("soak_connect_failures_total", "reason", string(probe.FailDNS)) >= 20
 	})
 	onlyReasons(t, "connect failures", h.failures(), string(probe.FailDNS))
@@ -356,7 +359,7 @@ func TestUnresolvableName(t *testing.T) {
 	// until the resolver has been quiet for a while before restoring it.
 	for last := int64(-1); last != dns.queries.Load(); {
 		last = dns.queries.Load()
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // polling the real resolver's goroutines until they are quiet
 	}
 	if q := dns.queries.Load(); q < 20 {
 		t.Errorf("the local resolver saw %d queries for 20 failed attempts: lookups went elsewhere", q)

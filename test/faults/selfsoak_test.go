@@ -9,6 +9,7 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -92,7 +93,7 @@ func selfSoak(b *testing.B, run, kickEvery time.Duration, clients int) {
 	cfg.Clients, cfg.ConnectRate, cfg.EventRate = clients, 200, 100
 	cfg.BackoffMin, cfg.BackoffMax = 100*time.Millisecond, 2*time.Second
 	h := startPool(b, cfg, target(b, node.URL(), 1<<20))
-	waitFor(b, "all connected", 60*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(b, "all connected", 60*time.Second, func() bool { return h.p.Connected() == clients })
 
 	self, err := leak.NewSelf("/proc", "/sys/fs/cgroup", time.Now)
 	if err != nil {

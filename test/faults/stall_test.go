@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -17,6 +18,7 @@ import (
 // during the stall as before it and that the pool recovers after SIGCONT
 // with every event accounted for.
 func TestStalledTarget(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const (
 		clients      = 20
 		rate         = 200.0
@@ -33,9 +35,9 @@ func TestStalledTarget(t *testing.T) {
 	cfg.Clients, cfg.EventRate, cfg.AckTimeout = clients, rate, ackTimeout
 	cfg.ConnectTimeout = time.Second
 	h := startPool(t, cfg, target(t, node.URL(), 1<<20))
-	waitFor(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all connected", 10*time.Second, func() bool { return h.p.Connected() == clients })
 	node.WaitStats(10*time.Second, func(s testfixture.Stats) bool { return s.Connected == clients })
-	waitFor(t, "acks", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= 200 })
+	soaktest.WaitWithin(t, "acks", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= 200 })
 
 	srv := h.metricsServer()
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
@@ -48,9 +50,9 @@ func TestStalledTarget(t *testing.T) {
 	disc0 := h.value("soak_disconnects_total", "", "")
 	node.Signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	time.Sleep(shortStall / 2)
+	time.Sleep(shortStall / 2) // the fault lasts in wall time: a real process is frozen (SIGSTOP) for shortStall
 	during1 := medianScrape(t, client, srv.URL, 9)
-	time.Sleep(time.Until(stopped.Add(shortStall)))
+	time.Sleep(time.Until(stopped.Add(shortStall))) // the rest of the wall-time freeze of the real process
 	sentStall := h.value("soak_events_sent_total", "", "") - sent0
 	node.Signal(syscall.SIGCONT)
 	stall1 := time.Since(stopped)
@@ -73,17 +75,17 @@ func TestStalledTarget(t *testing.T) {
 	}
 
 	// Phase 2: a stall longer than pingInterval + pingTimeout.
-	waitFor(t, "still all connected", 5*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "still all connected", 5*time.Second, func() bool { return h.p.Connected() == clients })
 	node.Signal(syscall.SIGSTOP)
 	stopped = time.Now()
-	waitFor(t, "ping timeouts", 3*(pingInterval+pingTimeout), func() bool {
+	soaktest.WaitWithin(t, "ping timeouts", 3*(pingInterval+pingTimeout), func() bool {
 		return h.value("soak_disconnects_total", "reason", string(probe.ReasonPingTimeout)) == clients
 	})
 	pingTimeoutsAfter := time.Since(stopped)
 	during2 := medianScrape(t, client, srv.URL, 9)
 	// Stay frozen well past the ping window, so that reconnect attempts
 	// meet the frozen server too.
-	time.Sleep(time.Until(stopped.Add(pingInterval + pingTimeout + 1500*time.Millisecond)))
+	time.Sleep(time.Until(stopped.Add(pingInterval + pingTimeout + 1500*time.Millisecond))) // wall-time freeze of the real process
 	node.Signal(syscall.SIGCONT)
 	stall2 := time.Since(stopped)
 	if pingTimeoutsAfter < pingInterval {
@@ -101,9 +103,9 @@ func TestStalledTarget(t *testing.T) {
 	}
 
 	// Recovery.
-	waitFor(t, "all reconnected", 20*time.Second, func() bool { return h.p.Connected() == clients })
+	soaktest.WaitWithin(t, "all reconnected", 20*time.Second, func() bool { return h.p.Connected() == clients })
 	acked := h.value("soak_events_acked_total", "", "")
-	waitFor(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+200 })
+	soaktest.WaitWithin(t, "acks flowing", 10*time.Second, func() bool { return h.value("soak_events_acked_total", "", "") >= acked+200 })
 	onlyReasons(t, "connect failures", h.failures(), string(probe.FailTimeout), string(probe.FailReset))
 	sent, ackedAll, lostAll := h.accounted()
 	t.Logf("end: sent %v = acked %v + lost %v; late %v", sent, ackedAll, lostAll, h.value("soak_events_late_total", "", ""))

@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
 // TestTwoReplicasOverRedis runs two fixture processes joined by the Redis
 // adapter, with the agent's clients spread over both (targets "a" and "b").
 func TestTwoReplicasOverRedis(t *testing.T) {
+	soaktest.Integration(t, "node fixture", "redis-server")
 	const clientsPer = 10
 	redis := testfixture.StartRedis(t)
 	a := testfixture.Start(t, testfixture.Options{RedisURL: redis.URL()})
@@ -97,7 +99,7 @@ func TestTwoReplicasOverRedis(t *testing.T) {
 		discA := r.value("soak_disconnects_total", "target", "a")
 		discB := r.value("soak_disconnects_total", "target", "b")
 		b.Restart()
-		r.waitFor("disconnects from b counted", 10*time.Second, func() bool {
+		soaktest.WaitWithin(r.t, "disconnects from b counted", 10*time.Second, func() bool {
 			return r.value("soak_disconnects_total", "target", "b") >= discB+clientsPer
 		})
 		r.waitConnected(15 * time.Second)

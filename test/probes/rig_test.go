@@ -22,6 +22,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
@@ -115,48 +116,12 @@ func startRig(t *testing.T, targets []targetSpec, clientsPer int, pc push.Config
 // count) that carry every given label pair.
 func (r *rig) value(name string, labels ...string) float64 {
 	r.t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
-}
-
-func (r *rig) waitFor(what string, timeout time.Duration, cond func() bool) {
-	r.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return soaktest.Sum(r.t, r.reg, name, labels...)
 }
 
 func (r *rig) waitConnected(timeout time.Duration) {
 	r.t.Helper()
-	r.waitFor("every client connected", timeout, func() bool {
+	soaktest.WaitWithin(r.t, "every client connected", timeout, func() bool {
 		for _, p := range r.pools {
 			if p.Connected() != p.Desired() {
 				return false
@@ -172,9 +137,9 @@ func (r *rig) fanoutRound(n float64, timeout time.Duration) {
 	r.t.Helper()
 	base := r.value("soak_fanout_sent_total")
 	r.fanout.Pause(false)
-	r.waitFor("fan-out messages sent", timeout, func() bool { return r.value("soak_fanout_sent_total") >= base+n })
+	soaktest.WaitWithin(r.t, "fan-out messages sent", timeout, func() bool { return r.value("soak_fanout_sent_total") >= base+n })
 	r.fanout.Pause(true)
-	r.waitFor("fan-out messages resolved", timeout, func() bool { return r.fanout.InFlight() == 0 })
+	soaktest.WaitWithin(r.t, "fan-out messages resolved", timeout, func() bool { return r.fanout.InFlight() == 0 })
 }
 
 type pairCounts struct{ expected, delivered, lost, latency float64 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -28,13 +29,14 @@ func (r *rig) push(target string) pushCounts {
 // all and then checks every push counter.
 func (r *rig) waitPush(target string, want pushCounts) {
 	r.t.Helper()
-	r.waitFor("pushes received", 10*time.Second, func() bool { return r.value("soak_push_received_total", "target", target) >= want.received })
+	soaktest.WaitWithin(r.t, "pushes received", 10*time.Second, func() bool { return r.value("soak_push_received_total", "target", target) >= want.received })
 	if got := r.push(target); got != want {
 		r.t.Fatalf("push counters of %s = %+v, want %+v", target, got, want)
 	}
 }
 
 func TestPushGapsDuplicatesAndReconnectsAreCountedExactly(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
 	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, pushOn, fanout.Config{Event: "publish", Timeout: time.Second})
@@ -67,7 +69,7 @@ func TestPushGapsDuplicatesAndReconnectsAreCountedExactly(t *testing.T) {
 	if kicked := node.KickAll(); kicked != clients {
 		t.Fatalf("kicked %d, want %d", kicked, clients)
 	}
-	r.waitFor("kicks counted", 10*time.Second, func() bool { return r.value("soak_disconnects_total", "target", "n") >= clients })
+	soaktest.WaitWithin(r.t, "kicks counted", 10*time.Second, func() bool { return r.value("soak_disconnects_total", "target", "n") >= clients })
 	r.waitConnected(10 * time.Second)
 	node.WaitStats(5*time.Second, func(s testfixture.Stats) bool { return s.Connected == clients })
 	node.PushSkip(7)
@@ -85,6 +87,7 @@ func TestPushGapsDuplicatesAndReconnectsAreCountedExactly(t *testing.T) {
 }
 
 func TestFanoutOneTargetDeliversEverything(t *testing.T) {
+	soaktest.Integration(t, "node fixture")
 	const clients = 20
 	node := testfixture.Start(t, testfixture.Options{})
 	r := startRig(t, []targetSpec{{"n", node.URL()}}, clients, push.Config{},
