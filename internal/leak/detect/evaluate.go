@@ -144,6 +144,15 @@ type Report struct {
 	Window time.Duration
 	// Windows holds one Result per window, ascending by length.
 	Windows []Result
+	// Suspected is the held verdict, the one to alert on: it becomes true
+	// when Verdict is LeakSuspected and stays true while the evidence holds
+	// (see Config.HoldAfter). Since is when it last became true and
+	// SuspectedWindow the window that raised it; HoldReason explains why it
+	// is held. They are zero when Suspected is false.
+	Suspected       bool
+	Since           time.Time
+	SuspectedWindow time.Duration
+	HoldReason      string
 	// Points is the number of accepted points; SegmentPoints those since the
 	// last restart; Restarts the restarts seen.
 	Points, SegmentPoints, Restarts int
@@ -200,6 +209,7 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 		rep.Windows = append(rep.Windows, d.judge(w, age, limit))
 	}
 	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
+	d.apply(&rep, now)
 	return rep
 }
 
