@@ -318,3 +318,35 @@ func TestBuildSamplers(t *testing.T) {
 		t.Errorf("sources %v", names)
 	}
 }
+
+// TestVisibleFromFirstMinute: a dashboard sees the detector working from the
+// first samples: state warming_up with its reason, and the window gauges.
+func TestVisibleFromFirstMinute(t *testing.T) {
+	target := &scripted{source: SourceScrape, f: func(now time.Time) (Sample, error) {
+		return Sample{Time: now, Readings: []Reading{{Kind: KindHeap, Bytes: 100e6}}}, nil
+	}}
+	m, reg, clock, _ := newTestMonitor(t, leakCfg(), target)
+	for range 12 { // one minute of 5 s samples
+		m.Tick(context.Background())
+		clock.Add(5 * time.Second)
+	}
+	want := `
+# HELP soak_leak_state 1 for the series' current detector state: state=warming_up (no verdict yet; reason no_samples, window_not_full, too_few_buckets, start_up_grace, gaps or no_floor), no_leak or leak_suspected (reason none).
+# TYPE soak_leak_state gauge
+soak_leak_state{kind="heap",reason="window_not_full",source="scrape",state="warming_up"} 1
+# HELP soak_leak_suspected_since_timestamp_seconds Unix time when the held leak verdict became true; 0 while no leak is suspected.
+# TYPE soak_leak_suspected_since_timestamp_seconds gauge
+soak_leak_suspected_since_timestamp_seconds{kind="heap",source="scrape"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soak_leak_state", "soak_leak_suspected_since_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"soak_leak_window_samples", "soak_leak_suspected", "soak_leak_window_suspected"} {
+		if got := testutil.CollectAndCount(&collector{m: m}, name); got != 1 {
+			t.Errorf("%s: %d series in the first minute, want 1", name, got)
+		}
+	}
+	if problems, err := testutil.CollectAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+}

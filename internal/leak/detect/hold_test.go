@@ -139,3 +139,40 @@ func TestHeldVerdictOnSeries(t *testing.T) {
 		t.Fatalf("held verdict cleared at %s, want after the leak stopped at 4h and before the end", cleared)
 	}
 }
+
+func TestWaitReasons(t *testing.T) {
+	cfg := testConfig()
+	cfg.Grace = 2 * time.Hour
+	tests := []struct {
+		name   string
+		length time.Duration
+		want   string
+	}{
+		{"no samples", 0, WaitNoSamples},
+		{"first minute", time.Minute, WaitWindowNotFull},
+		{"window full, in the grace", 90 * time.Minute, WaitGrace},
+		{"past the grace of the 1h window", 3*time.Hour + 10*time.Minute, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed(t, d, 0, tt.length, 10*time.Second, sawtooth(200*MB, 0), 0)
+			rep := d.Evaluate(t0.Add(tt.length), 0)
+			if rep.Wait != tt.want {
+				t.Fatalf("Wait = %q, want %q (verdict %s: %s)", rep.Wait, tt.want, rep.Verdict, rep.Reason)
+			}
+			if (rep.Verdict == InsufficientData) != (tt.want != "") {
+				t.Fatalf("verdict %s with Wait %q", rep.Verdict, rep.Wait)
+			}
+		})
+	}
+	if got := waitCode("too many gaps: 3 of 12 buckets hold samples"); got != WaitGaps {
+		t.Errorf("gaps: %q", got)
+	}
+	if got := waitCode("window too short for a verdict: 4 buckets"); got != WaitTooShort {
+		t.Errorf("too short: %q", got)
+	}
+}
