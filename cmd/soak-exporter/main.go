@@ -312,8 +312,9 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 			log.Error("bad configuration", zap.Error(err))
 			return exitUsage
 		}
-		leakOpts = append(leakOpts, leak.WithVerdictFunc(func(source string, kind leak.Kind, suspected bool, at time.Time) {
-			capturer.Suspected(source+"/"+string(kind), suspected, at)
+		// The held verdict, not every evaluation's: a capture per suspicion.
+		leakOpts = append(leakOpts, leak.WithOnChange(func(source, kind string, suspected bool, at time.Time) {
+			capturer.Suspected(source+"/"+kind, suspected, at)
 		}))
 	}
 	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg, leakOpts...)

@@ -30,7 +30,13 @@ var (
 	descToLimit = prometheus.NewDesc("soak_leak_seconds_to_limit",
 		"Projected seconds until floor plus sawtooth amplitude reaches the limit at the floor's slope; +Inf when not growing. Absent without a limit.", labelsSKW, nil)
 	descSuspected = prometheus.NewDesc("soak_leak_suspected",
-		"1 when the window's robust verdict is leak_suspected, else 0.", labelsSKW, nil)
+		"Held leak verdict: 1 on the window that raised it while a leak is suspected (held while the floor keeps rising, see docs/leak-detection.md), else 0.", labelsSKW, nil)
+	descSince = prometheus.NewDesc("soak_leak_suspected_since_timestamp_seconds",
+		"Unix time when the held leak verdict became true; 0 while no leak is suspected.", labelsSK, nil)
+	descState = prometheus.NewDesc("soak_leak_state",
+		"1 for the series' current detector state: state=warming_up (no verdict yet; reason no_samples, window_not_full, too_few_buckets, start_up_grace, gaps or no_floor), no_leak or leak_suspected (reason none).", []string{"source", "kind", "state", "reason"}, nil)
+	descWindowVerdict = prometheus.NewDesc("soak_leak_window_suspected",
+		"1 when the window's own verdict at the last evaluation is leak_suspected, else 0 (unheld, may flap).", labelsSKW, nil)
 )
 
 // collector exports the monitor's last sampled values and last evaluation.
@@ -39,7 +45,7 @@ type collector struct{ m *Monitor }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMemory, descLimit, descSlope, descR2, descP, descSamples, descBaseline, descToLimit, descSuspected} {
+	for _, d := range []*prometheus.Desc{descMemory, descLimit, descSlope, descR2, descP, descSamples, descBaseline, descToLimit, descSuspected, descSince, descState, descWindowVerdict} {
 		ch <- d
 	}
 }
@@ -52,6 +58,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if r.Limit > 0 {
 			ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, r.Limit, src, kind)
 		}
+		since := 0.0
+		if r.Report.Suspected {
+			since = float64(r.Report.Since.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descSince, prometheus.GaugeValue, since, src, kind)
+		state, reason := "warming_up", r.Report.Wait
+		switch {
+		case r.Report.Suspected:
+			state, reason = "leak_suspected", "none"
+		case r.Report.Verdict != detect.InsufficientData:
+			state, reason = "no_leak", "none"
+		case reason == "":
+			reason = detect.WaitNoSamples
+		}
+		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, src, kind, state, reason)
 		for _, w := range r.Report.Windows {
 			win := detect.FormatDuration(w.Window)
 			gauge := func(d *prometheus.Desc, v float64, extra ...string) {
@@ -74,11 +95,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descToLimit, w.SecondsToLimit)
 			}
 			gauge(descSamples, float64(w.Samples))
-			suspected := 0.0
+			raw, held := 0.0, 0.0
 			if w.Verdict == detect.LeakSuspected {
-				suspected = 1
+				raw = 1
 			}
-			gauge(descSuspected, suspected)
+			if r.Report.Suspected && w.Window == r.Report.SuspectedWindow {
+				held = 1
+			}
+			gauge(descWindowVerdict, raw)
+			gauge(descSuspected, held)
 		}
 	}
 }

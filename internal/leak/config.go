@@ -58,6 +58,10 @@ type Config struct {
 	StepSigma        float64         `envconfig:"LEAK_STEP_SIGMA" default:"4" desc:"a rise of the floor between two buckets more than this many robust standard deviations above the typical change is a level step, taken out before the trend is judged (0: off)"`
 	GuardLastMin     bool            `envconfig:"LEAK_GUARD_LAST_MIN" default:"false" desc:"persistence guard: the last third of a window must still rise at the window's practical minimum (within SOAK_LEAK_GUARD_SE)"`
 	RestartDrop      float64         `envconfig:"LEAK_RESTART_DROP" default:"0.5" desc:"a sample below this share of the recent floor counts as a restart"`
+	HoldAfter        time.Duration   `envconfig:"LEAK_HOLD_AFTER" default:"15m" desc:"once a leak has been suspected at every evaluation for this long, soak_leak_suspected holds while any window's floor still rises (keep it equal to the alert's for:)"`
+	HoldShare        float64         `envconfig:"LEAK_HOLD_SHARE" default:"0.5" desc:"a held leak verdict holds while a window's floor slope reaches this share of its practical minimum (with p < SOAK_LEAK_HOLD_P_VALUE)"`
+	HoldPValue       float64         `envconfig:"LEAK_HOLD_P_VALUE" default:"0.05" desc:"Mann-Kendall p-value below which a rising floor keeps a held leak verdict"`
+	ClearAfter       time.Duration   `envconfig:"LEAK_CLEAR_AFTER" default:"1h" desc:"a held leak verdict clears when no window's floor has kept rising for this long (or at a restart)"`
 }
 
 // DefaultConfig returns the defaults of the envconfig tags.
@@ -87,6 +91,10 @@ func DefaultConfig() Config {
 		StepSigma:         d.StepSigma,
 		GuardLastMin:      d.LaterMin,
 		RestartDrop:       d.RestartDrop,
+		HoldAfter:         d.HoldAfter,
+		HoldShare:         d.HoldShare,
+		HoldPValue:        d.HoldAlpha,
+		ClearAfter:        d.ClearAfter,
 	}
 }
 
@@ -132,6 +140,10 @@ func (c Config) Detect() detect.Config {
 		StepSigma:    c.StepSigma,
 		LaterMin:     c.GuardLastMin,
 		RestartDrop:  c.RestartDrop,
+		HoldAfter:    c.HoldAfter,
+		HoldShare:    c.HoldShare,
+		HoldAlpha:    c.HoldPValue,
+		ClearAfter:   c.ClearAfter,
 	}
 }
 
@@ -225,5 +237,9 @@ func detectVar(field string) string {
 		"GuardSE":      "SOAK_LEAK_GUARD_SE",
 		"RestartDrop":  "SOAK_LEAK_RESTART_DROP",
 		"StepSigma":    "SOAK_LEAK_STEP_SIGMA",
+		"HoldAfter":    "SOAK_LEAK_HOLD_AFTER",
+		"HoldShare":    "SOAK_LEAK_HOLD_SHARE",
+		"HoldAlpha":    "SOAK_LEAK_HOLD_P_VALUE",
+		"ClearAfter":   "SOAK_LEAK_CLEAR_AFTER",
 	}[field]
 }

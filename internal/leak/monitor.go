@@ -35,6 +35,16 @@ type options struct {
 	client    HTTPDoer
 	samplers  []Sampler
 	onVerdict func(source string, kind Kind, suspected bool, at time.Time)
+	onChange  func(source, kind string, suspected bool, at time.Time)
+}
+
+// WithOnChange sets a callback called once per transition of a series' held
+// verdict (detect.Report.Suspected), never per evaluation: suspected is the
+// new state, at the evaluation time. It runs synchronously in Evaluate with
+// no lock held, so it must return quickly (hand slow work such as a heap
+// snapshot to a goroutine its owner waits for).
+func WithOnChange(f func(source, kind string, suspected bool, at time.Time)) Option {
+	return func(o *options) { o.onChange = f }
 }
 
 // WithClock sets the clock used to timestamp samples and schedule
@@ -131,6 +141,7 @@ type Monitor struct {
 	now       func() time.Time
 	newTicker func(time.Duration) Ticker
 	samplers  []Sampler
+	onChange  func(source, kind string, suspected bool, at time.Time)
 	errors    *prometheus.CounterVec
 	onVerdict func(source string, kind Kind, suspected bool, at time.Time)
 
@@ -164,7 +175,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer, opts ...Option)
 	}
 	m := &Monitor{
 		cfg: cfg, dcfg: cfg.Detect(), log: log.Named("leak"), now: o.now, newTicker: o.newTicker,
-		samplers: samplers, series: map[seriesKey]*series{}, failing: map[string]bool{}, onVerdict: o.onVerdict,
+		samplers: samplers, onChange: o.onChange, onVerdict: o.onVerdict, series: map[seriesKey]*series{}, failing: map[string]bool{},
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soak_memory_sample_errors_total",
 			Help: "Failed or partial memory samples, by source.",
@@ -315,9 +326,23 @@ func (m *Monitor) limitFor(source string, r Reading) float64 {
 	return r.Limit
 }
 
-// Evaluate recomputes every series' figures as of now and logs changes of
-// verdict. Tick calls it on schedule.
+// Evaluate recomputes every series' figures as of now, logs changes of the
+// held verdict and reports them to the WithOnChange callback. Tick calls it
+// on schedule.
 func (m *Monitor) Evaluate(now time.Time) {
+	type change struct {
+		source, kind string
+		suspected    bool
+	}
+	var changes []change
+	defer func() {
+		if m.onChange == nil {
+			return
+		}
+		for _, c := range changes {
+			m.onChange(c.source, c.kind, c.suspected, now)
+		}
+	}()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastEval = now
@@ -329,8 +354,9 @@ func (m *Monitor) Evaluate(now time.Time) {
 			m.log.Info("target restart detected; leak windows start afresh",
 				zap.String("source", k.source), zap.String("kind", string(k.kind)))
 		}
-		suspect := se.report.Verdict == detect.LeakSuspected
+		suspect := se.report.Suspected
 		if suspect != se.suspect {
+			changes = append(changes, change{k.source, string(k.kind), suspect})
 			fields := []zap.Field{zap.String("source", k.source), zap.String("kind", string(k.kind)), zap.String("reason", se.report.Reason)}
 			if suspect {
 				m.log.Warn("memory leak suspected", fields...)

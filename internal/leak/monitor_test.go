@@ -3,6 +3,7 @@ package leak
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -54,13 +55,18 @@ func (s *scripted) Sample(ctx context.Context) (Sample, error) {
 
 func newTestMonitor(t *testing.T, cfg Config, samplers ...Sampler) (*Monitor, *prometheus.Registry, *fakeClock, *observer.ObservedLogs) {
 	t.Helper()
+	return newTestMonitorOpts(t, cfg, nil, samplers...)
+}
+
+func newTestMonitorOpts(t *testing.T, cfg Config, opts []Option, samplers ...Sampler) (*Monitor, *prometheus.Registry, *fakeClock, *observer.ObservedLogs) {
+	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	for _, s := range samplers {
 		s.(*scripted).clock = clock
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	reg := prometheus.NewPedanticRegistry()
-	m, err := New(cfg, zap.New(core), reg, WithClock(clock.Now), WithSamplers(samplers...))
+	m, err := New(cfg, zap.New(core), reg, append([]Option{WithClock(clock.Now), WithSamplers(samplers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +93,24 @@ func TestMonitorDetectsLeakAndExports(t *testing.T) {
 	}}
 	cfg := leakCfg()
 	cfg.HeapLimitBytes = 1e9
-	m, reg, clock, logs := newTestMonitor(t, cfg, target)
+	type change struct {
+		source, kind string
+		suspected    bool
+		at           time.Time
+	}
+	var changes []change
+	onChange := func(source, kind string, suspected bool, at time.Time) {
+		changes = append(changes, change{source, kind, suspected, at})
+	}
+	m, reg, clock, logs := newTestMonitorOpts(t, cfg, []Option{WithOnChange(onChange)}, target)
 	for range 2 * 720 { // two hours of 5 s samples
 		m.Tick(context.Background())
 		clock.Add(5 * time.Second)
+	}
+	// One call per series, at the evaluation that raised the held verdict,
+	// never one per evaluation.
+	if len(changes) != 2 || !changes[0].suspected || !changes[1].suspected {
+		t.Fatalf("OnChange calls %+v, want one suspected=true per series", changes)
 	}
 	reps := m.Reports()
 	if len(reps) != 2 || reps[0].Kind != KindHeap || reps[0].Report.Verdict.String() != "leak_suspected" {
@@ -105,12 +125,20 @@ func TestMonitorDetectsLeakAndExports(t *testing.T) {
 	if problems, err := testutil.CollectAndLint(reg); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
-	want := `
-# HELP soak_leak_suspected 1 when the window's robust verdict is leak_suspected, else 0.
+	if !reps[0].Report.Since.Equal(changes[0].at) {
+		t.Errorf("Since %v, OnChange at %v", reps[0].Report.Since, changes[0].at)
+	}
+	want := fmt.Sprintf(`
+# HELP soak_leak_suspected Held leak verdict: 1 on the window that raised it while a leak is suspected (held while the floor keeps rising, see docs/leak-detection.md), else 0.
 # TYPE soak_leak_suspected gauge
 soak_leak_suspected{kind="heap",source="scrape",window="1h"} 1
 soak_leak_suspected{kind="rss",source="scrape",window="1h"} 1
-# HELP soak_memory_limit_bytes Memory limit used for projections: configured, or discovered (cgroup, GOMEMLIMIT), bytes.
+# HELP soak_leak_suspected_since_timestamp_seconds Unix time when the held leak verdict became true; 0 while no leak is suspected.
+# TYPE soak_leak_suspected_since_timestamp_seconds gauge
+soak_leak_suspected_since_timestamp_seconds{kind="heap",source="scrape"} %[1]d
+soak_leak_suspected_since_timestamp_seconds{kind="rss",source="scrape"} %[2]d
+`, changes[0].at.Unix(), changes[1].at.Unix())
+	want += `# HELP soak_memory_limit_bytes Memory limit used for projections: configured, or discovered (cgroup, GOMEMLIMIT), bytes.
 # TYPE soak_memory_limit_bytes gauge
 soak_memory_limit_bytes{kind="heap",source="scrape"} 1e+09
 soak_memory_limit_bytes{kind="rss",source="scrape"} 4e+09
@@ -118,13 +146,13 @@ soak_memory_limit_bytes{kind="rss",source="scrape"} 4e+09
 # TYPE soak_memory_sample_errors_total counter
 soak_memory_sample_errors_total{source="scrape"} 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soak_leak_suspected", "soak_memory_limit_bytes", "soak_memory_sample_errors_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soak_leak_suspected", "soak_leak_suspected_since_timestamp_seconds", "soak_memory_limit_bytes", "soak_memory_sample_errors_total"); err != nil {
 		t.Error(err)
 	}
 	// Every contract family is exported with its labels.
 	for name, n := range map[string]int{
 		"soak_memory_bytes": 2, "soak_leak_slope_bytes_per_second": 4, "soak_leak_r_squared": 4, "soak_leak_trend_p_value": 2,
-		"soak_leak_window_samples": 2, "soak_leak_baseline_bytes": 2, "soak_leak_seconds_to_limit": 2,
+		"soak_leak_window_samples": 2, "soak_leak_baseline_bytes": 2, "soak_leak_window_suspected": 2, "soak_leak_seconds_to_limit": 2,
 	} {
 		if got := testutil.CollectAndCount(&collector{m: m}, name); got != n {
 			t.Errorf("%s: %d series, want %d", name, got, n)
@@ -288,5 +316,37 @@ func TestBuildSamplers(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "self,scrape,procfs" {
 		t.Errorf("sources %v", names)
+	}
+}
+
+// TestVisibleFromFirstMinute: a dashboard sees the detector working from the
+// first samples: state warming_up with its reason, and the window gauges.
+func TestVisibleFromFirstMinute(t *testing.T) {
+	target := &scripted{source: SourceScrape, f: func(now time.Time) (Sample, error) {
+		return Sample{Time: now, Readings: []Reading{{Kind: KindHeap, Bytes: 100e6}}}, nil
+	}}
+	m, reg, clock, _ := newTestMonitor(t, leakCfg(), target)
+	for range 12 { // one minute of 5 s samples
+		m.Tick(context.Background())
+		clock.Add(5 * time.Second)
+	}
+	want := `
+# HELP soak_leak_state 1 for the series' current detector state: state=warming_up (no verdict yet; reason no_samples, window_not_full, too_few_buckets, start_up_grace, gaps or no_floor), no_leak or leak_suspected (reason none).
+# TYPE soak_leak_state gauge
+soak_leak_state{kind="heap",reason="window_not_full",source="scrape",state="warming_up"} 1
+# HELP soak_leak_suspected_since_timestamp_seconds Unix time when the held leak verdict became true; 0 while no leak is suspected.
+# TYPE soak_leak_suspected_since_timestamp_seconds gauge
+soak_leak_suspected_since_timestamp_seconds{kind="heap",source="scrape"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soak_leak_state", "soak_leak_suspected_since_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"soak_leak_window_samples", "soak_leak_suspected", "soak_leak_window_suspected"} {
+		if got := testutil.CollectAndCount(&collector{m: m}, name); got != 1 {
+			t.Errorf("%s: %d series in the first minute, want 1", name, got)
+		}
+	}
+	if problems, err := testutil.CollectAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
 	}
 }

@@ -587,9 +587,15 @@ func buildLeakReport(in leakInputs) LeakReport {
 	for _, cr := range rep.Criteria {
 		rep.Passed = rep.Passed && cr.Passed
 	}
-	rep.ExitCode = ExitPass
-	if !rep.Passed {
+	switch {
+	case !rep.Passed:
 		rep.ExitCode = ExitFail
+	case rep.series(in.kind).Robust.Verdict == detect.InsufficientData.String():
+		// Cannot tell (as leak analyze): never a pass. 3 is
+		// analyze.ExitCannotTell.
+		rep.ExitCode = 3
+	default:
+		rep.ExitCode = ExitPass
 	}
 	rep.Notes = leakNotes(rep)
 	return rep

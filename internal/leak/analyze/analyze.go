@@ -27,6 +27,10 @@ const (
 	ExitNoLeak   = 0
 	ExitLeak     = 1
 	ExitBadInput = 2
+	// ExitCannotTell: no series leaks, but at least one has too little
+	// data for a verdict (the reason is printed). Never 0: a CI job must not
+	// pass a recording nobody could judge.
+	ExitCannotTell = 3
 )
 
 // maxInput bounds the size of the input file.
@@ -174,11 +178,14 @@ const usage = `usage: soak-exporter leak analyze [flags] FILE
 
 Replays a recorded memory series through the leak detector and prints the
 verdict and per-window figures. FILE ("-" for standard input) is either a CSV
-with the header "timestamp,bytes" (Unix seconds, bytes) or a Prometheus
-/api/v1/query_range JSON response (the first series, or all with --all).
+of "timestamp,bytes" rows (Unix seconds, bytes; the header line is optional)
+or a Prometheus /api/v1/query_range JSON response (every series is analysed;
+the worst decides the exit status). A recording is judged as a recording: no
+start-up grace unless --grace is given.
 
-Exit status: 0 no leak (or too little data for a verdict), 1 leak suspected,
-2 bad input or usage.
+Exit status: 0 no leak, 1 leak suspected, 2 bad input or usage, 3 cannot tell
+(too little data for a verdict in some series, none leaking; the reason is
+printed).
 
 flags:
 `
@@ -187,6 +194,7 @@ flags:
 // the exit status.
 func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 	cfg := detect.DefaultConfig()
+	cfg.Grace = 0 // a recording has no live start-up to wait out
 	fs := flag.NewFlagSet("leak analyze", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -194,7 +202,7 @@ func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	all := fs.Bool("all", false, "analyse every series of a Prometheus response, not only the first")
+	_ = fs.Bool("all", true, "kept for compatibility: every series is always analysed")
 	windows := fs.String("windows", joinWindows(cfg.Windows), "rolling windows, comma-separated")
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "start-up grace after the first sample or a restart")
 	fs.DurationVar(&cfg.Bucket, "bucket", cfg.Bucket, "smallest bucket (at least twice the longest GC period)")
@@ -229,7 +237,7 @@ func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "leak analyze: %v\n", err)
 		return ExitBadInput
 	}
-	format, series, err := parse(data, *all)
+	format, series, err := parse(data, true)
 	if err != nil {
 		fmt.Fprintf(stderr, "leak analyze: %s: %v\n", name, err)
 		return ExitBadInput
@@ -258,16 +266,25 @@ func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 	} else {
 		writeText(stdout, out)
 	}
-	if out.LeakSuspected {
+	switch {
+	case out.LeakSuspected:
 		return ExitLeak
+	case out.Verdict == detect.InsufficientData.String():
+		for _, s := range out.Series {
+			if s.Verdict == out.Verdict {
+				fmt.Fprintf(stderr, "leak analyze: cannot tell: %s: %s\n", s.Name, s.Reason)
+			}
+		}
+		return ExitCannotTell
 	}
 	return ExitNoLeak
 }
 
-// summarise sets the document's verdict: leak if any series leaks, else
-// no_leak if any has a verdict.
+// summarise sets the document's verdict from the worst series: leak if any
+// series leaks, else insufficient_data if any cannot be judged, else
+// no_leak.
 func summarise(out *Output) {
-	rank := map[string]int{detect.InsufficientData.String(): 0, detect.NoLeak.String(): 1, detect.LeakSuspected.String(): 2}
+	rank := map[string]int{detect.NoLeak.String(): 0, detect.InsufficientData.String(): 1, detect.LeakSuspected.String(): 2}
 	best := -1
 	for i, s := range out.Series {
 		if best < 0 || rank[s.Verdict] > rank[out.Series[best].Verdict] {

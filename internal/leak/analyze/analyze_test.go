@@ -37,8 +37,12 @@ func series(seed uint64, hours, step, base, leakMBh, leakFrom float64) [][2]floa
 }
 
 func writeCSV(t *testing.T, name string, rows [][2]float64) {
+	writeRows(t, name, "timestamp,bytes\n", rows)
+}
+
+func writeRows(t *testing.T, name, header string, rows [][2]float64) {
 	var b strings.Builder
-	b.WriteString("timestamp,bytes\n")
+	b.WriteString(header)
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%.0f,%.0f\n", r[0], r[1])
 	}
@@ -78,6 +82,8 @@ func generateInputs(t *testing.T) {
 	writeCSV(t, "leak.csv", series(2, 26, 60, 150e6, 4, 12))
 	writeCSV(t, "short.csv", series(3, 5.0/60, 5, 80e6, 0, 0))
 	writeProm(t, "range.json", series(4, 8, 60, 60e6, 30, 4), series(5, 8, 60, 200e6, 0, 0))
+	// Issue 10: a 6 h recording leaking 20 MB/h from its start, headerless.
+	writeRows(t, "leak6h_noheader.csv", "", series(6, 6, 15, 150e6, 20, 0))
 }
 
 func TestGolden(t *testing.T) {
@@ -93,9 +99,12 @@ func TestGolden(t *testing.T) {
 		{"steady_json", []string{"--json", "--grace", "1h", "testdata/steady.csv"}, ExitNoLeak},
 		{"leak", []string{"--grace", "1h", "testdata/leak.csv"}, ExitLeak},
 		{"leak_json", []string{"--json", "--grace=1h", "testdata/leak.csv"}, ExitLeak},
-		// Defaults on 5 minutes of data: honest about it.
-		{"short", []string{"testdata/short.csv"}, ExitNoLeak},
+		// Defaults on 5 minutes of data: cannot tell, never 0.
+		{"short", []string{"testdata/short.csv"}, ExitCannotTell},
+		// Every series is analysed without --all; the leaking one decides.
 		{"range_first", []string{"--grace", "1h", "testdata/range.json"}, ExitLeak},
+		// A recording is judged without the live start-up grace.
+		{"leak6h_noheader", []string{"testdata/leak6h_noheader.csv"}, ExitLeak},
 		{"range_all_json", []string{"--json", "--all", "--grace", "1h", "--limit-bytes", "1e9", "testdata/range.json"}, ExitLeak},
 	}
 	for _, tc := range tests {
@@ -105,8 +114,8 @@ func TestGolden(t *testing.T) {
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr.String())
 			}
-			if stderr.Len() > 0 {
-				t.Errorf("stderr: %s", stderr.String())
+			if (stderr.Len() > 0) != (tc.code == ExitCannotTell) {
+				t.Errorf("stderr: %q", stderr.String())
 			}
 			golden := filepath.Join("testdata", "golden", tc.name+".txt")
 			if *update {
@@ -145,7 +154,7 @@ func TestBadInput(t *testing.T) {
 		name, input, want string
 	}{
 		{"empty", "", "empty input"},
-		{"header", "time,value\n1,2\n", `line 1: header must be "timestamp,bytes", got "time,value"`},
+		{"header", "time,value\n1,2\n", `line 1: header must be "timestamp,bytes" (or no header and two numeric columns), got "time,value"`},
 		{"fields", "timestamp,bytes\n1700000000,1\n1700000005\n", "line 3: want 2 fields (timestamp,bytes), got 1"},
 		{"bytes", "timestamp,bytes\n1700000000,12MB\n", `line 2: bytes "12MB" is not a number`},
 		{"negative", "timestamp,bytes\n1700000000,-5\n", `line 2: bytes "-5" must be a finite number >= 0`},
@@ -205,5 +214,42 @@ func TestParseCSVAcceptsVariants(t *testing.T) {
 	var ie *InputError
 	if _, err := ParseCSV(strings.NewReader("timestamp,bytes\n1,NaN\n")); !errors.As(err, &ie) || ie.Line != 2 {
 		t.Errorf("err %v", err)
+	}
+}
+
+func TestParseCSVHeaderless(t *testing.T) {
+	s, err := ParseCSV(strings.NewReader("1700000000,100\n1700000005,200\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Points) != 2 || s.Points[0].Bytes != 100 || s.Points[1].Bytes != 200 {
+		t.Fatalf("points %+v", s.Points)
+	}
+}
+
+// TestWorstSeriesDecides: leak beats cannot tell beats no leak.
+func TestWorstSeriesDecides(t *testing.T) {
+	const no, cant, leak = "no_leak", "insufficient_data", "leak_suspected"
+	tests := []struct {
+		verdicts []string
+		want     string
+	}{
+		{[]string{no, no}, no},
+		{[]string{no, cant}, cant},
+		{[]string{cant, no}, cant},
+		{[]string{cant, leak, no}, leak},
+		{nil, cant},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.verdicts, "+"), func(t *testing.T) {
+			out := Output{Verdict: cant}
+			for _, v := range tc.verdicts {
+				out.Series = append(out.Series, SeriesResult{Verdict: v, LeakSuspected: v == leak})
+			}
+			summarise(&out)
+			if out.Verdict != tc.want || out.LeakSuspected != (tc.want == leak) {
+				t.Fatalf("verdict %s leak %v, want %s", out.Verdict, out.LeakSuspected, tc.want)
+			}
+		})
 	}
 }

@@ -97,11 +97,14 @@ func ParseCSV(r io.Reader) (Series, error) {
 			for i, f := range rec {
 				h[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(f, "\ufeff")))
 			}
-			if len(h) != 2 || h[0] != "timestamp" || h[1] != "bytes" {
-				return Series{}, &InputError{Line: line, Msg: fmt.Sprintf("header must be \"timestamp,bytes\", got %q", strings.Join(rec, ","))}
-			}
 			header = false
-			continue
+			if len(h) == 2 && h[0] == "timestamp" && h[1] == "bytes" {
+				continue
+			}
+			// No header: the first row must already be data.
+			if !isDataRow(rec) {
+				return Series{}, &InputError{Line: line, Msg: fmt.Sprintf("header must be \"timestamp,bytes\" (or no header and two numeric columns), got %q", strings.Join(rec, ","))}
+			}
 		}
 		if len(rec) != 2 {
 			return Series{}, &InputError{Line: line, Msg: fmt.Sprintf("want 2 fields (timestamp,bytes), got %d", len(rec))}
@@ -121,9 +124,19 @@ func ParseCSV(r io.Reader) (Series, error) {
 		s.Points = append(s.Points, detect.Point{Time: t, Bytes: b})
 	}
 	if header {
-		return Series{}, &InputError{Msg: "empty input: expected a header line \"timestamp,bytes\""}
+		return Series{}, &InputError{Msg: "empty input: expected rows \"timestamp,bytes\""}
 	}
 	return s, nil
+}
+
+// isDataRow tells whether rec is a valid "timestamp,bytes" data row.
+func isDataRow(rec []string) bool {
+	if len(rec) != 2 {
+		return false
+	}
+	_, terr := parseTimestamp(rec[0])
+	_, berr := parseBytes(rec[1])
+	return terr == nil && berr == nil
 }
 
 func fmtUnix(t time.Time) string {

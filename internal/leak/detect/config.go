@@ -83,6 +83,23 @@ type Config struct {
 	// standard errors) to reach the window's practical minimum too: the
 	// growth must still be of practical size at the end of the window.
 	LaterMin bool
+	// HoldAfter arms the held verdict (Report.Suspected): once the raw
+	// verdict has said LeakSuspected at every evaluation for HoldAfter (the
+	// shipped alert's for:), the held verdict stays true while any window
+	// still shows the floor rising (slope >= HoldShare of its practical
+	// minimum with p < HoldAlpha), and clears only when that evidence has
+	// been gone for ClearAfter, or at a restart. Before it is armed, the held
+	// verdict follows the raw one.
+	HoldAfter time.Duration
+	// HoldShare is the share of a window's practical minimum slope that
+	// keeps a held verdict.
+	HoldShare float64
+	// HoldAlpha is the p-value below which a rising floor keeps a held
+	// verdict.
+	HoldAlpha float64
+	// ClearAfter is how long the evidence must stay gone before a held
+	// verdict clears.
+	ClearAfter time.Duration
 }
 
 // DefaultConfig returns the defaults tuned with the quality benchmark
@@ -105,6 +122,10 @@ func DefaultConfig() Config {
 		GuardSE:     1,
 		RestartDrop: 0.5,
 		StepSigma:   4,
+		HoldAfter:   15 * time.Minute,
+		HoldShare:   0.5,
+		HoldAlpha:   0.05,
+		ClearAfter:  time.Hour,
 	}
 }
 
@@ -146,6 +167,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RestartDrop: must be in [0, 1), got %g", c.RestartDrop)
 	case !(c.StepSigma >= 0) || math.IsInf(c.StepSigma, 0):
 		return fmt.Errorf("StepSigma: must be a finite number >= 0, got %g", c.StepSigma)
+	case c.HoldAfter < 0:
+		return fmt.Errorf("HoldAfter: must be >= 0, got %q", c.HoldAfter)
+	case !(c.HoldShare >= 0 && c.HoldShare <= 1):
+		return fmt.Errorf("HoldShare: must be in [0, 1], got %g", c.HoldShare)
+	case !(c.HoldAlpha > 0 && c.HoldAlpha < 1):
+		return fmt.Errorf("HoldAlpha: must be in (0, 1), got %g", c.HoldAlpha)
+	case c.ClearAfter < 0:
+		return fmt.Errorf("ClearAfter: must be >= 0, got %q", c.ClearAfter)
 	}
 	return nil
 }

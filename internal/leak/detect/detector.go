@@ -52,6 +52,8 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
+	hold hold // the held verdict (hold.go)
+
 	computes int // evaluations that recomputed a window's figures (tests)
 }
 

@@ -123,6 +123,9 @@ type Result struct {
 	StepAt   time.Time
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
+	// Wait says, as one of the Wait* constants, why Verdict is
+	// InsufficientData; empty otherwise.
+	Wait string
 
 	// HasLimit tells whether a limit was given; SecondsToLimit is then the
 	// projected time until floor+amplitude reaches it along the floor slope:
@@ -144,6 +147,18 @@ type Report struct {
 	Window time.Duration
 	// Windows holds one Result per window, ascending by length.
 	Windows []Result
+	// Wait is the deciding window's Result.Wait (WaitNoSamples before the
+	// first point): why there is no verdict yet.
+	Wait string
+	// Suspected is the held verdict, the one to alert on: it becomes true
+	// when Verdict is LeakSuspected and stays true while the evidence holds
+	// (see Config.HoldAfter). Since is when it last became true and
+	// SuspectedWindow the window that raised it; HoldReason explains why it
+	// is held. They are zero when Suspected is false.
+	Suspected       bool
+	Since           time.Time
+	SuspectedWindow time.Duration
+	HoldReason      string
 	// Points is the number of accepted points; SegmentPoints those since the
 	// last restart; Restarts the restarts seen.
 	Points, SegmentPoints, Restarts int
@@ -185,6 +200,7 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 		}
 		rep.Window = d.wins[0].dur
 		rep.Reason = "no samples yet"
+		rep.Wait = WaitNoSamples
 		return rep
 	}
 	if now.Before(d.last) {
@@ -200,6 +216,10 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 		rep.Windows = append(rep.Windows, d.judge(w, age, limit))
 	}
 	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
+	if rep.Verdict == InsufficientData {
+		rep.Wait = rep.Deciding().Wait
+	}
+	d.apply(&rep, now)
 	return rep
 }
 
@@ -389,6 +409,9 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
 		r.Noise = math.NaN()
 	}
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope)
+	if r.Verdict == InsufficientData {
+		r.Wait = waitCode(r.Reason)
+	}
 	if limit > 0 && !math.IsInf(limit, 0) {
 		r.HasLimit, r.Limit = true, limit
 		// Project only a growth the window can vouch for: a full window past
@@ -457,4 +480,30 @@ func FormatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// Reasons for InsufficientData, a bounded set fit for a metric label.
+const (
+	WaitNoSamples     = "no_samples"      // nothing sampled yet
+	WaitWindowNotFull = "window_not_full" // the segment is shorter than the window
+	WaitTooShort      = "too_few_buckets" // the window has fewer than MinBuckets buckets
+	WaitGrace         = "start_up_grace"  // the window holds data of the start-up grace
+	WaitGaps          = "gaps"            // too many buckets are empty
+	WaitNoFloor       = "no_floor"        // the floor could not be fitted
+)
+
+// waitCode maps a reason given by verdict for InsufficientData to its Wait
+// constant.
+func waitCode(reason string) string {
+	for _, c := range []struct{ prefix, code string }{
+		{"window not full", WaitWindowNotFull},
+		{"window too short", WaitTooShort},
+		{"start-up grace", WaitGrace},
+		{"too many gaps", WaitGaps},
+	} {
+		if strings.HasPrefix(reason, c.prefix) {
+			return c.code
+		}
+	}
+	return WaitNoFloor
 }
