@@ -36,7 +36,11 @@ type fakePools struct {
 	s  []PoolState
 }
 
-func (p *fakePools) get() []PoolState { p.mu.Lock(); defer p.mu.Unlock(); return append([]PoolState(nil), p.s...) }
+func (p *fakePools) get() []PoolState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]PoolState(nil), p.s...)
+}
 func (p *fakePools) set(s ...PoolState) { p.mu.Lock(); defer p.mu.Unlock(); p.s = s }
 
 func newTest(t *testing.T) (*Health, *fakeClock, *fakePools, *observer.ObservedLogs) {

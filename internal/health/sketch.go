@@ -10,9 +10,9 @@ import (
 // growth factor of 2^(1/8) ≈ 1.09. Reporting the bucket's geometric middle
 // bounds the relative error by 2^(1/16)-1 ≈ 4.4 %.
 const (
-	sketchSchema = 8                      // buckets per power of two
-	sketchMinIdx = -14 * sketchSchema     // 2^-14 s ≈ 61 µs
-	sketchMaxIdx = 7 * sketchSchema       // 2^7 s = 128 s
+	sketchSchema = 8                  // buckets per power of two
+	sketchMinIdx = -14 * sketchSchema // 2^-14 s ≈ 61 µs
+	sketchMaxIdx = 7 * sketchSchema   // 2^7 s = 128 s
 	sketchLen    = sketchMaxIdx - sketchMinIdx + 1
 )
 

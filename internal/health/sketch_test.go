@@ -15,8 +15,12 @@ func TestSketchRelativeError(t *testing.T) {
 	}{
 		{"constant 400ms", func(*rand.Rand) time.Duration { return 400 * time.Millisecond }},
 		{"constant 2.34ms", func(*rand.Rand) time.Duration { return 2340 * time.Microsecond }},
-		{"uniform 1-500ms", func(r *rand.Rand) time.Duration { return time.Millisecond + time.Duration(r.Int64N(int64(499*time.Millisecond))) }},
-		{"lognormal", func(r *rand.Rand) time.Duration { return time.Duration(math.Exp(r.NormFloat64()) * float64(10*time.Millisecond)) }},
+		{"uniform 1-500ms", func(r *rand.Rand) time.Duration {
+			return time.Millisecond + time.Duration(r.Int64N(int64(499*time.Millisecond)))
+		}},
+		{"lognormal", func(r *rand.Rand) time.Duration {
+			return time.Duration(math.Exp(r.NormFloat64()) * float64(10*time.Millisecond))
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
