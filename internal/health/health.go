@@ -24,6 +24,9 @@ const (
 	// maxTargets bounds the targets kept; events of later ones are ignored.
 	maxTargets = 64
 	otherName  = "other"
+	// allDownGrace is how long all clients must be down before the warning
+	// (a pool that is still dialling at start is not news).
+	allDownGrace = 10 * time.Second
 )
 
 // PoolState is what the health window asks of a target's pool.
@@ -373,7 +376,7 @@ func evaluate(f Figures, ps PoolState) []check {
 }
 
 // transition moves a condition's state and logs a change, rate-limited: a
-// bad state is logged when it has held for Pending (at once for "all clients
+// bad state is logged when it has held for Pending (after 10 s for "all clients
 // down"), and its recovery only if the bad line was logged.
 func (h *Health) transition(t *target, c check, now time.Time, ps PoolState) {
 	st := t.conds[c.alert]
@@ -387,7 +390,7 @@ func (h *Health) transition(t *target, c check, now time.Time, ps PoolState) {
 		if st.since.IsZero() {
 			st.since = now
 		}
-		if !st.active && (c.now || now.Sub(st.since) >= h.opts.Pending) {
+		if !st.active && ((c.now && now.Sub(st.since) >= allDownGrace) || now.Sub(st.since) >= h.opts.Pending) {
 			st.active = true
 			if st.lastLog.IsZero() || now.Sub(st.lastLog) >= h.opts.LogEvery {
 				h.logChange(t, c, st, now, ps, true)

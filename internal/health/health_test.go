@@ -143,10 +143,12 @@ func TestStateChangesLogOnce(t *testing.T) {
 func TestServerMessageAndReasonsLogged(t *testing.T) {
 	h, clk, fp, logs := newTest(t)
 	fp.set(PoolState{Target: "a", Connected: 0, Desired: 10, LastConnectReason: "connect_error", LastConnectMessage: "<b>unauthorized</b>"})
-	h.Connection("a", pool.ConnAttempt, "", 0)
-	h.Connection("a", pool.ConnFailed, "connect_error", 0)
-	clk.Add(time.Second)
-	h.Step()
+	for i := 0; i < 12; i++ {
+		h.Connection("a", pool.ConnAttempt, "", 0)
+		h.Connection("a", pool.ConnFailed, "connect_error", 0)
+		clk.Add(time.Second)
+		h.Step()
+	}
 	e := logs.FilterMessage("target unhealthy: all clients down").All()
 	if len(e) != 1 {
 		t.Fatalf("want one all-down warning, got %v", messages(logs))
