@@ -139,6 +139,8 @@ p.ok{padding:.4em .6em;border-left:4px solid #2e8b2e;background:#e3f5e1}
 .small{font-size:.85em;color:#555}
 svg{width:100%;max-width:600px;height:auto;border:1px solid #ddd;background:#fafafa}
 .cols{display:flex;flex-wrap:wrap;gap:0 2em}.cols>div{flex:1 1 18em;min-width:0}
+th{overflow-wrap:normal}
+@media (max-width:40em){body{padding:.5em}table{font-size:.8em}td,th{padding:2px 3px}}
 </style>
 </head><body>
 <h1>soak-exporter</h1>

@@ -111,6 +111,9 @@ func dropCell(n int64) cell {
 
 func naCell() cell { return cell{Text: "-", Class: "na"} }
 
+// plainLatency is a latency without a threshold (p50, p99).
+func plainLatency(s float64) cell { return cell{Text: health.Millis(s), Class: "na"} }
+
 // buildTargets joins the recent figures (views) with the totals (metrics).
 func buildTargets(views []health.View, totals []TargetSummary, notes map[string]Note) []targetPage {
 	byName := map[string]health.View{}
@@ -158,10 +161,10 @@ func buildTargets(views []health.View, totals []TargetSummary, notes map[string]
 			row("late", "", recent(func(f health.Figures) cell { return count(f.Late) }), count(int64(ts.Late))),
 			row("skipped (not connected)", "", recent(func(f health.Figures) cell { return count(f.Skipped) }), count(int64(ts.Skip))),
 			row("dropped (agent backlog)", "= 0", recent(func(f health.Figures) cell { return dropCell(f.Dropped) }), naCell()),
-			row("latency p50", "", recent(func(f health.Figures) cell { return latencyCell(f.P50, time.Duration(math.MaxInt64)) }), naCell()),
+			row("latency p50", "", recent(func(f health.Figures) cell { return plainLatency(f.P50) }), naCell()),
 			row("latency p95", "≤ "+health.Millis(health.EventP95Max.Seconds()),
 				recent(func(f health.Figures) cell { return latencyCell(f.P95, health.EventP95Max) }), naCell()),
-			row("latency p99", "", recent(func(f health.Figures) cell { return latencyCell(f.P99, time.Duration(math.MaxInt64)) }), naCell()),
+			row("latency p99", "", recent(func(f health.Figures) cell { return plainLatency(f.P99) }), naCell()),
 			row("disconnects", "", recent(func(f health.Figures) cell { return count(f.Disconnects) }), count(int64(ts.Disconnects))),
 		}
 		for _, c := range v.Conditions {
