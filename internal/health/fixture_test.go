@@ -53,7 +53,7 @@ func TestFixtureLossWarnsOnceAndRecovers(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	clk := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	var ag *agent.Agent
-	h := health.New(health.Options{Logger: zap.New(core), Now: clk.Now, Pools: func() []health.PoolState {
+	h := health.New(health.Config{}, health.Options{Logger: zap.New(core), Now: clk.Now, Pools: func() []health.PoolState {
 		var out []health.PoolState
 		for _, p := range ag.Pools() {
 			e := p.LastConnectError()

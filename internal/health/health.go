@@ -49,13 +49,6 @@ type Options struct {
 	// Tick drives the rotation of the per-second buckets (one tick a
 	// second); a time.Ticker's channel when nil.
 	Tick <-chan time.Time
-	// Pending is how long a condition must hold on the last minute before
-	// it is logged and coloured bad; 1 min when zero. Conditions are shown
-	// as firing once they hold for the alert rule's `for:`.
-	Pending time.Duration
-	// LogEvery rate-limits the warnings per target and condition; 5 min
-	// when zero. Changes inside it are counted and reported with the next line.
-	LogEvery time.Duration
 }
 
 type stepCounts struct {
@@ -99,6 +92,7 @@ type target struct {
 // Health is a pool.Observer that keeps a rolling window per target. Build it
 // with New, pass it as the agent's Observer and run it with Run.
 type Health struct {
+	cfg  Config
 	opts Options
 	log  *zap.Logger
 
@@ -118,21 +112,22 @@ type leakState struct {
 
 var _ pool.Observer = (*Health)(nil)
 
-// New builds a Health.
-func New(o Options) *Health {
+// New builds a Health. Zero fields of cfg take their defaults (1m, 5m); a
+// non-zero cfg should be valid (Validate).
+func New(cfg Config, o Options) *Health {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Pending <= 0 {
-		o.Pending = time.Minute
+	if cfg.WarnAfter <= 0 {
+		cfg.WarnAfter = time.Minute
 	}
-	if o.LogEvery <= 0 {
-		o.LogEvery = 5 * time.Minute
+	if cfg.WarnEvery <= 0 {
+		cfg.WarnEvery = 5 * time.Minute
 	}
-	return &Health{opts: o, log: o.Logger, targets: map[string]*target{}, leaks: map[string]leakState{}}
+	return &Health{cfg: cfg, opts: o, log: o.Logger, targets: map[string]*target{}, leaks: map[string]leakState{}}
 }
 
 func (h *Health) target(name string) *target {
@@ -376,7 +371,7 @@ func evaluate(f Figures, ps PoolState) []check {
 }
 
 // transition moves a condition's state and logs a change, rate-limited: a
-// bad state is logged when it has held for Pending (after 10 s for "all clients
+// bad state is logged when it has held for WarnAfter (after 10 s for "all clients
 // down"), and its recovery only if the bad line was logged.
 func (h *Health) transition(t *target, c check, now time.Time, ps PoolState) {
 	st := t.conds[c.alert]
@@ -390,9 +385,9 @@ func (h *Health) transition(t *target, c check, now time.Time, ps PoolState) {
 		if st.since.IsZero() {
 			st.since = now
 		}
-		if !st.active && ((c.now && now.Sub(st.since) >= allDownGrace) || now.Sub(st.since) >= h.opts.Pending) {
+		if !st.active && ((c.now && now.Sub(st.since) >= allDownGrace) || now.Sub(st.since) >= h.cfg.WarnAfter) {
 			st.active = true
-			if st.lastLog.IsZero() || now.Sub(st.lastLog) >= h.opts.LogEvery {
+			if st.lastLog.IsZero() || now.Sub(st.lastLog) >= h.cfg.WarnEvery {
 				h.logChange(t, c, st, now, ps, true)
 				st.logged = true
 			} else {

@@ -49,7 +49,7 @@ func newTest(t *testing.T) (*Health, *fakeClock, *fakePools, *observer.ObservedL
 	clk := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	fp := &fakePools{}
 	fp.set(PoolState{Target: "a", Connected: 10, Desired: 10})
-	h := New(Options{Logger: zap.New(core), Now: clk.Now, Pools: fp.get})
+	h := New(Config{}, Options{Logger: zap.New(core), Now: clk.Now, Pools: fp.get})
 	return h, clk, fp, logs
 }
 
@@ -219,7 +219,7 @@ func TestViews(t *testing.T) {
 
 func TestRunRotatesOnTick(t *testing.T) {
 	tick := make(chan time.Time)
-	h := New(Options{Tick: tick})
+	h := New(Config{}, Options{Tick: tick})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- h.Run(ctx) }()
@@ -241,7 +241,7 @@ func TestRunRotatesOnTick(t *testing.T) {
 }
 
 func TestTee(t *testing.T) {
-	a, b := New(Options{}), New(Options{})
+	a, b := New(Config{}, Options{}), New(Config{}, Options{})
 	o := Tee(a, nil, b)
 	o.Event("x", "echo", "echo", pool.OutcomeSent, 2, 0)
 	o.Connection("x", pool.ConnAttempt, "", 0)
@@ -262,5 +262,26 @@ func TestLeakHook(t *testing.T) {
 	want := "warn memory leak suspected\ninfo memory leak no longer suspected"
 	if got := strings.Join(messages(logs), "\n"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"defaults", Config{WarnAfter: time.Minute, WarnEvery: 5 * time.Minute}, ""},
+		{"zero after", Config{WarnEvery: time.Minute}, "SOAK_HEALTH_WARN_AFTER: must be > 0 and <= 10m, got 0s"},
+		{"after past the window", Config{WarnAfter: 11 * time.Minute, WarnEvery: time.Minute}, "SOAK_HEALTH_WARN_AFTER: must be > 0 and <= 10m, got 11m0s"},
+		{"negative every", Config{WarnAfter: time.Minute, WarnEvery: -time.Second}, "SOAK_HEALTH_WARN_EVERY: must be > 0, got -1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if (err == nil) != (tt.want == "") || (err != nil && err.Error() != tt.want) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

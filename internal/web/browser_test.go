@@ -117,7 +117,7 @@ func TestBrowserLandingPage(t *testing.T) {
 	sent := &sentCounter{}
 	clk := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	var ag *agent.Agent
-	h := health.New(health.Options{Logger: zap.NewNop(), Now: clk.Now, Pools: func() []health.PoolState {
+	h := health.New(health.Config{}, health.Options{Logger: zap.NewNop(), Now: clk.Now, Pools: func() []health.PoolState {
 		var out []health.PoolState
 		for _, p := range ag.Pools() {
 			e := p.LastConnectError()

@@ -53,7 +53,7 @@ func TestLandingRecentFiguresAndColours(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := health.New(health.Options{Now: clk, Pools: func() []health.PoolState { return []health.PoolState{tt.pools} }})
+			h := health.New(health.Config{}, health.Options{Now: clk, Pools: func() []health.PoolState { return []health.PoolState{tt.pools} }})
 			for i := 0; i < 240; i++ {
 				h.Event("a", "echo", "echo", pool.OutcomeSent, 100, 0)
 				h.Event("a", "echo", "echo", pool.OutcomeAnswered, 100-tt.lostEach, tt.lat)
