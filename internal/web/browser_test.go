@@ -92,6 +92,18 @@ func (c *sentCounter) Event(_, _, _ string, o pool.Outcome, n int, _ time.Durati
 	}
 }
 
+// badRows lists the figure rows of the DOM that hold a bad cell.
+func badRows(dom string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`<tr><td>([^<]*)</td>(<td class="\w+">[^<]*</td>)*?<td class="bad">`).FindAllStringSubmatch(dom, -1) {
+		out = append(out, m[1])
+	}
+	if strings.Contains(dom, `clients bad`) {
+		out = append(out, "clients")
+	}
+	return out
+}
+
 type memView []web.MemorySeries
 
 func (m memView) Series() []web.MemorySeries { return m }
@@ -194,7 +206,14 @@ func TestBrowserLandingPage(t *testing.T) {
 	}
 
 	soaktest.WaitFor(t, "a full pool", func() bool { return ag.Connected() == 5 })
-	soaktest.WaitFor(t, "answers", func() bool { step(1); return h.Views()[0].Minute.Answered > 100 })
+	// The healthy render needs a last minute that is within the thresholds;
+	// on a loaded machine (-race, shared cores) the first seconds may not be.
+	soaktest.WaitFor(t, "a healthy last minute", func() bool {
+		step(1)
+		v := h.Views()[0]
+		return v.Minute.Answered > 100 && v.Minute.Lost == 0 && v.Minute.P95 < 0.2 && len(v.Conditions) == 0 &&
+			!(v.Minute.ConnectP95 > 0.5) && !(v.TenMinutes.ConnectP95 > 0.5)
+	})
 
 	t.Run("healthy", func(t *testing.T) {
 		dom := render("healthy")
@@ -203,8 +222,8 @@ func TestBrowserLandingPage(t *testing.T) {
 				t.Errorf("DOM lacks %q", want)
 			}
 		}
-		if strings.Contains(dom, `class="bad"`) {
-			t.Errorf("healthy page has a bad figure")
+		if bad := badRows(dom); len(bad) > 0 {
+			t.Errorf("healthy page has bad figures: %q", bad)
 		}
 		if c := cellOf(dom, "latency p95"); !strings.HasPrefix(c, "good ") {
 			t.Errorf("latency p95 cell: %q", c)
@@ -225,11 +244,11 @@ func TestBrowserLandingPage(t *testing.T) {
 	t.Run("faulty", func(t *testing.T) {
 		dom := render("faulty")
 		for _, re := range []string{
-			`p95 latency 4\d\d ms &gt; 200 ms for [3-5] min`,
-			`loss \d+(\.\d+)?% \(\d+ of \d+\) &gt; 0% for [3-5] min`,
+			`p95 latency (4|5|6|7|8|9)\d\d ms &gt; 200 ms for ([3-9]|\d\d) min`,
+			`loss \d+(\.\d+)?% \(\d+ of \d+\) &gt; 0% for ([3-9]|\d\d) min`,
 		} {
 			if !regexp.MustCompile(re).MatchString(dom) {
-				t.Errorf("DOM lacks %s", re)
+				t.Errorf("DOM lacks %s; conditions: %q", re, regexp.MustCompile(`<li class="condition bad">[^<]*`).FindAllString(dom, -1))
 			}
 		}
 		for _, row := range []string{"latency p95", "lost"} {
@@ -237,8 +256,8 @@ func TestBrowserLandingPage(t *testing.T) {
 				t.Errorf("%s cell: %q, want bad", row, c)
 			}
 		}
-		if c := cellOf(dom, "latency p50"); !regexp.MustCompile(`^na 4\d\d ms$`).MatchString(c) {
-			t.Errorf("latency p50 cell %q, want ~400 ms", c)
+		if c := cellOf(dom, "latency p50"); !regexp.MustCompile(`^na (4|5)\d\d ms$`).MatchString(c) {
+			t.Errorf("latency p50 cell %q, want 400-599 ms (a 400 ms ack delay)", c)
 		}
 	})
 	node.ClearFaults()
