@@ -11,6 +11,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
+
+	"github.com/generic-corp/soak-exporter/internal/health"
 )
 
 // Page is the static part of the landing page.
@@ -121,37 +123,54 @@ func BucketQuantile(q float64, h *dto.Histogram) float64 {
 	return prevUpper // in the +Inf bucket: the highest finite bound
 }
 
-func newLandingTemplate() *template.Template {
-	return template.Must(template.New("landing").Funcs(template.FuncMap{
-		"ms": func(s float64) string {
-			if math.IsNaN(s) {
-				return "-"
-			}
-			return template.HTMLEscapeString(time.Duration(s * float64(time.Second)).Round(10 * time.Microsecond).String())
-		},
-		"pct": func(part, whole float64) string {
-			if whole == 0 {
-				return "-"
-			}
-			return template.HTMLEscapeString(formatPct(100 * part / whole))
-		},
-		"n":   func(f float64) int64 { return int64(f) },
-		"sub": func(a, b float64) float64 { return a - b },
-	}).Parse(`<!DOCTYPE html>
+const landingHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>soak-exporter</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}</style>
+<style>
+*{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:72em;color:#222;overflow-wrap:anywhere}
+h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.15em;margin:1.2em 0 .3em;border-bottom:1px solid #ccc}h3{font-size:1em;margin:.8em 0 .2em}
+table{border-collapse:collapse;width:100%;max-width:48em}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+.good{background:#e3f5e1;color:#185c14}.bad{background:#fbe0de;color:#8a1710;font-weight:bold}.na{color:#555}
+ul.alerts{padding:0;list-style:none}ul.alerts li{margin:.3em 0;padding:.4em .6em;border-left:4px solid #c0392b;background:#fbe0de}
+p.ok{padding:.4em .6em;border-left:4px solid #2e8b2e;background:#e3f5e1}
+.small{font-size:.85em;color:#555}
+svg{width:100%;max-width:600px;height:auto;border:1px solid #ddd;background:#fafafa}
+.cols{display:flex;flex-wrap:wrap;gap:0 2em}.cols>div{flex:1 1 18em;min-width:0}
+th{overflow-wrap:normal}
+@media (max-width:40em){body{padding:.5em}table{font-size:.8em}td,th{padding:2px 3px}}
+</style>
 </head><body>
 <h1>soak-exporter</h1>
-<p>Keeps a pool of Socket.IO clients connected to its target(s), probes them with acked echo events, and exports what it sees. Version {{.Page.Version}}; driver {{.Page.Driver}}; soaking: {{.Page.Mode}}.</p>
-<ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li><li><a href="-/ready">Readiness</a></li>{{if .Pprof}}<li><a href="debug/pprof/">Profiling</a></li>{{end}}</ul>
-<table><tr><th>target</th><th>connected / desired</th><th>connect attempts</th><th>connect success</th><th>disconnects</th><th>events sent</th><th>acked</th><th>lost</th><th>late</th><th>skipped</th><th>latency p50</th><th>latency p95</th><th>last connect error</th><th>last disconnect</th></tr>
-{{range .Targets}}<tr><td>{{.Target}}</td><td>{{n .Connected}} / {{n .Desired}}</td><td>{{n .Attempts}}</td><td>{{pct (sub .Attempts .Failures) .Attempts}}</td><td>{{n .Disconnects}}</td><td>{{n .Sent}}</td><td>{{n .Acked}}</td><td>{{n .Lost}} ({{pct .Lost .Sent}})</td><td>{{n .Late}}</td><td>{{n .Skip}}</td><td>{{ms .LatencyP50}}</td><td>{{ms .LatencyP95}}</td><td>{{.LastConnectError}}</td><td>{{.LastDisconnect}}</td></tr>
-{{else}}<tr><td colspan="14">no target yet</td></tr>{{end}}
-</table>
-<p>Counters are totals since the agent started; latency percentiles are estimated from the histogram buckets. Rendered {{.Now}}.</p>
+<p class="small">Keeps a pool of Socket.IO clients connected to its target(s), probes them and exports what it sees. Version {{.Page.Version}}; driver {{.Page.Driver}}; soaking: {{.Page.Mode}}. <a href="metrics">Metrics</a> · <a href="-/healthy">Health</a> · <a href="-/ready">Readiness</a>{{if .Pprof}} · <a href="debug/pprof/">Profiling</a>{{end}}</p>
+{{range .Targets}}<section class="target" id="target-{{.Name}}">
+<h2>Target {{.Name}}: <span class="clients {{.Clients.Class}}">{{.Clients.Text}}</span> clients connected</h2>
+{{if .Conditions}}<ul class="alerts">{{range .Conditions}}<li class="condition bad">{{.}}</li>{{end}}</ul>{{else}}<p class="ok">No alert condition holds now.</p>{{end}}
+<table class="figures"><tr><th>figure</th><th>last 1 min</th><th>last 10 min</th><th>since start</th><th>threshold</th></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td>{{range .Cells}}<td class="{{.Class}}">{{.Text}}</td>{{end}}<td class="na">{{.Thresh}}</td></tr>
+{{end}}</table>
+<div class="cols"><div><h3>Connect errors (10 min)</h3>{{if .ConnectErrors}}<ul>{{range .ConnectErrors}}<li>{{.Reason}}: {{.Count}}</li>{{end}}</ul>{{else}}<p class="small">none</p>{{end}}
+{{if .LastMessage}}<p class="small">Last: <span class="message">{{.LastMessage}}</span></p>{{end}}</div>
+<div><h3>Disconnect reasons (10 min)</h3>{{if .Disconnects}}<ul>{{range .Disconnects}}<li>{{.Reason}}: {{.Count}}</li>{{end}}</ul>{{else}}<p class="small">none</p>{{end}}
+{{if .LastDisconnect}}<p class="small">Last: {{.LastDisconnect}}</p>{{end}}</div></div>
+</section>
+{{else}}<p>No target yet.</p>{{end}}
+<h2>Memory and leaks</h2>
+{{range .Memory}}<section class="memory">
+<h3>{{.Name}}: <span class="verdict {{.Class}}">{{if .Verdict}}{{.Verdict}}{{else}}no verdict yet{{end}}</span></h3>
+<p>Current {{.Current}} (limit {{.Limit}}); slope {{.Slope}}.{{if .Reason}} {{.Reason}}{{end}}</p>
+{{if .Chart.HasData}}<svg viewBox="0 0 {{.Chart.Width}} {{.Chart.Height}}" role="img" aria-label="memory of the last {{.Chart.Span}}"><polyline fill="none" stroke="#1f5fa8" stroke-width="2" points="{{.Chart.Points}}"/></svg>
+<p class="small">Last {{.Chart.Span}}: from {{.Chart.Min}} to {{.Chart.Max}}.</p>{{end}}
+</section>
+{{else}}<p class="small">No memory source configured.</p>{{end}}
+<p class="small">"Last 1 min" and "last 10 min" come from the agent's rolling window (percentiles from a log-bucketed sketch, within 4.4 %); "since start" from the cumulative counters. Colours use the alert rules' thresholds; an alert fires only once its condition has held for the rule's "for:". Rendered {{.Now}}; the page reloads every 10 s.</p>
 </body></html>
-`))
+`
+
+func newLandingTemplate() *template.Template {
+	return template.Must(template.New("landing").Parse(landingHTML))
 }
 
 func formatPct(p float64) string {
@@ -172,24 +191,29 @@ func (s *Server) landing() http.Handler {
 		if err != nil {
 			s.log.Debug("gather for landing page", zap.Error(err))
 		}
-		targets := Summarize(mfs)
+		notes := map[string]Note{}
 		if s.opts.Notes != nil {
-			notes := map[string]Note{}
 			for _, n := range s.opts.Notes() {
 				notes[n.Target] = n
 			}
-			for i := range targets {
-				n := notes[targets[i].Target]
-				targets[i].LastConnectError, targets[i].LastDisconnect = n.LastConnectError, n.LastDisconnect
-			}
+		}
+		var views []health.View
+		if s.opts.Health != nil {
+			views = s.opts.Health.Views()
+		}
+		var mem []MemorySeries
+		if s.opts.Memory != nil {
+			mem = s.opts.Memory.Series()
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		data := struct {
 			Page    Page
-			Targets []TargetSummary
+			Targets []targetPage
+			Memory  []memoryPage
 			Pprof   bool
 			Now     string
-		}{s.opts.Page, targets, s.cfg.EnablePprof, s.opts.Now().UTC().Format(time.RFC3339)}
+		}{s.opts.Page, buildTargets(views, Summarize(mfs), notes), buildMemory(mem), s.cfg.EnablePprof,
+			s.opts.Now().UTC().Format(time.RFC3339)}
 		if err := tmpl.Execute(w, data); err != nil {
 			s.log.Debug("render landing page", zap.Error(err))
 		}

@@ -53,6 +53,11 @@ type Options struct {
 	Page Page
 	// Notes returns per-target notes (last errors) for the landing page.
 	Notes func() []Note
+	// Health gives the recent (last minute, last ten minutes) figures per
+	// target; the page shows only totals without it.
+	Health HealthView
+	// Memory gives the memory and leak section (may be nil).
+	Memory MemoryView
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
