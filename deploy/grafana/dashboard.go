@@ -429,6 +429,46 @@ func panels() []*panel {
 		"short", noThresholds(),
 		q(`count by (version, revision, goversion) (soak_build_info{`+selAgent+`})`, "{{version}} ({{revision}}, {{goversion}})"),
 	))
+
+	l.row("Scenarios")
+	l.add(8, 8, timeseries("Scenario steps by outcome",
+		"Scenario probe (SOAK_SCENARIO_FILE): steps per second per step name, by outcome: answered in time, rejected (answered, but the step's assert failed: the application said no), lost (no answer within the step's timeout). Empty without a scenario.",
+		"ops", tsOpts{min: ptr(0.0)},
+		q(`sum by (step) (rate(soak_scenario_steps_answered_total{`+selTarget+`}[$__rate_interval]))`, "answered {{step}}"),
+		q(`sum by (step) (rate(soak_scenario_steps_rejected_total{`+selTarget+`}[$__rate_interval]))`, "rejected {{step}}"),
+		q(`sum by (step) (rate(soak_scenario_steps_lost_total{`+selTarget+`}[$__rate_interval]))`, "lost {{step}}"),
+	))
+	l.add(8, 8, timeseries("Scenario step latency p95",
+		"95th percentile of each scenario step's latency, from its scheduled time (open loop) to its answer. Red line: the 0.2 s event latency threshold of the old suite.",
+		"s", tsOpts{min: ptr(0.0), thresholds: steps("green", 0.2, "red"), thresholdStyle: "line"},
+		q(quantile(0.95, "soak_scenario_step_latency_seconds", selTarget, "step"), "p95 {{step}}"),
+	))
+	l.add(8, 8, timeseries("Scenario flows",
+		"Flows per second: completed (every step answered), aborted (a step lost or rejected), skipped (due on a client not connected or still in on_connect), and clients whose on_connect steps failed.",
+		"ops", tsOpts{min: ptr(0.0)},
+		q(`sum by (flow) (rate(soak_scenario_flows_completed_total{`+selTarget+`}[$__rate_interval]))`, "completed {{flow}}"),
+		q(`sum by (flow) (rate(soak_scenario_flows_aborted_total{`+selTarget+`}[$__rate_interval]))`, "aborted {{flow}}"),
+		q(`sum (rate(soak_scenario_flows_skipped_total{`+selTarget+`}[$__rate_interval]))`, "skipped"),
+		q(`sum (rate(soak_scenario_connect_steps_failed_total{`+selTarget+`}[$__rate_interval]))`, "on_connect failed"),
+	))
+
+	l.row("Target vitals and evidence")
+	l.add(8, 7, timeseries("Target CPU and event-loop lag",
+		"The target's CPU (1 = one core, from its process_cpu_seconds_total) and, for Node, its event-loop lag, from the same scrape as its memory (SOAK_MEMORY_SCRAPE_URL): latency that rises with CPU at 100 % or a long event-loop lag is the target's own saturation.",
+		"short", tsOpts{min: ptr(0.0)},
+		q(`soak_target_cpu_ratio{`+selAgent+`}`, "cpu @ {{instance}}"),
+		q(`soak_target_event_loop_lag_seconds{`+selAgent+`}`, "lag {{stat}} (s) @ {{instance}}"),
+	))
+	l.add(8, 7, stat("Heap captures",
+		"Heap captures taken since the agent started, when a leak was suspected (SOAK_HEAP_SNAPSHOT), by result; the diff of what grew is logged and written beside the captures in SOAK_HEAP_SNAPSHOT_DIR.",
+		"short", noThresholds(),
+		q(`sum by (result) (soak_heap_snapshot_captures_total{`+selAgent+`})`, "{{result}}"),
+	))
+	l.add(8, 7, timeseries("Agent memory per client",
+		"Memory the agent's Go runtime holds from the operating system divided by the clients connected now: what one more client costs the agent.",
+		"bytes", tsOpts{min: ptr(0.0)},
+		q(`soak_agent_memory_per_client_bytes{`+selAgent+`}`, "{{instance}}"),
+	))
 	return l.panels
 }
 

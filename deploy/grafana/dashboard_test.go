@@ -237,7 +237,7 @@ func TestRequiredContent(t *testing.T) {
 			rows = append(rows, p["title"].(string))
 		}
 	}
-	if want := []string{"Overview", "Latency", "Connections", "Fan-out and push", "Memory", "Agent"}; !slices.Equal(rows, want) {
+	if want := []string{"Overview", "Latency", "Connections", "Fan-out and push", "Memory", "Agent", "Scenarios", "Target vitals and evidence"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 	all := ""

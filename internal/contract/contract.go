@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"time"
@@ -23,7 +24,6 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
-	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
 )
 
 // Family is one metric family of the contract.
@@ -50,17 +50,22 @@ func Families() ([]Family, error) {
 	cfg.PushConfig.Event, cfg.PushConfig.SeqField = "tick", "seq"
 	cfg.FanoutConfig.Event, cfg.FanoutConfig.Rate, cfg.FanoutConfig.Timeout, cfg.FanoutConfig.IDField = "publish", 1, time.Second, "id"
 	cfg.FanoutConfig.JoinEvent = "join"
-	u, _ := url.Parse("http://127.0.0.1:1")
-	targets := []*probe.Target{{Name: "a", URL: u, Path: "/socket.io/", Namespace: "/"}, {Name: "b", URL: u, Path: "/socket.io/", Namespace: "/"}}
-	if _, err := agent.New(cfg, agent.Options{Driver: noDriver{}, Targets: targets, Registerer: rec}); err != nil {
-		return nil, err
-	}
-	// The scenario probe needs a file; its metrics do not depend on it.
-	sc, err := scenario.Parse([]byte("rate: 1\nflows:\n  - name: f\n    steps:\n      - name: s\n        emit: e\n"), "contract.yaml")
+	// The scenario probe reads a file; its metrics do not depend on it.
+	f, err := os.CreateTemp("", "soak-contract-*.yaml")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := scenario.NewFromScenario(sc, pool.Deps{Registerer: rec}); err != nil {
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString("rate: 1\nflows:\n  - name: f\n    steps:\n      - name: s\n        emit: e\n"); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	cfg.ScenarioConfig.File = f.Name()
+	u, _ := url.Parse("http://127.0.0.1:1")
+	targets := []*probe.Target{{Name: "a", URL: u, Path: "/socket.io/", Namespace: "/"}, {Name: "b", URL: u, Path: "/socket.io/", Namespace: "/"}}
+	if _, err := agent.New(cfg, agent.Options{Driver: noDriver{}, Targets: targets, Registerer: rec}); err != nil {
 		return nil, err
 	}
 	lc := leak.DefaultConfig()

@@ -170,6 +170,7 @@ func (pr *Probe) Attach(p *pool.Pool, id pool.ID) (pool.Part, error) {
 	for _, f := range pr.sc.Flows {
 		pt.flows = append(pt.flows, pr.m.flow(target, f.Name, pr.obs))
 	}
+	pr.m.connectFailed.WithLabelValues(target) // the series exists from the start
 	err := p.AddStream(&pool.Stream{
 		Rate:    pr.sc.Rate * p.Share(),
 		MaxLate: time.Second,
