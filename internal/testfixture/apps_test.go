@@ -258,7 +258,7 @@ func TestAppFaults(t *testing.T) {
 	app.Get("/control/faults?drop_every=3", nil)
 	answered := 0
 	for i := 1; i <= 6; i++ {
-		_, err := c.tryCall("session:action", action, 500*time.Millisecond)
+		_, err := c.tryCall("session:action", action, 2*time.Second)
 		switch {
 		case err == nil:
 			answered++
