@@ -1,9 +1,11 @@
 package testfixture
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,7 +258,7 @@ func TestAppFaults(t *testing.T) {
 	app.Get("/control/faults?drop_every=3", nil)
 	answered := 0
 	for i := 1; i <= 6; i++ {
-		_, err := c.tryCall("session:action", action, 500*time.Millisecond)
+		_, err := c.tryCall("session:action", action, 2*time.Second)
 		switch {
 		case err == nil:
 			answered++
@@ -279,7 +281,7 @@ func TestAppFaults(t *testing.T) {
 		t.Fatalf("answered in %v with a 150 ms delay", d)
 	}
 
-	app.Get("/control/faults", nil) // no parameters: every fault off
+	app.Get("/control/clear", nil)
 	for range 4 {
 		c.call("session:action", action)
 	}
@@ -287,5 +289,25 @@ func TestAppFaults(t *testing.T) {
 	app.Get("/stats", &st)
 	if st.Dropped != 2 {
 		t.Fatalf("the app counts %d dropped replies, want 2", st.Dropped)
+	}
+
+	// A malformed parameter is refused, not read as "off".
+	for _, q := range []string{"drop_every=x", "delay_ms=-5", "drop_every=1.5"} {
+		t.Run(q, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, app.URL()+"/control/faults?"+q, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %s, want 400", resp.Status)
+			}
+		})
 	}
 }

@@ -42,6 +42,9 @@ const (
 	workers = 4
 	// stepBits is how many low bits of a scenario ack id carry the step.
 	stepBits = 6 // maxSteps = 64
+	// maxEarly bounds the awaited events kept per session and event name
+	// until a wait takes them (the newest are kept).
+	maxEarly = 8
 )
 
 // Config configures the scenario probe.
@@ -195,8 +198,8 @@ type session struct {
 	conns []*tracker.Conn
 
 	mu   sync.Mutex
-	vars map[string]json.RawMessage // captured by on_connect steps
-	seen map[string]int             // awaited events that arrived before their wait
+	vars map[string]json.RawMessage     // captured by on_connect steps
+	seen map[string][][]json.RawMessage // awaited events that arrived before their wait: their args, oldest first
 	open bool
 }
 
@@ -205,7 +208,7 @@ func (pt *part) Events() []string { return pt.pr.sc.Events() }
 
 // Init implements pool.Part.
 func (pt *part) Init(s *pool.Session) any {
-	st := &session{s: s, conns: make([]*tracker.Conn, len(pt.trackers)), seen: map[string]int{}}
+	st := &session{s: s, conns: make([]*tracker.Conn, len(pt.trackers)), seen: map[string][][]json.RawMessage{}}
 	for i, tr := range pt.trackers {
 		if tr != nil {
 			st.conns[i] = tr.NewConn()
@@ -235,6 +238,7 @@ func (pt *part) Close(s *pool.Session, _ probe.DisconnectReason) {
 	st.ready.Store(false)
 	st.mu.Lock()
 	st.open = false
+	clear(st.seen) // events of the ended connection answer no later wait
 	st.mu.Unlock()
 }
 
@@ -268,11 +272,20 @@ func (pt *part) Event(s *pool.Session, name string, args []json.RawMessage) {
 		}
 	}
 	// An awaited event that no wait has started for yet (a welcome sent on
-	// connect) is kept for the wait that comes.
+	// connect) is kept, with its arguments, for the wait that comes: its
+	// capture and assert apply to it. The reader reuses args' memory: copy.
 	for _, step := range pt.byEvent[name] {
 		if step.Kind == KindWait {
+			kept := make([]json.RawMessage, len(args))
+			for i, a := range args {
+				kept[i] = append(json.RawMessage(nil), a...)
+			}
 			st.mu.Lock()
-			st.seen[name]++
+			q := st.seen[name]
+			if len(q) == maxEarly {
+				q = q[1:] // keep the newest
+			}
+			st.seen[name] = append(q, kept)
 			st.mu.Unlock()
 			return
 		}
@@ -328,9 +341,16 @@ func (f *flowRun) run(ctx context.Context, buf []byte) []byte {
 		case KindWait:
 			c := f.sess.conns[step.index]
 			f.sess.mu.Lock()
-			early := f.sess.seen[step.Event] > 0
+			var earlyArgs []json.RawMessage
+			q := f.sess.seen[step.Event]
+			early := len(q) > 0
 			if early {
-				f.sess.seen[step.Event]--
+				earlyArgs = q[0]
+				if len(q) == 1 {
+					delete(f.sess.seen, step.Event)
+				} else {
+					f.sess.seen[step.Event] = q[1:]
+				}
 			}
 			f.sess.mu.Unlock()
 			if !c.RegisterReply(f.scheduled, step.Event, f) {
@@ -338,7 +358,7 @@ func (f *flowRun) run(ctx context.Context, buf []byte) []byte {
 				return buf
 			}
 			if early {
-				c.Reply(step.Event, nil)
+				c.Reply(step.Event, earlyArgs)
 			}
 			return buf
 		}

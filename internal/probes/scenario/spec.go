@@ -244,7 +244,10 @@ func maps(m map[string]bool) map[string]bool {
 	return out
 }
 
-var labelRE = regexp.MustCompile(`^[a-z0-9_:.-]{1,40}$`)
+var (
+	labelRE   = regexp.MustCompile(`^[a-z0-9_:.-]{1,40}$`)
+	varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
 
 func (p *parser) label(ff map[string]*yaml.Node, n *yaml.Node, where string) (string, error) {
 	v, ok := ff["name"]
@@ -271,7 +274,10 @@ func (p *parser) fields(n *yaml.Node, where string, known ...string) (map[string
 			field = where + "." + k.Value
 		}
 		if !slices.Contains(known, k.Value) {
-			return nil, p.errf(k, field, "unknown field; did you mean %q?", closest(k.Value, known))
+			if near, ok := closest(k.Value, known); ok {
+				return nil, p.errf(k, field, "unknown field; did you mean %q?", near)
+			}
+			return nil, p.errf(k, field, "unknown field; known fields: %s", strings.Join(known, ", "))
 		}
 		if first, dup := out[k.Value]; dup {
 			// yaml.v3 keeps the last of duplicate keys in a Node silently.
@@ -282,15 +288,17 @@ func (p *parser) fields(n *yaml.Node, where string, known ...string) (map[string
 	return out, nil
 }
 
-// closest returns the known name nearest to s by edit distance.
-func closest(s string, known []string) string {
+// closest returns the known name nearest to s by edit distance, if it is
+// near enough to be a plausible typo (at most a third of its letters, and
+// at least one, differ).
+func closest(s string, known []string) (string, bool) {
 	best, bestD := "", 1<<30
 	for _, k := range known {
 		if d := editDistance(s, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	return best
+	return best, bestD <= max(1, len(best)/3)
 }
 
 func editDistance(a, b string) int {
@@ -414,7 +422,7 @@ func (p *parser) step(n *yaml.Node, where string, vars map[string]bool) (*Step, 
 		}
 		for i := 0; i+1 < len(c.Content); i += 2 {
 			name, path := c.Content[i].Value, c.Content[i+1].Value
-			if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(name) || path == "" {
+			if !varNameRE.MatchString(name) || path == "" {
 				return nil, p.errf(cf[name], where+".capture."+name, "want VARIABLE: dotted.path")
 			}
 			st.Capture = append(st.Capture, Capture{Var: name, Path: path})
