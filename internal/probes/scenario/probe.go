@@ -308,6 +308,7 @@ func (pt *part) fire(ctx context.Context, s *pool.Session, k uint64, scheduled t
 	st.mu.Unlock()
 	pt.flows[fi].started.Inc()
 	pr.active.Add(1)
+	f.bounded = true // the stream's ctx is already detached and bounded
 	return f.run(ctx, buf)
 }
 
@@ -321,6 +322,10 @@ type flowRun struct {
 	scheduled time.Time // of the current step
 	seq       uint64
 	vars      map[string]json.RawMessage
+	// bounded: the ctx run gets next is detached from shutdown and carries
+	// a write deadline already (the pool's stream); else run bounds each
+	// write by the step's timeout itself.
+	bounded bool
 }
 
 // run executes steps from f.i until one waits for an answer or a think
@@ -374,7 +379,11 @@ func (f *flowRun) run(ctx context.Context, buf []byte) []byte {
 			arg = []json.RawMessage{buf}
 		}
 		c := f.sess.conns[step.index]
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), step.Timeout)
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if !f.bounded {
+			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), step.Timeout)
+		}
+		f.bounded = false // later steps run on the probe's workers
 		var err error
 		switch step.Expect {
 		case ExpectAck:
@@ -442,6 +451,10 @@ func (f *flowRun) Done(answered, ok bool, args []json.RawMessage) {
 		}
 	}
 	f.i++
+	if f.i == len(f.steps) {
+		f.end(true) // nothing left to send: no need for a worker
+		return
+	}
 	f.scheduled = f.pt.pr.now()
 	f.pt.pr.enqueue(f)
 }
