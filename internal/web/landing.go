@@ -5,8 +5,6 @@ import (
 	"math"
 	"net/http"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -171,13 +169,6 @@ th{overflow-wrap:normal}
 
 func newLandingTemplate() *template.Template {
 	return template.Must(template.New("landing").Parse(landingHTML))
-}
-
-func formatPct(p float64) string {
-	if p >= 99.995 && p < 100 {
-		return "99.99%" // never round a failure up to 100%
-	}
-	return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(p, 'f', 2, 64), "0"), ".") + "%"
 }
 
 func (s *Server) landing() http.Handler {
