@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,9 +28,11 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/buildinfo"
 	"github.com/generic-corp/soak-exporter/internal/demo"
 	"github.com/generic-corp/soak-exporter/internal/envcheck"
+	"github.com/generic-corp/soak-exporter/internal/health"
 	"github.com/generic-corp/soak-exporter/internal/heapsnap"
 	"github.com/generic-corp/soak-exporter/internal/leak"
 	"github.com/generic-corp/soak-exporter/internal/leak/analyze"
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
 	"github.com/generic-corp/soak-exporter/internal/logging"
 	"github.com/generic-corp/soak-exporter/internal/oneshot"
 	"github.com/generic-corp/soak-exporter/internal/pool"
@@ -57,6 +60,7 @@ type (
 	TargetConfig  = target.Config
 	AgentConfig   = agent.Config
 	WebConfig     = web.Config
+	HealthConfig  = health.Config
 	LoggingConfig = logging.Config
 	LeakConfig    = leak.Config
 	HeapConfig    = heapsnap.Config
@@ -68,6 +72,7 @@ type config struct {
 	TargetConfig
 	AgentConfig
 	WebConfig
+	HealthConfig
 	LoggingConfig
 	LeakConfig
 	HeapConfig
@@ -76,7 +81,7 @@ type config struct {
 }
 
 func (c *config) validate() error {
-	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.TargetConfig, c.AgentConfig, c.LeakConfig, c.HeapConfig, c.WebConfig} {
+	for _, v := range []interface{ Validate() error }{c.LoggingConfig, c.TargetConfig, c.AgentConfig, c.LeakConfig, c.HeapConfig, c.WebConfig, c.HealthConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -295,8 +300,13 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 		versioncollector.NewCollector("soak"),
 	)
 	driver := newDriver(cfg.Driver, log)
+	// The health window sees every outcome: the landing page's recent
+	// figures and the state-change warnings come from it.
+	var ag *agent.Agent
+	hl := health.New(cfg.HealthConfig, health.Options{Logger: log.Named("health"),
+		Pools: func() []health.PoolState { return poolStates(ag) }})
 	ag, err := agent.New(cfg.AgentConfig, agent.Options{
-		Driver: driver, Targets: targets, Registerer: reg, Logger: log,
+		Driver: driver, Targets: targets, Registerer: reg, Logger: log, Observer: hl,
 	})
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))
@@ -323,7 +333,10 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 		return exitUsage
 	}
 
+	mem := web.NewMemoryHistory(func() []web.MemorySeries { return memorySeries(monitor) }, time.Minute, 360, nil, nil)
 	srv := web.New(cfg.WebConfig, log.Named("web"), web.Options{
+		Health:     hl,
+		Memory:     mem,
 		Gatherer:   reg,
 		Registerer: reg,
 		Ready:      ag.Running,
@@ -341,6 +354,8 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	g.Go(func() error { return monitor.Run(gctx) })
+	g.Go(func() error { return hl.Run(gctx) })
+	g.Go(func() error { return mem.Run(gctx) })
 	if capturer != nil {
 		g.Go(func() error { return capturer.Run(gctx) })
 	}
@@ -369,6 +384,37 @@ func notes(pools []*pool.Pool) []web.Note {
 			n.LastDisconnect = e.Time.UTC().Format("15:04:05") + " " + e.Reason
 		}
 		out = append(out, n)
+	}
+	return out
+}
+
+// poolStates is what the health window needs of the pools.
+func poolStates(ag *agent.Agent) []health.PoolState {
+	if ag == nil {
+		return nil
+	}
+	pools := ag.Pools()
+	out := make([]health.PoolState, 0, len(pools))
+	for _, p := range pools {
+		e := p.LastConnectError()
+		out = append(out, health.PoolState{Target: p.Target().Name, Connected: p.Connected(), Desired: p.Desired(),
+			LastConnectReason: e.Reason, LastConnectMessage: e.Message})
+	}
+	return out
+}
+
+// memorySeries adapts the leak monitor's reports to the landing page.
+func memorySeries(m *leak.Monitor) []web.MemorySeries {
+	reps := m.Reports()
+	out := make([]web.MemorySeries, 0, len(reps))
+	for _, r := range reps {
+		s := web.MemorySeries{Source: r.Source, Kind: string(r.Kind), Bytes: r.Bytes, Limit: r.Limit,
+			Slope: math.NaN(), Verdict: r.Report.Verdict.String(), Reason: r.Report.Reason,
+			Suspected: r.Report.Verdict == detect.LeakSuspected}
+		if d := r.Report.Deciding(); d.HasFloor {
+			s.Slope = d.FloorSlope
+		}
+		out = append(out, s)
 	}
 	return out
 }
