@@ -1,12 +1,14 @@
 package native
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +36,8 @@ type conn struct {
 	pingWait time.Duration // pingInterval + pingTimeout from the OPEN packet
 	watchdog *time.Timer   // fires pingWait after the last PING
 
-	closing   atomic.Bool // set once the end reason is known
-	inHandler atomic.Bool // the reader is running OnAck or OnEvent
+	closing  atomic.Bool   // set once the end reason is known
+	readerID atomic.Uint64 // goroutine id of readLoop, set before it calls any handler
 	endMu     sync.Mutex
 	reason    probe.DisconnectReason // first recorded end reason
 	endErr    error
@@ -225,7 +227,10 @@ func handshakeReadError(ctx context.Context, what string, err error) *probe.Conn
 // start arms the ping watchdog and starts the reader.
 func (c *conn) start() {
 	c.watchdog = time.AfterFunc(c.pingWait, c.pingExpired)
-	go c.readLoop()
+	go func() {
+		c.readerID.Store(goroutineID())
+		c.readLoop()
+	}()
 }
 
 func (c *conn) pingExpired() {
@@ -414,9 +419,7 @@ func (c *conn) handleSocket(payload []byte, pend *pendingBinary) outcome {
 
 func (c *conn) onAck(id uint64, args []json.RawMessage) {
 	if c.h.OnAck != nil {
-		c.inHandler.Store(true)
 		c.h.OnAck(id, args)
-		c.inHandler.Store(false)
 	}
 }
 
@@ -438,9 +441,7 @@ func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 // it with an empty one.
 func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasID bool) outcome {
 	if c.h.OnEvent != nil {
-		c.inHandler.Store(true)
 		c.h.OnEvent(name, args)
-		c.inHandler.Store(false)
 	}
 	if !hasID {
 		return outcome{}
@@ -463,6 +464,26 @@ func (c *conn) writePong(ctx context.Context, payload []byte) error {
 	err := c.ws.Write(ctx, websocket.MessageText, *wb)
 	c.d.putWriteBuf(wb)
 	return err
+}
+
+// goroutineID returns the id of the calling goroutine, read from the header
+// line of its stack trace ("goroutine 123 [running]:"). Close uses it to tell
+// a call from the reader's own handlers (which must not wait for the reader)
+// from a call on any other goroutine (which must): a flag set around handler
+// calls cannot tell the two apart. It costs about a microsecond and is only
+// called by start and Close.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
 }
 
 func clone(b []byte) []byte {
@@ -505,7 +526,9 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 // Close sends DISCONNECT, then runs the WebSocket close handshake, all
 // bounded by ctx, and waits (also bounded by ctx) for OnClose to have run.
 // On a connection that already ended it only waits. Called from OnAck or
-// OnEvent, it does not wait for OnClose, which runs once the handler returns.
+// OnEvent (on the reader), it does not wait for OnClose, which runs once the
+// handler returns; called from any other goroutine it waits, even while the
+// reader is inside a handler.
 func (c *conn) Close(ctx context.Context) error {
 	if !c.end(probe.ReasonClientClose, nil) {
 		c.waitReader(ctx)
@@ -539,10 +562,11 @@ func (c *conn) Close(ctx context.Context) error {
 }
 
 // waitReader waits, bounded by ctx, until the reader has called OnClose; it
-// does not wait when called from a handler, which runs on the reader. It
-// reports false when ctx ended first.
+// does not wait when called on the reader's own goroutine (from a handler),
+// which would wait for itself. Any other goroutine waits, even while the
+// reader is inside a handler. It reports false when ctx ended first.
 func (c *conn) waitReader(ctx context.Context) bool {
-	if c.inHandler.Load() {
+	if c.readerID.Load() == goroutineID() {
 		return true
 	}
 	select {
