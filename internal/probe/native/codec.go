@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
 // This file holds the Engine.IO v4 and Socket.IO v5 packet codec: pure
@@ -273,6 +276,23 @@ func parseConnectError(data []byte) (string, error) {
 		return "", errors.New("invalid connect_error payload: not an object or string")
 	}
 	return truncateUTF8(msg, maxErrorMessage), nil
+}
+
+// connectErrorData returns the `data` field of a CONNECT_ERROR payload
+// object as compact JSON, bounded and redacted by
+// probe.RedactConnectErrorData; empty when there is none.
+func connectErrorData(payload []byte) string {
+	var v struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(payload, &v) != nil || len(v.Data) == 0 || string(v.Data) == "null" {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, v.Data) != nil {
+		return ""
+	}
+	return probe.RedactConnectErrorData(truncateUTF8(b.String(), maxErrorMessage))
 }
 
 // checkConnectReply validates the payload of the server's CONNECT answer:

@@ -38,9 +38,9 @@ type conn struct {
 
 	closing  atomic.Bool   // set once the end reason is known
 	readerID atomic.Uint64 // goroutine id of readLoop, set before it calls any handler
-	endMu     sync.Mutex
-	reason    probe.DisconnectReason // first recorded end reason
-	endErr    error
+	endMu    sync.Mutex
+	reason   probe.DisconnectReason // first recorded end reason
+	endErr   error
 
 	done chan struct{} // closed when readLoop has returned, after OnClose
 }
@@ -198,7 +198,7 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 		if perr != nil {
 			return protoErr(perr)
 		}
-		return true, &probe.ConnectError{Reason: probe.FailConnectError, Message: m}
+		return true, &probe.ConnectError{Reason: probe.FailConnectError, Message: m, Data: connectErrorData(p.data)}
 	case sioDisconnect:
 		return protoErr(errors.New("disconnect packet before connect"))
 	case sioBinaryEvent, sioBinaryAck:
@@ -206,6 +206,9 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 	}
 	return false, nil // EVENT or ACK before the answer: ignored
 }
+
+// frameLimitHint explains a message larger than the driver's frame limit.
+const frameLimitHint = "the server sent a message larger than the frame limit: raise SOAK_MAX_FRAME_BYTES"
 
 // handshakeReadError classifies a read failure during the handshake.
 func handshakeReadError(ctx context.Context, what string, err error) *probe.ConnectError {
@@ -215,7 +218,7 @@ func handshakeReadError(ctx context.Context, what string, err error) *probe.Conn
 	case ctx.Err() != nil:
 		r = probe.ClassifyDialError(err, ctx.Err())
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		r = probe.FailProtocol
+		return &probe.ConnectError{Reason: probe.FailProtocol, Message: frameLimitHint, Err: err}
 	case websocket.CloseStatus(err) != -1:
 		r = probe.FailReset
 	default:
@@ -300,7 +303,7 @@ func (c *conn) read() outcome {
 func classifyReadError(err error) outcome {
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		return outcome{reason: probe.ReasonParseError, err: err}
+		return outcome{reason: probe.ReasonParseError, err: fmt.Errorf("%s: %w", frameLimitHint, err)}
 	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return outcome{reason: probe.ReasonTransportClose, err: err}
 	}

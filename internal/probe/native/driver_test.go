@@ -750,6 +750,7 @@ func TestHandshakeURL(t *testing.T) {
 		{name: "wss upper case", url: "WSS://h", wantURL: "wss://h/socket.io/?EIO=4&transport=websocket", wantNsp: "/"},
 		{name: "query", url: "http://h", query: url.Values{"k": {"v w"}, "transport": {"polling"}},
 			wantURL: "ws://h/socket.io/?EIO=4&k=v+w&transport=websocket", wantNsp: "/"},
+		{name: "path without trailing slash", url: "http://h", path: "/ws", wantURL: "ws://h/ws/?EIO=4&transport=websocket", wantNsp: "/"},
 		{name: "bad scheme", url: "ftp://h", wantErr: true},
 		{name: "no host", url: "http:///x", wantErr: true},
 		{name: "comma in namespace", url: "http://h", nsp: "/a,b", wantErr: true},
