@@ -278,6 +278,16 @@ func parseConnectError(data []byte) (string, error) {
 	return truncateUTF8(msg, maxErrorMessage), nil
 }
 
+// connectReplyHasSID reports whether a CONNECT answer (already checked by
+// checkConnectReply) carries a non-empty string sid, as every Socket.IO v3+
+// server sends.
+func connectReplyHasSID(data []byte) bool {
+	var v struct {
+		SID string `json:"sid"`
+	}
+	return json.Unmarshal(data, &v) == nil && v.SID != ""
+}
+
 // connectErrorData returns the `data` field of a CONNECT_ERROR payload
 // object as compact JSON, bounded and redacted by
 // probe.RedactConnectErrorData; empty when there is none.

@@ -192,6 +192,15 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 		if perr := checkConnectReply(p.data); perr != nil {
 			return protoErr(perr)
 		}
+		if !connectReplyHasSID(p.data) {
+			// Socket.IO v3+ servers (protocol v5) always send the socket's
+			// sid; v2 servers answer a bare "40" on their own and speak
+			// Engine.IO v3, whose pings go the other way: such a session
+			// would look healthy and die of ping timeouts. The official
+			// client refuses it too.
+			return true, &probe.ConnectError{Reason: probe.FailProtocol, Message: socketIOv2Message,
+				Err: errors.New("connect answer without sid")}
+		}
 		return true, nil
 	case sioConnectError:
 		m, perr := parseConnectError(p.data)
@@ -206,6 +215,9 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 	}
 	return false, nil // EVENT or ACK before the answer: ignored
 }
+
+// socketIOv2Message explains a refused Socket.IO v2 server.
+const socketIOv2Message = "the server speaks Socket.IO v2 (Engine.IO v3), which this client does not: upgrade the server to Socket.IO v3 or later (Engine.IO v4)"
 
 // frameLimitHint explains a message larger than the driver's frame limit.
 const frameLimitHint = "the server sent a message larger than the frame limit: raise SOAK_MAX_FRAME_BYTES"

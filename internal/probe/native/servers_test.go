@@ -153,3 +153,17 @@ func TestExplainStatus(t *testing.T) {
 	}
 }
 
+
+// TestRealSocketIOv2Refused: a socket.io 2 server (Engine.IO v3) answers the
+// handshake, but the protocols differ (v3 clients ping, v4 servers do):
+// the driver must refuse it as `protocol`, naming the version, instead of a
+// connection that dies of ping timeouts.
+func TestRealSocketIOv2Refused(t *testing.T) {
+	n := testfixture.Start(t, testfixture.Options{Script: "variant-v2.js"})
+	_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL())}, probe.Handlers{})
+	ce := asConnectError(t, err)
+	if ce.Reason != probe.FailProtocol || !strings.Contains(ce.Message, "Socket.IO v2") {
+		t.Errorf("got %v, want a protocol failure naming Socket.IO v2", err)
+	}
+	waitClientGoroutines(t, 0)
+}
