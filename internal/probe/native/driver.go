@@ -242,6 +242,10 @@ func explainStatus(code int, status string, body []byte) (probe.FailureReason, s
 		// Engine.IO answers a JSON body only to a plain HTTP request: the
 		// Upgrade header never reached it.
 		hint = "upgrade refused: the server got a plain HTTP request; is the proxy forwarding the Upgrade/Connection headers?"
+	case code == http.StatusBadRequest && eioCode == -1 && serverMsg != "" && !knownEngineIOMessage(serverMsg):
+		// Engine.IO refuses an upgrade with a bare 400 and the reason its
+		// allowRequest hook (or a middleware) gave.
+		hint = "rejected by the server's allowRequest or a middleware"
 	case code == http.StatusForbidden || eioCode == eioErrForbidden:
 		hint = "refused by the server (allowRequest, CORS or an auth proxy)"
 	case code == http.StatusNotFound:
@@ -257,6 +261,16 @@ func explainStatus(code int, status string, body []byte) (probe.FailureReason, s
 		msg += " (" + hint + ")"
 	}
 	return reason, msg
+}
+
+// knownEngineIOMessage reports whether s is one of Engine.IO's own error
+// messages (engine.io Server.errorMessages).
+func knownEngineIOMessage(s string) bool {
+	switch s {
+	case "Transport unknown", "Session ID unknown", "Bad handshake method", "Bad request", "Forbidden", "Unsupported protocol version":
+		return true
+	}
+	return false
 }
 
 // printable returns b as text with control characters and invalid UTF-8

@@ -37,7 +37,7 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 		{name: "websocket disabled", env: []string{"TRANSPORTS=polling"}, wantReason: probe.FailHandshake,
 			want: []string{"400", `"Transport unknown"`, "websocket transport disabled on the server"}},
 		{name: "allowRequest rejects", env: []string{"REJECT_REASON=ip 10.1.2.3 is banned"}, wantReason: probe.FailHandshake,
-			want: []string{"400", "ip 10.1.2.3 is banned"}},
+			want: []string{"400", `"ip 10.1.2.3 is banned"`, "allowRequest"}},
 		{name: "proxy drops Upgrade", proxy: true, wantReason: probe.FailHandshake,
 			want: []string{"400", `"Bad request"`, "Upgrade/Connection headers"}},
 		{name: "wrong path", env: []string{"IO_PATH=/elsewhere/"}, wantReason: probe.FailReset,
@@ -56,6 +56,7 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 			}
 			_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target)}, probe.Handlers{})
 			ce := asConnectError(t, err)
+			t.Logf("error: %v", err)
 			if ce.Reason != tc.wantReason {
 				t.Errorf("reason %q, want %q (%v)", ce.Reason, tc.wantReason, err)
 			}
@@ -140,7 +141,9 @@ func TestExplainStatus(t *testing.T) {
 		{name: "200 from a proxy", code: 200, body: "ok", wantReason: probe.FailHandshake,
 			want: `200 OK: "ok" (upgrade refused: the server answered without switching protocols; is the proxy forwarding the Upgrade/Connection headers?)`},
 		{name: "control characters", code: 400, body: "a\x1b[31mb\n", wantReason: probe.FailHandshake,
-			want: `400 Bad Request: "a [31mb"`},
+			want: `400 Bad Request: "a [31mb" (rejected by the server's allowRequest or a middleware)`},
+		{name: "engine.io message over upgrade", code: 400, body: "Session ID unknown", wantReason: probe.FailHandshake,
+			want: `400 Bad Request: "Session ID unknown"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,8 +165,63 @@ func TestRealSocketIOv2Refused(t *testing.T) {
 	n := testfixture.Start(t, testfixture.Options{Script: "variant-v2.js"})
 	_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL())}, probe.Handlers{})
 	ce := asConnectError(t, err)
+	t.Logf("error: %v", err)
 	if ce.Reason != probe.FailProtocol || !strings.Contains(ce.Message, "Socket.IO v2") {
 		t.Errorf("got %v, want a protocol failure naming Socket.IO v2", err)
 	}
 	waitClientGoroutines(t, 0)
+}
+
+// TestThroughNginx dials real socket.io 4 servers through nginx from Debian.
+func TestThroughNginx(t *testing.T) {
+	tests := []struct {
+		name     string
+		replicas int
+		upgrade  bool
+		want     string // substring of the failure message; empty: works
+	}{
+		{name: "forwarding Upgrade", replicas: 1, upgrade: true},
+		{name: "dropping Upgrade", replicas: 1, want: "Upgrade/Connection headers"},
+		// WebSocket-only needs no sticky sessions: the whole session is one
+		// TCP connection to one replica.
+		{name: "two replicas without sticky sessions", replicas: 2, upgrade: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ups []string
+			for range tc.replicas {
+				ups = append(ups, "127.0.0.1:"+strconv.Itoa(startVariant(t).Port()))
+			}
+			ngx := testfixture.StartNginx(t, testfixture.NginxOptions{Upstreams: ups, ForwardUpgrade: tc.upgrade})
+			for i := range 2 * tc.replicas { // every replica gets a connection
+				acks := make(chan []json.RawMessage, 1)
+				h := probe.Handlers{OnAck: func(_ uint64, args []json.RawMessage) { acks <- args }}
+				conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, ngx.URL())}, h)
+				if tc.want != "" {
+					ce := asConnectError(t, err)
+					t.Logf("error: %v", err)
+					if ce.Reason != probe.FailHandshake || !strings.Contains(ce.Message, tc.want) {
+						t.Errorf("got %v, want a handshake failure mentioning %q", err, tc.want)
+					}
+					waitClientGoroutines(t, 0)
+					return
+				}
+				if err != nil {
+					t.Fatalf("dial %d: %v", i, err)
+				}
+				if err := conn.Emit(testCtx(t), "echo", 1, json.RawMessage(`1`)); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-acks:
+				case <-testCtx(t).Done():
+					t.Fatal("no ack")
+				}
+				if err := conn.Close(testCtx(t)); err != nil {
+					t.Error(err)
+				}
+			}
+			waitClientGoroutines(t, 0)
+		})
+	}
 }
