@@ -126,7 +126,11 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 	for {
 		typ, bp, err := c.readMessage(ctx)
 		if err != nil {
-			return handshakeReadError(ctx, "waiting for the connect answer", err)
+			ce := handshakeReadError(ctx, "waiting for the connect answer", err)
+			if ce.Reason == probe.FailReset && ce.Message == "" {
+				ce.Message = connectDroppedHint
+			}
+			return ce
 		}
 		done, cerr := c.handshakeMessage(ctx, typ, *bp)
 		c.d.putReadBuf(bp)
@@ -218,6 +222,11 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 
 // socketIOv2Message explains a refused Socket.IO v2 server.
 const socketIOv2Message = "the server speaks Socket.IO v2 (Engine.IO v3), which this client does not: upgrade the server to Socket.IO v3 or later (Engine.IO v4)"
+
+// connectDroppedHint explains a server that accepted the Engine.IO session
+// and closed it on our namespace CONNECT: typically a server whose Socket.IO
+// parser is not the default JSON one.
+const connectDroppedHint = "the server closed the connection on the namespace CONNECT: does it use a custom parser such as socket.io-msgpack-parser? This driver speaks the default JSON parser only"
 
 // frameLimitHint explains a message larger than the driver's frame limit.
 const frameLimitHint = "the server sent a message larger than the frame limit: raise SOAK_MAX_FRAME_BYTES"

@@ -10,7 +10,11 @@
 // the connection ended. The Socket.IO codec lives in codec.go and
 // jsonscan.go as pure functions.
 //
-// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression.
+// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression,
+// custom Socket.IO parsers (socket.io-msgpack-parser). Socket.IO v2 servers
+// (Engine.IO v3) are refused with reason protocol. A refused handshake's
+// ConnectError.Message carries the server's reason (read from the body,
+// bounded) and a hint naming what to change.
 package native
 
 import (

@@ -2,6 +2,7 @@ package native
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,6 +43,8 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 			want: []string{"400", `"Bad request"`, "Upgrade/Connection headers"}},
 		{name: "wrong path", env: []string{"IO_PATH=/elsewhere/"}, wantReason: probe.FailReset,
 			want: []string{"SOAK_SOCKETIO_PATH"}},
+		{name: "msgpack parser", env: []string{"PARSER=msgpack"}, wantReason: probe.FailReset,
+			want: []string{"socket.io-msgpack-parser"}},
 		{name: "connect_error with data", env: []string{`CONNECT_ERROR_DATA={"retryAfter":30}`}, wantReason: probe.FailConnectError,
 			want: []string{"rejected"}, wantData: `{"retryAfter":30}`},
 		{name: "connect_error data with a secret", env: []string{`CONNECT_ERROR_DATA={"token":"hunter2-value"}`}, wantReason: probe.FailConnectError,
@@ -224,4 +227,36 @@ func TestThroughNginx(t *testing.T) {
 			waitClientGoroutines(t, 0)
 		})
 	}
+}
+
+// TestRealServerMessageOverFrameLimit: a message larger than the frame limit
+// ends the connection with an error that names SOAK_MAX_FRAME_BYTES.
+func TestRealServerMessageOverFrameLimit(t *testing.T) {
+	n := startVariant(t, "BIG_ON_CONNECT=200000")
+	closed := make(chan error, 1)
+	h := probe.Handlers{OnClose: func(r probe.DisconnectReason, err error) {
+		if r != probe.ReasonParseError {
+			err = errors.Join(errors.New("reason "+string(r)), err)
+		}
+		closed <- err
+	}}
+	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10}, h)
+	if err != nil {
+		// The message may also arrive before the CONNECT answer.
+		if !strings.Contains(err.Error(), "SOAK_MAX_FRAME_BYTES") {
+			t.Fatalf("dial: %v", err)
+		}
+		return
+	}
+	select {
+	case err := <-closed:
+		t.Logf("closed: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "SOAK_MAX_FRAME_BYTES") || strings.HasPrefix(err.Error(), "reason ") {
+			t.Errorf("OnClose error %v, want parse_error naming SOAK_MAX_FRAME_BYTES", err)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("connection not ended")
+	}
+	_ = conn.Close(testCtx(t))
+	waitClientGoroutines(t, 0)
 }
