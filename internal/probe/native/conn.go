@@ -127,7 +127,9 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 		typ, bp, err := c.readMessage(ctx)
 		if err != nil {
 			ce := handshakeReadError(ctx, "waiting for the connect answer", err)
-			if ce.Reason == probe.FailReset && ce.Message == "" {
+			// socket.io drops the WebSocket without a close status when its
+			// parser rejects a packet; a server closing on purpose says why.
+			if ce.Reason == probe.FailReset && ce.Message == "" && websocket.CloseStatus(err) == websocket.StatusNoStatusRcvd {
 				ce.Message = connectDroppedHint
 			}
 			return ce

@@ -159,7 +159,6 @@ func TestExplainStatus(t *testing.T) {
 	}
 }
 
-
 // TestRealSocketIOv2Refused: a socket.io 2 server (Engine.IO v3) answers the
 // handshake, but the protocols differ (v3 clients ping, v4 servers do):
 // the driver must refuse it as `protocol`, naming the version, instead of a
