@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -156,6 +157,11 @@ type ConnectError struct {
 	// Message is the server's CONNECT_ERROR message, or an HTTP status line;
 	// empty otherwise. It comes from the network: never use it as a label.
 	Message string
+	// Data is the `data` field of the server's CONNECT_ERROR, as compact
+	// JSON bounded to a few hundred bytes, or "[REDACTED]" when it names a
+	// key that looks like a secret (see RedactConnectErrorData); empty
+	// otherwise. Like Message it comes from the network: never a label.
+	Data string
 	// Err is the underlying error, if any.
 	Err error
 }
@@ -165,6 +171,9 @@ func (e *ConnectError) Error() string {
 	if e.Message != "" {
 		s += ": " + e.Message
 	}
+	if e.Data != "" {
+		s += " (data " + e.Data + ")"
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -172,6 +181,32 @@ func (e *ConnectError) Error() string {
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// RedactConnectErrorData returns data (a CONNECT_ERROR's `data`, JSON) to
+// show beside the message, or "[REDACTED]" when any string in it (object key
+// or value) names something secret-like (token, secret, password, auth, key,
+// cookie...): servers often echo the rejected credentials there. It errs on
+// the side of hiding.
+func RedactConnectErrorData(data string) string {
+	secretWords := [...]string{"token", "secret", "password", "passwd", "auth", "key", "cookie", "session", "credential"}
+	dec := json.NewDecoder(strings.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return data
+		}
+		k, ok := tok.(string)
+		if !ok {
+			continue
+		}
+		lk := strings.ToLower(k)
+		for _, w := range secretWords {
+			if strings.Contains(lk, w) {
+				return "[REDACTED]"
+			}
+		}
+	}
+}
 
 // DefaultMaxFrameBytes is the frame limit used when Target.MaxFrameBytes is 0.
 const DefaultMaxFrameBytes = 1 << 20

@@ -87,6 +87,12 @@ type Options struct {
 	// Redis adapter: `publish` then reaches the clients of every fixture
 	// sharing that Redis.
 	RedisURL string
+	// Script is the fixture file to run in test/fixture/node; empty means
+	// "server.js". "variant.js" is a minimal socket.io 4 server configured by
+	// Env (see its header) for tests of server options server.js does not use.
+	Script string
+	// Env holds extra NAME=value settings for the process.
+	Env []string
 }
 
 func (o Options) env(port int) []string {
@@ -102,7 +108,7 @@ func (o Options) env(port int) []string {
 	}
 	// Every variable is set, empty meaning "default", so that nothing leaks in
 	// from the test's own environment.
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
 		"PING_INTERVAL_MS="+ms(o.PingInterval),
 		"PING_TIMEOUT_MS="+ms(o.PingTimeout),
@@ -111,7 +117,7 @@ func (o Options) env(port int) []string {
 		"PUSH_EVENT="+o.PushEvent,
 		"PUSH_INTERVAL_MS="+ms(o.PushInterval),
 		"REDIS_URL="+o.RedisURL,
-	)
+	), o.Env...)
 }
 
 // Node is one running fixture process. Its methods fail the test (t.Fatalf)
@@ -252,7 +258,11 @@ func (n *Node) start() error {
 		readyLine:  make(chan []byte, 1),
 		readerDone: make(chan struct{}),
 	}
-	cmd := exec.Command("node", "server.js")
+	script := n.opts.Script
+	if script == "" {
+		script = "server.js"
+	}
+	cmd := exec.Command("node", script)
 	cmd.Dir = n.dir
 	cmd.Env = n.opts.env(n.port)
 	cmd.Stdout = w

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
 // This file holds the Engine.IO v4 and Socket.IO v5 packet codec: pure
@@ -273,6 +276,33 @@ func parseConnectError(data []byte) (string, error) {
 		return "", errors.New("invalid connect_error payload: not an object or string")
 	}
 	return truncateUTF8(msg, maxErrorMessage), nil
+}
+
+// connectReplyHasSID reports whether a CONNECT answer (already checked by
+// checkConnectReply) carries a non-empty string sid, as every Socket.IO v3+
+// server sends.
+func connectReplyHasSID(data []byte) bool {
+	var v struct {
+		SID string `json:"sid"`
+	}
+	return json.Unmarshal(data, &v) == nil && v.SID != ""
+}
+
+// connectErrorData returns the `data` field of a CONNECT_ERROR payload
+// object as compact JSON, bounded and redacted by
+// probe.RedactConnectErrorData; empty when there is none.
+func connectErrorData(payload []byte) string {
+	var v struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(payload, &v) != nil || len(v.Data) == 0 || string(v.Data) == "null" {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, v.Data) != nil {
+		return ""
+	}
+	return probe.RedactConnectErrorData(truncateUTF8(b.String(), maxErrorMessage))
 }
 
 // checkConnectReply validates the payload of the server's CONNECT answer:

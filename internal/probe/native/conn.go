@@ -1,12 +1,14 @@
 package native
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +36,11 @@ type conn struct {
 	pingWait time.Duration // pingInterval + pingTimeout from the OPEN packet
 	watchdog *time.Timer   // fires pingWait after the last PING
 
-	closing   atomic.Bool // set once the end reason is known
-	inHandler atomic.Bool // the reader is running OnAck or OnEvent
-	endMu     sync.Mutex
-	reason    probe.DisconnectReason // first recorded end reason
-	endErr    error
+	closing  atomic.Bool   // set once the end reason is known
+	readerID atomic.Uint64 // goroutine id of readLoop, set before it calls any handler
+	endMu    sync.Mutex
+	reason   probe.DisconnectReason // first recorded end reason
+	endErr   error
 
 	done chan struct{} // closed when readLoop has returned, after OnClose
 }
@@ -124,7 +126,13 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 	for {
 		typ, bp, err := c.readMessage(ctx)
 		if err != nil {
-			return handshakeReadError(ctx, "waiting for the connect answer", err)
+			ce := handshakeReadError(ctx, "waiting for the connect answer", err)
+			// socket.io drops the WebSocket without a close status when its
+			// parser rejects a packet; a server closing on purpose says why.
+			if ce.Reason == probe.FailReset && ce.Message == "" && websocket.CloseStatus(err) == websocket.StatusNoStatusRcvd {
+				ce.Message = connectDroppedHint
+			}
+			return ce
 		}
 		done, cerr := c.handshakeMessage(ctx, typ, *bp)
 		c.d.putReadBuf(bp)
@@ -190,13 +198,22 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 		if perr := checkConnectReply(p.data); perr != nil {
 			return protoErr(perr)
 		}
+		if !connectReplyHasSID(p.data) {
+			// Socket.IO v3+ servers (protocol v5) always send the socket's
+			// sid; v2 servers answer a bare "40" on their own and speak
+			// Engine.IO v3, whose pings go the other way: such a session
+			// would look healthy and die of ping timeouts. The official
+			// client refuses it too.
+			return true, &probe.ConnectError{Reason: probe.FailProtocol, Message: socketIOv2Message,
+				Err: errors.New("connect answer without sid")}
+		}
 		return true, nil
 	case sioConnectError:
 		m, perr := parseConnectError(p.data)
 		if perr != nil {
 			return protoErr(perr)
 		}
-		return true, &probe.ConnectError{Reason: probe.FailConnectError, Message: m}
+		return true, &probe.ConnectError{Reason: probe.FailConnectError, Message: m, Data: connectErrorData(p.data)}
 	case sioDisconnect:
 		return protoErr(errors.New("disconnect packet before connect"))
 	case sioBinaryEvent, sioBinaryAck:
@@ -204,6 +221,17 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 	}
 	return false, nil // EVENT or ACK before the answer: ignored
 }
+
+// socketIOv2Message explains a refused Socket.IO v2 server.
+const socketIOv2Message = "the server speaks Socket.IO v2 (Engine.IO v3), which this client does not: upgrade the server to Socket.IO v3 or later (Engine.IO v4)"
+
+// connectDroppedHint explains a server that accepted the Engine.IO session
+// and closed it on our namespace CONNECT: typically a server whose Socket.IO
+// parser is not the default JSON one.
+const connectDroppedHint = "the server closed the connection on the namespace CONNECT: does it use a custom parser such as socket.io-msgpack-parser? This driver speaks the default JSON parser only"
+
+// frameLimitHint explains a message larger than the driver's frame limit.
+const frameLimitHint = "the server sent a message larger than the frame limit: raise SOAK_MAX_FRAME_BYTES"
 
 // handshakeReadError classifies a read failure during the handshake.
 func handshakeReadError(ctx context.Context, what string, err error) *probe.ConnectError {
@@ -213,7 +241,7 @@ func handshakeReadError(ctx context.Context, what string, err error) *probe.Conn
 	case ctx.Err() != nil:
 		r = probe.ClassifyDialError(err, ctx.Err())
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		r = probe.FailProtocol
+		return &probe.ConnectError{Reason: probe.FailProtocol, Message: frameLimitHint, Err: err}
 	case websocket.CloseStatus(err) != -1:
 		r = probe.FailReset
 	default:
@@ -225,7 +253,10 @@ func handshakeReadError(ctx context.Context, what string, err error) *probe.Conn
 // start arms the ping watchdog and starts the reader.
 func (c *conn) start() {
 	c.watchdog = time.AfterFunc(c.pingWait, c.pingExpired)
-	go c.readLoop()
+	go func() {
+		c.readerID.Store(goroutineID())
+		c.readLoop()
+	}()
 }
 
 func (c *conn) pingExpired() {
@@ -295,7 +326,7 @@ func (c *conn) read() outcome {
 func classifyReadError(err error) outcome {
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		return outcome{reason: probe.ReasonParseError, err: err}
+		return outcome{reason: probe.ReasonParseError, err: fmt.Errorf("%s: %w", frameLimitHint, err)}
 	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return outcome{reason: probe.ReasonTransportClose, err: err}
 	}
@@ -414,9 +445,7 @@ func (c *conn) handleSocket(payload []byte, pend *pendingBinary) outcome {
 
 func (c *conn) onAck(id uint64, args []json.RawMessage) {
 	if c.h.OnAck != nil {
-		c.inHandler.Store(true)
 		c.h.OnAck(id, args)
-		c.inHandler.Store(false)
 	}
 }
 
@@ -438,9 +467,7 @@ func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 // it with an empty one.
 func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasID bool) outcome {
 	if c.h.OnEvent != nil {
-		c.inHandler.Store(true)
 		c.h.OnEvent(name, args)
-		c.inHandler.Store(false)
 	}
 	if !hasID {
 		return outcome{}
@@ -463,6 +490,26 @@ func (c *conn) writePong(ctx context.Context, payload []byte) error {
 	err := c.ws.Write(ctx, websocket.MessageText, *wb)
 	c.d.putWriteBuf(wb)
 	return err
+}
+
+// goroutineID returns the id of the calling goroutine, read from the header
+// line of its stack trace ("goroutine 123 [running]:"). Close uses it to tell
+// a call from the reader's own handlers (which must not wait for the reader)
+// from a call on any other goroutine (which must): a flag set around handler
+// calls cannot tell the two apart. It costs about a microsecond and is only
+// called by start and Close.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
 }
 
 func clone(b []byte) []byte {
@@ -505,7 +552,9 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 // Close sends DISCONNECT, then runs the WebSocket close handshake, all
 // bounded by ctx, and waits (also bounded by ctx) for OnClose to have run.
 // On a connection that already ended it only waits. Called from OnAck or
-// OnEvent, it does not wait for OnClose, which runs once the handler returns.
+// OnEvent (on the reader), it does not wait for OnClose, which runs once the
+// handler returns; called from any other goroutine it waits, even while the
+// reader is inside a handler.
 func (c *conn) Close(ctx context.Context) error {
 	if !c.end(probe.ReasonClientClose, nil) {
 		c.waitReader(ctx)
@@ -539,10 +588,11 @@ func (c *conn) Close(ctx context.Context) error {
 }
 
 // waitReader waits, bounded by ctx, until the reader has called OnClose; it
-// does not wait when called from a handler, which runs on the reader. It
-// reports false when ctx ended first.
+// does not wait when called on the reader's own goroutine (from a handler),
+// which would wait for itself. Any other goroutine waits, even while the
+// reader is inside a handler. It reports false when ctx ended first.
 func (c *conn) waitReader(ctx context.Context) bool {
-	if c.inHandler.Load() {
+	if c.readerID.Load() == goroutineID() {
 		return true
 	}
 	select {

@@ -10,17 +10,24 @@
 // the connection ended. The Socket.IO codec lives in codec.go and
 // jsonscan.go as pure functions.
 //
-// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression.
+// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression,
+// custom Socket.IO parsers (socket.io-msgpack-parser). Socket.IO v2 servers
+// (Engine.IO v3) are refused with reason protocol. A refused handshake's
+// ConnectError.Message carries the server's reason (read from the body,
+// bounded) and a hint naming what to change.
 package native
 
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -174,17 +181,115 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 	return c, nil
 }
 
-// upgradeError classifies a failed WebSocket dial.
+// upgradeError classifies a failed WebSocket dial. When the server answered
+// with an HTTP status other than 101, the Message holds the status, the
+// server's own reason read from the body (Engine.IO answers either
+// {"code":N,"message":"..."} or, on a refused upgrade, the bare message) and
+// a hint a user can act on.
 func upgradeError(resp *http.Response, err, ctxErr error) *probe.ConnectError {
 	err = redactURL(err)
 	if resp != nil {
-		msg := ""
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			msg = resp.Status
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return &probe.ConnectError{Reason: probe.FailHandshake, Err: err}
 		}
-		return &probe.ConnectError{Reason: probe.FailHandshake, Message: msg, Err: err}
+		var body []byte
+		if resp.Body != nil {
+			body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+		}
+		reason, msg := explainStatus(resp.StatusCode, resp.Status, body)
+		return &probe.ConnectError{Reason: reason, Message: msg, Err: err}
 	}
-	return &probe.ConnectError{Reason: probe.ClassifyDialError(err, ctxErr), Err: err}
+	ce := &probe.ConnectError{Reason: probe.ClassifyDialError(err, ctxErr), Err: err}
+	if ce.Reason == probe.FailReset {
+		// Node's HTTP server drops an upgrade that no handler claims, which
+		// is what a socket.io server does for another path.
+		ce.Message = "connection closed on the WebSocket upgrade (does SOAK_SOCKETIO_PATH match the server's path option?)"
+	}
+	return ce
+}
+
+// maxErrorBodyBytes bounds the part of a refused handshake's body read for
+// its reason.
+const maxErrorBodyBytes = 4 << 10
+
+// Engine.IO's error codes (engine.io Server.errors).
+const (
+	eioErrUnknownTransport = 0
+	eioErrBadRequest       = 3
+	eioErrForbidden        = 4
+	eioErrUnsupportedProto = 5
+)
+
+// explainStatus turns a refused handshake's status and body into a reason
+// and a message: the status line, the server's reason and a hint.
+func explainStatus(code int, status string, body []byte) (probe.FailureReason, string) {
+	eioCode, serverMsg := -1, ""
+	var v struct {
+		Code    *int   `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.Code != nil {
+		eioCode, serverMsg = *v.Code, v.Message
+	} else {
+		serverMsg = printable(body)
+	}
+	serverMsg = truncateUTF8(serverMsg, maxErrorMessage)
+	reason := probe.FailHandshake
+	hint := ""
+	switch {
+	case eioCode == eioErrUnknownTransport || serverMsg == "Transport unknown":
+		hint = "websocket transport disabled on the server (its transports option lacks \"websocket\"); this driver needs it"
+	case eioCode == eioErrUnsupportedProto || serverMsg == "Unsupported protocol version":
+		reason = probe.FailProtocol
+		hint = "the server does not speak Engine.IO v4 (Socket.IO v3+)"
+	case eioCode == eioErrBadRequest && code == http.StatusBadRequest:
+		// Engine.IO answers a JSON body only to a plain HTTP request: the
+		// Upgrade header never reached it.
+		hint = "upgrade refused: the server got a plain HTTP request; is the proxy forwarding the Upgrade/Connection headers?"
+	case code == http.StatusBadRequest && eioCode == -1 && serverMsg != "" && !knownEngineIOMessage(serverMsg):
+		// Engine.IO refuses an upgrade with a bare 400 and the reason its
+		// allowRequest hook (or a middleware) gave.
+		hint = "rejected by the server's allowRequest or a middleware"
+	case code == http.StatusForbidden || eioCode == eioErrForbidden:
+		hint = "refused by the server (allowRequest, CORS or an auth proxy)"
+	case code == http.StatusNotFound:
+		hint = "nothing at this path: check SOAK_SOCKETIO_PATH against the server's path option"
+	case code >= 200 && code < 300:
+		hint = "upgrade refused: the server answered without switching protocols; is the proxy forwarding the Upgrade/Connection headers?"
+	}
+	msg := status
+	if serverMsg != "" {
+		msg += ": " + strconv.Quote(serverMsg)
+	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return reason, msg
+}
+
+// knownEngineIOMessage reports whether s is one of Engine.IO's own error
+// messages (engine.io Server.errorMessages).
+func knownEngineIOMessage(s string) bool {
+	switch s {
+	case "Transport unknown", "Session ID unknown", "Bad handshake method", "Bad request", "Forbidden", "Unsupported protocol version":
+		return true
+	}
+	return false
+}
+
+// printable returns b as text with control characters and invalid UTF-8
+// replaced, trimmed; HTML bodies (proxies' error pages) are dropped.
+func printable(b []byte) string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if strings.HasPrefix(s, "<") {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // redactURL removes the query, which may hold secrets, from the URL that
@@ -232,8 +337,13 @@ func handshakeURL(t *probe.Target) (string, string, error) {
 		return "", "", errors.New("target URL has no host")
 	}
 	u.Path = t.Path
-	if u.Path == "" {
+	switch {
+	case u.Path == "":
 		u.Path = defaultPath
+	case !strings.HasSuffix(u.Path, "/"):
+		// As socket.io-client (addTrailingSlash): servers match their path
+		// with the slash, "/ws" reaching a server on "/ws/".
+		u.Path += "/"
 	}
 	q := make(url.Values, len(t.Query)+2)
 	for k, v := range t.Query {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -749,6 +750,7 @@ func TestHandshakeURL(t *testing.T) {
 		{name: "wss upper case", url: "WSS://h", wantURL: "wss://h/socket.io/?EIO=4&transport=websocket", wantNsp: "/"},
 		{name: "query", url: "http://h", query: url.Values{"k": {"v w"}, "transport": {"polling"}},
 			wantURL: "ws://h/socket.io/?EIO=4&k=v+w&transport=websocket", wantNsp: "/"},
+		{name: "path without trailing slash", url: "http://h", path: "/ws", wantURL: "ws://h/ws/?EIO=4&transport=websocket", wantNsp: "/"},
 		{name: "bad scheme", url: "ftp://h", wantErr: true},
 		{name: "no host", url: "http:///x", wantErr: true},
 		{name: "comma in namespace", url: "http://h", nsp: "/a,b", wantErr: true},
@@ -861,6 +863,56 @@ func TestCloseFromHandler(t *testing.T) {
 	}
 	if c := rec.waitClose(t); c.reason != probe.ReasonClientClose {
 		t.Errorf("OnClose(%q, %v)", c.reason, c.err)
+	}
+	waitClientGoroutines(t, 0)
+}
+
+// TestCloseWaitsForReaderInHandler closes a connection from another
+// goroutine while the reader is inside OnAck: Close must wait for OnClose,
+// so with the handler held it can only end by its context.
+func TestCloseWaitsForReaderInHandler(t *testing.T) {
+	fs := newFakeServer(t, func(s *fakeSession) {
+		if s.accept("/", 25000, 20000) {
+			s.echo()
+		}
+	})
+	rec := newRecorder()
+	h := rec.handlers()
+	inAck := make(chan struct{})
+	release := make(chan struct{})
+	var closeRan atomic.Bool
+	onClose := h.OnClose
+	h.OnClose = func(r probe.DisconnectReason, err error) {
+		closeRan.Store(true)
+		onClose(r, err)
+	}
+	h.OnAck = func(uint64, []json.RawMessage) {
+		close(inAck)
+		<-release
+	}
+	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Emit(testCtx(t), "echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	<-inAck
+	// The bound is Close's own: the handler is held until Close returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = conn.Close(ctx)
+	cancel()
+	ran := closeRan.Load()
+	close(release)
+	if err == nil || ran {
+		t.Errorf("Close returned %v with OnClose run=%v while the reader was in OnAck; want a context error before OnClose", err, ran)
+	}
+	if c := rec.waitClose(t); c.reason != probe.ReasonClientClose {
+		t.Errorf("OnClose(%q, %v)", c.reason, c.err)
+	}
+	// Once the reader is out, Close returns at once.
+	if err := conn.Close(testCtx(t)); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 	waitClientGoroutines(t, 0)
 }
