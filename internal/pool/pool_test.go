@@ -343,10 +343,13 @@ func TestItemReachedAfterMaxLateIsDropped(t *testing.T) {
 		d := soaktest.NewMemDriver()
 		// Not a sync.Once: the other writers would wait on its mutex, which
 		// synctest does not count as durably blocked, and time would stop.
+		// The first write at or after 100 ms is the first of that tick's
+		// batch of 10 (fake time stands still while a batch is written).
 		var stalled atomic.Bool
+		start := time.Now()
 		d.Set(func(c *soaktest.MemControl) {
 			c.OnEmit = func(context.Context, string) {
-				if stalled.CompareAndSwap(false, true) {
+				if time.Since(start) >= 100*time.Millisecond && stalled.CompareAndSwap(false, true) {
 					time.Sleep(3 * time.Second) // fake time (synctest): one write stalls 3 s
 				}
 			}
