@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 const promtoolHint = "promtool not found on PATH: install it with " +
@@ -56,6 +58,7 @@ func TestShippedRuleFileMatchesDisk(t *testing.T) {
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
+	soaktest.Integration(t, "promtool")
 	out, err := runPromtool(t, "check", "rules", RuleFileName)
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
@@ -63,6 +66,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 }
 
 func TestPromtoolTestRules(t *testing.T) {
+	soaktest.Integration(t, "promtool")
 	files, err := filepath.Glob(filepath.Join("tests", "*.yml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no promtool test files in tests/: %v", err)
@@ -270,6 +274,7 @@ func TestParseRuleFileStrict(t *testing.T) {
 }
 
 func TestDeriveTestRules(t *testing.T) {
+	soaktest.Integration(t, "promtool")
 	src := ShippedRuleFile()
 	o := TestOverrides{For: 20 * time.Second, Window: time.Minute, Interval: 5 * time.Second}
 	derived, err := DeriveTestRules(src, o)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // The promtool unit test file format (Prometheus 2.42), decoded strictly so
@@ -112,6 +114,7 @@ func selectCases(files map[string]unitTestFile, alert string, firing bool) (unit
 // which the alert can never fire, and the silent cases must fail against one
 // in which it always fires; both pass against the shipped rules.
 func TestEveryAlertIsTestedBothWays(t *testing.T) {
+	soaktest.Integration(t, "promtool")
 	files := loadUnitTests(t)
 	orig := shipped(t)
 	for _, a := range orig.Alerts() {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,8 +30,10 @@ func testConfig() Config {
 // streamProbe is a probe that sends one event per item of its stream and
 // records what the pool tells its part.
 type streamProbe struct {
-	rate   float64
-	mu     sync.Mutex
+	rate      float64
+	dropped   atomic.Int64 // items the stream counted dropped
+	lateFires atomic.Int64 // items fired more than MaxLate after they were due
+	mu        sync.Mutex
 	opened int
 	closed int
 	ctxs   chan context.Context
@@ -41,7 +44,10 @@ func (sp *streamProbe) Run(ctx context.Context) error { <-ctx.Done(); return nil
 func (sp *streamProbe) Attach(p *Pool, id ID) (Part, error) {
 	return sp, p.AddStream(&Stream{
 		Rate: sp.rate, MaxLate: time.Second,
-		Fire: func(ctx context.Context, s *Session, _ uint64, _ time.Time, buf []byte) []byte {
+		Fire: func(ctx context.Context, s *Session, _ uint64, scheduled time.Time, buf []byte) []byte {
+			if time.Since(scheduled) > time.Second {
+				sp.lateFires.Add(1)
+			}
 			select {
 			case sp.ctxs <- ctx:
 			default:
@@ -49,7 +55,7 @@ func (sp *streamProbe) Attach(p *Pool, id ID) (Part, error) {
 			_ = s.EmitAck(ctx, id, 1, "x", json.RawMessage(`{}`))
 			return buf
 		},
-		Skipped: func(int) {}, Dropped: func(int) {},
+		Skipped: func(int) {}, Dropped: func(n int) { sp.dropped.Add(int64(n)) },
 	})
 }
 func (sp *streamProbe) Events() []string  { return nil }
@@ -325,6 +331,42 @@ func TestStopDoesNotCancelWritesInFlight(t *testing.T) {
 		}
 		if _, ok := emitCtx.Deadline(); !ok {
 			t.Fatal("the write has no deadline")
+		}
+	})
+}
+
+// An item that a send worker reaches after MaxLate, because a write before
+// it in its batch stalled, is dropped: it is not written with a deadline
+// already passed (and then counted lost as the target's fault).
+func TestItemReachedAfterMaxLateIsDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := soaktest.NewMemDriver()
+		// Not a sync.Once: the other writers would wait on its mutex, which
+		// synctest does not count as durably blocked, and time would stop.
+		// The first write at or after 100 ms is the first of that tick's
+		// batch of 10 (fake time stands still while a batch is written).
+		var stalled atomic.Bool
+		start := time.Now()
+		d.Set(func(c *soaktest.MemControl) {
+			c.OnEmit = func(context.Context, string) {
+				if time.Since(start) >= 100*time.Millisecond && stalled.CompareAndSwap(false, true) {
+					time.Sleep(3 * time.Second) // fake time (synctest): one write stalls 3 s
+				}
+			}
+		})
+		cfg := testConfig()
+		cfg.Clients = 1
+		sp := &streamProbe{rate: 2000, ctxs: make(chan context.Context, 1)} // 10 items per 5 ms tick
+		p := newTestPool(t, cfg, d, sp)
+		stop := runPool(t, p)
+		time.Sleep(5 * time.Second) // fake time (synctest): the stall and what follows it
+		synctest.Wait()
+		stop()
+		if n := sp.lateFires.Load(); n != 0 {
+			t.Errorf("%d items written more than MaxLate after they were due, want 0", n)
+		}
+		if n := sp.dropped.Load(); n < 9 {
+			t.Errorf("dropped %d, want at least the 9 items behind the stalled write in its batch", n)
 		}
 	})
 }

@@ -172,6 +172,13 @@ func (p *Pool) sendLoop(ctx context.Context, batches <-chan batch) {
 				if ctx.Err() != nil {
 					break
 				}
+				// An item reached after MaxLate (the writes before it in
+				// its batch were slow) is dropped, not written with a
+				// deadline already passed and then counted lost.
+				if p.now().Sub(j.scheduled) > b.st.MaxLate {
+					b.st.Dropped(1)
+					continue
+				}
 				buf = b.st.Fire(wctx, j.sess, j.k, j.scheduled, buf[:0])
 			}
 			cancel()

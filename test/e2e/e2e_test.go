@@ -17,6 +17,7 @@ import (
 
 	"github.com/generic-corp/soak-exporter/deploy/grafana"
 	rules "github.com/generic-corp/soak-exporter/deploy/prometheus"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -131,6 +132,7 @@ type result struct {
 // Alertmanager through the (shortened) shipped rules, clearing the fault
 // resolves it, and every dashboard panel query returns data.
 func TestAlertsFireAndResolveEndToEnd(t *testing.T) {
+	soaktest.Integration(t, "node fixture", "prometheus", "alertmanager", "promtool")
 	tl := requireTools(t)
 	h := &harness{start: time.Now()}
 	bin := buildAgent(t)
