@@ -49,9 +49,21 @@ func TestQuickQuality(t *testing.T) {
 	if fast, slow := robust.MedianDelay[o.LeakRates[1]], robust.MedianDelay[o.LeakRates[0]]; fast >= slow {
 		t.Errorf("25 MB/h found after %v, 1 MB/h after %v", fast, slow)
 	}
+	// The held verdict keeps the raw verdict's alarms and delays on these
+	// series and never flaps more than it.
+	held := d.Score(d.Held("held"))
+	if held.FPPerDay[Steady] != 0 {
+		t.Errorf("held verdict: %.3f false alarms a day on steady series", held.FPPerDay[Steady])
+	}
+	for _, r := range o.LeakRates {
+		if held.Missed[r] != 0 || held.MedianDelay[r] > robust.MedianDelay[r] || held.Flap[r] > robust.Flap[r] {
+			t.Errorf("%g MB/h: held missed %.0f%% delay %v flap %.3f; raw delay %v flap %.3f",
+				r*3600/mb, 100*held.Missed[r], held.MedianDelay[r], held.Flap[r], robust.MedianDelay[r], robust.Flap[r])
+		}
+	}
 	var b strings.Builder
-	d.Markdown(&b, []Score{old, robust})
-	if !strings.Contains(b.String(), "| detector |") || strings.Count(b.String(), "\n") != 4 {
+	d.Markdown(&b, []Score{old, robust, held})
+	if !strings.Contains(b.String(), "| detector |") || strings.Count(b.String(), "\n") != 5 {
 		t.Errorf("table:\n%s", b.String())
 	}
 }

@@ -304,12 +304,16 @@ type Score struct {
 	Missed      map[float64]float64
 	// Delays per leak rate, sorted, +Inf-free (detected ones only).
 	Delays map[float64][]time.Duration
+	// Flap per leak rate: the share of hourly verdicts after the alert
+	// first fired that say "no leak" while the leak goes on.
+	Flap map[float64]float64
 }
 
 // Score runs a rule over every trace.
 func (d *Data) Score(r Rule) Score {
 	s := Score{Name: r.Name, FPPerDay: map[Family]float64{}, MedianDelay: map[float64]time.Duration{},
-		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}}
+		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}, Flap: map[float64]float64{}}
+	reverts, hours := map[float64]int{}, map[float64]int{}
 	alarms := map[Family]int{}
 	days := map[Family]float64{}
 	all := map[float64][]time.Duration{}
@@ -327,6 +331,9 @@ func (d *Data) Score(r Rule) Score {
 			continue
 		}
 		rate := tr.series.LeakRate
+		rv, h := flapShare(r, tr, act, every, d.Opts.LeakStart)
+		reverts[rate] += rv
+		hours[rate] += h
 		delay := time.Duration(math.MaxInt64)
 		for i := range act {
 			t := time.Duration(i+1) * every
@@ -341,6 +348,11 @@ func (d *Data) Score(r Rule) Score {
 	}
 	for f, n := range days {
 		s.FPPerDay[f] = float64(alarms[f]) / n
+	}
+	for rate, h := range hours {
+		if h > 0 {
+			s.Flap[rate] = float64(reverts[rate]) / float64(h)
+		}
 	}
 	for rate, ds := range all {
 		slices.Sort(ds)

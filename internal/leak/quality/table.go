@@ -32,7 +32,8 @@ func (d *Data) Scores() []Score {
 	for i, w := range d.Windows {
 		names[i] = detect.FormatDuration(w)
 	}
-	out = append(out, d.Score(d.Detector("**robust, "+strings.Join(names, "+")+" (default)**")))
+	out = append(out, d.Score(d.Detector("robust raw verdict, "+strings.Join(names, "+"))))
+	out = append(out, d.Score(d.Held("**robust held verdict, "+strings.Join(names, "+")+" (default, soak_leak_suspected)**")))
 	return out
 }
 
@@ -44,7 +45,7 @@ func (d *Data) Markdown(w io.Writer, scores []Score) {
 		fmt.Fprintf(&b, " FP/day %s |", f)
 	}
 	for _, r := range d.Opts.LeakRates {
-		fmt.Fprintf(&b, " %g MB/h: median delay (missed) |", r*3600/mb)
+		fmt.Fprintf(&b, " %g MB/h: median delay (missed) flap |", r*3600/mb)
 	}
 	b.WriteString("\n|---|")
 	for range len(d.Opts.Families) + len(d.Opts.LeakRates) {
@@ -57,7 +58,7 @@ func (d *Data) Markdown(w io.Writer, scores []Score) {
 			fmt.Fprintf(&b, " %.3f |", s.FPPerDay[f])
 		}
 		for _, r := range d.Opts.LeakRates {
-			fmt.Fprintf(&b, " %s (%.0f%%) |", fmtDelay(s.MedianDelay[r]), 100*s.Missed[r])
+			fmt.Fprintf(&b, " %s (%.0f%%) %.1f%% |", fmtDelay(s.MedianDelay[r]), 100*s.Missed[r], 100*s.Flap[r])
 		}
 		b.WriteString("\n")
 	}
