@@ -80,7 +80,7 @@ the run lasts.
 
 Exit status: 0 every criterion met, 1 a criterion failed or the run was
 interrupted, 2 bad usage, or the target or the memory source unreachable
-at start.
+at start, 3 cannot tell (the run was too short for a robust leak verdict).
 `
 
 func parseLeakArgs(args []string, spec *envSpec, usage io.Writer) (leakArgs, error) {
@@ -591,9 +591,8 @@ func buildLeakReport(in leakInputs) LeakReport {
 	case !rep.Passed:
 		rep.ExitCode = ExitFail
 	case rep.series(in.kind).Robust.Verdict == detect.InsufficientData.String():
-		// Cannot tell (as leak analyze): never a pass. 3 is
-		// analyze.ExitCannotTell.
-		rep.ExitCode = 3
+		// Cannot tell (as leak analyze): never a pass.
+		rep.ExitCode = ExitCannotTell
 	default:
 		rep.ExitCode = ExitPass
 	}

@@ -32,6 +32,9 @@ const (
 	// ExitUsage: bad usage or configuration, or the target (or memory
 	// source) unreachable at start.
 	ExitUsage = 2
+	// ExitCannotTell: leaktest met every criterion, but the run was too
+	// short (or too gappy) for a robust leak verdict: never a pass.
+	ExitCannotTell = 3
 )
 
 // Deps are what the one-shot mode takes from main.

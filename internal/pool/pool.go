@@ -470,6 +470,9 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 		var ce *probe.ConnectError
 		if errors.As(err, &ce) {
 			msg = ce.Message
+			if ce.Data != "" {
+				msg += " (data " + ce.Data + ")" // redacted by the driver when it looks like a secret
+			}
 		}
 		p.log.Debug("connect failed", zap.Int("slot", s.idx), zap.String("reason", string(reason)), zap.Error(err))
 		p.mu.Lock()
