@@ -39,7 +39,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/soak-exporter
 
 ## deps: everything the tests need: Node fixture packages, Debian packages (Prometheus,
-## Alertmanager, Redis, chromium, nginx, python-socketio).
+## Alertmanager, Redis, chromium, nginx).
 deps: fixtures debian-packages
 
 fixtures:
@@ -47,7 +47,7 @@ fixtures:
 	npm ci --prefix $(FIXTURE) --no-audit --no-fund
 
 debian-packages:
-	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server chromium nginx-light python3-socketio python3-aiohttp
+	@scripts/install-debian-packages.sh prometheus prometheus-alertmanager redis-server chromium nginx-light
 
 ## test: every test, end to end included.
 test: deps lint test-go test-rules fuzz
