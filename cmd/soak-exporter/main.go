@@ -335,8 +335,17 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 
 	mem := web.NewMemoryHistory(func() []web.MemorySeries { return memorySeries(monitor) }, time.Minute, 360, nil, nil)
 	srv := web.New(cfg.WebConfig, log.Named("web"), web.Options{
-		Health:     hl,
-		Memory:     mem,
+		Health: hl,
+		Memory: mem,
+		HeapDiff: func() []string {
+			if capturer == nil {
+				return nil
+			}
+			if d := capturer.LastDiff(); d != nil {
+				return d.Lines(10)
+			}
+			return nil
+		},
 		Gatherer:   reg,
 		Registerer: reg,
 		Ready:      ag.Running,

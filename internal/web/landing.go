@@ -163,6 +163,9 @@ th{overflow-wrap:normal}
 <p class="small">Last {{.Chart.Span}}: from {{.Chart.Min}} to {{.Chart.Max}}.</p>{{end}}
 </section>
 {{else}}<p class="small">No memory source configured.</p>{{end}}
+{{if .HeapDiff}}<h3>What grew while a leak was suspected (last heap-capture diff)</h3>
+<pre class="heapdiff">{{range .HeapDiff}}{{.}}
+{{end}}</pre>{{end}}
 <p class="small">"Last 1 min" and "last 10 min" come from the agent's rolling window (percentiles from a log-bucketed sketch, within 4.4 %); "since start" from the cumulative counters. Colours use the alert rules' thresholds; an alert fires only once its condition has held for the rule's "for:". Rendered {{.Now}}; the page reloads every 10 s.</p>
 </body></html>
 `
@@ -197,13 +200,18 @@ func (s *Server) landing() http.Handler {
 			mem = s.opts.Memory.Series()
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		var diff []string
+		if s.opts.HeapDiff != nil {
+			diff = s.opts.HeapDiff()
+		}
 		data := struct {
-			Page    Page
-			Targets []targetPage
-			Memory  []memoryPage
-			Pprof   bool
-			Now     string
-		}{s.opts.Page, buildTargets(views, Summarize(mfs), notes), buildMemory(mem), s.cfg.EnablePprof,
+			Page     Page
+			Targets  []targetPage
+			Memory   []memoryPage
+			HeapDiff []string
+			Pprof    bool
+			Now      string
+		}{s.opts.Page, buildTargets(views, Summarize(mfs), notes), buildMemory(mem), diff, s.cfg.EnablePprof,
 			s.opts.Now().UTC().Format(time.RFC3339)}
 		if err := tmpl.Execute(w, data); err != nil {
 			s.log.Debug("render landing page", zap.Error(err))

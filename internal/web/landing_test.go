@@ -110,3 +110,33 @@ func TestRoundForAndBytes(t *testing.T) {
 		t.Errorf("bytesText(NaN) = %q", got)
 	}
 }
+
+func TestLandingShowsTheHeapDiff(t *testing.T) {
+	lines := []string{"v8 heap diff a -> b: +5000 objects", "   +5000  +760000   5000   760000  LeakyCache<T>"}
+	for _, tc := range []struct {
+		name string
+		diff func() []string
+		want []string
+		not  []string
+	}{
+		{"no capture", nil, nil, []string{"What grew"}},
+		{"a diff", func() []string { return lines }, []string{"What grew while a leak was suspected", "LeakyCache&lt;T&gt;", "5000 objects"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(Config{}, zap.NewNop(), Options{Gatherer: prometheus.NewRegistry(), HeapDiff: tc.diff})
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			body := rec.Body.String()
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(body, n) {
+					t.Errorf("page shows %q", n)
+				}
+			}
+		})
+	}
+}

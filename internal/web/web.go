@@ -58,6 +58,9 @@ type Options struct {
 	Health HealthView
 	// Memory gives the memory and leak section (may be nil).
 	Memory MemoryView
+	// HeapDiff, if set, gives the lines of the last heap-capture diff (what
+	// grew while a leak was suspected), shown in the memory section.
+	HeapDiff func() []string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
