@@ -593,6 +593,7 @@ func buildLeakReport(in leakInputs) LeakReport {
 	case rep.series(in.kind).Robust.Verdict == detect.InsufficientData.String():
 		// Cannot tell (as leak analyze): never a pass.
 		rep.ExitCode = ExitCannotTell
+		rep.Passed = false
 	default:
 		rep.ExitCode = ExitPass
 	}
@@ -696,7 +697,11 @@ func renderLeak(w io.Writer, r LeakReport) {
 	for _, n := range r.Notes {
 		p("Note: %s\n", n)
 	}
-	renderResult(w, r.Criteria, r.Interrupted)
+	if r.ExitCode == ExitCannotTell {
+		fmt.Fprintf(w, "Result: CANNOT TELL ❔ (every criterion met, but the run was too short for a robust leak verdict: run longer; exit 3)\n")
+	} else {
+		renderResult(w, r.Criteria, r.Interrupted)
+	}
 }
 
 func renderLeakSeries(w io.Writer, kind string, s LeakSeries, judged, interrupted bool) {

@@ -198,9 +198,16 @@ type session struct {
 	conns []*tracker.Conn
 
 	mu   sync.Mutex
-	vars map[string]json.RawMessage     // captured by on_connect steps
-	seen map[string][][]json.RawMessage // awaited events that arrived before their wait: their args, oldest first
+	vars map[string]json.RawMessage // captured by on_connect steps
 	open bool
+
+	// waitMu makes "is the event here already, else register the wait"
+	// one step against the reader's "answer a wait, else keep the event":
+	// without it an event arriving between the two is kept and the wait,
+	// registered after, is never answered. mu may be taken while waitMu is
+	// held (a wait answered here can end an on_connect run), never the reverse.
+	waitMu sync.Mutex
+	seen   map[string][][]json.RawMessage // awaited events that arrived before their wait: their args, oldest first
 }
 
 // Events implements pool.Part.
@@ -238,8 +245,10 @@ func (pt *part) Close(s *pool.Session, _ probe.DisconnectReason) {
 	st.ready.Store(false)
 	st.mu.Lock()
 	st.open = false
-	clear(st.seen) // events of the ended connection answer no later wait
 	st.mu.Unlock()
+	st.waitMu.Lock()
+	clear(st.seen) // events of the ended connection answer no later wait
+	st.waitMu.Unlock()
 }
 
 // Ack implements pool.Part: the step is in the low bits.
@@ -259,10 +268,7 @@ func (pt *part) Event(s *pool.Session, name string, args []json.RawMessage) {
 	for _, step := range pt.byEvent[name] {
 		c := st.conns[step.index]
 		if step.Kind == KindWait {
-			if c.Reply(name, args) {
-				return
-			}
-			continue
+			continue // below, under waitMu
 		}
 		if len(args) == 0 {
 			continue
@@ -274,22 +280,30 @@ func (pt *part) Event(s *pool.Session, name string, args []json.RawMessage) {
 	// An awaited event that no wait has started for yet (a welcome sent on
 	// connect) is kept, with its arguments, for the wait that comes: its
 	// capture and assert apply to it. The reader reuses args' memory: copy.
+	st.waitMu.Lock()
+	defer st.waitMu.Unlock()
+	waited := false
 	for _, step := range pt.byEvent[name] {
-		if step.Kind == KindWait {
-			kept := make([]json.RawMessage, len(args))
-			for i, a := range args {
-				kept[i] = append(json.RawMessage(nil), a...)
-			}
-			st.mu.Lock()
-			q := st.seen[name]
-			if len(q) == maxEarly {
-				q = q[1:] // keep the newest
-			}
-			st.seen[name] = append(q, kept)
-			st.mu.Unlock()
+		if step.Kind != KindWait {
+			continue
+		}
+		waited = true
+		if st.conns[step.index].Reply(name, args) {
 			return
 		}
 	}
+	if !waited {
+		return
+	}
+	kept := make([]json.RawMessage, len(args))
+	for i, a := range args {
+		kept[i] = append(json.RawMessage(nil), a...)
+	}
+	q := st.seen[name]
+	if len(q) == maxEarly {
+		q = q[1:] // keep the newest
+	}
+	st.seen[name] = append(q, kept)
 }
 
 // fire starts flow k on s (a pool send worker).
@@ -345,7 +359,7 @@ func (f *flowRun) run(ctx context.Context, buf []byte) []byte {
 			continue
 		case KindWait:
 			c := f.sess.conns[step.index]
-			f.sess.mu.Lock()
+			f.sess.waitMu.Lock()
 			var earlyArgs []json.RawMessage
 			q := f.sess.seen[step.Event]
 			early := len(q) > 0
@@ -357,8 +371,9 @@ func (f *flowRun) run(ctx context.Context, buf []byte) []byte {
 					f.sess.seen[step.Event] = q[1:]
 				}
 			}
-			f.sess.mu.Unlock()
-			if !c.RegisterReply(f.scheduled, step.Event, f) {
+			registered := c.RegisterReply(f.scheduled, step.Event, f)
+			f.sess.waitMu.Unlock()
+			if !registered {
 				f.end(false) // another run waits for the same event on this session
 				return buf
 			}
