@@ -36,14 +36,17 @@ type Nginx struct {
 }
 
 // StartNginx starts nginx (from Debian's nginx or nginx-light package) and
-// registers its stop with t.Cleanup. It skips the test when nginx is not
-// installed.
+// registers its stop with t.Cleanup. Without nginx the test fails (make
+// deps installs it), except in the fast tier (-short), where it skips.
 func StartNginx(t testing.TB, opts NginxOptions) *Nginx {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			t.Skip("nginx not installed (apt-get install nginx-light)")
+			if testing.Short() {
+				t.Skip("fast tier (-short): needs nginx")
+			}
+			t.Fatal("testfixture: nginx is not installed: run make deps (apt-get install nginx-light)")
 		}
 		bin = "/usr/sbin/nginx"
 	}
