@@ -98,6 +98,10 @@ func Parse(src string) (*Template, error) {
 				return nil, err
 			}
 			p.inString = inString
+			if !inString && !standsAlone(src, i, i+2+end+2) {
+				return nil, fmt.Errorf("placeholder {{%s}} at offset %d must be a whole JSON value outside a string (or be inside a string)",
+					strings.TrimSpace(src[i+2:i+2+end]), i)
+			}
 			if len(lit) > 0 {
 				t.parts = append(t.parts, part{kind: kindLit, lit: lit})
 				lit = nil
@@ -126,6 +130,24 @@ func Parse(src string) (*Template, error) {
 		return nil, fmt.Errorf("not valid JSON once rendered: %s", abbreviate(sample))
 	}
 	return t, nil
+}
+
+// standsAlone reports whether src[start:end] (a placeholder outside a
+// string) is a whole value: only structure or the text's ends around it.
+// Checking the rendering alone is not enough: "1{{ts}}" renders as a valid
+// number for a sample time and as "1-62135596800000" for another.
+func standsAlone(src string, start, end int) bool {
+	i := start - 1
+	for i >= 0 && strings.IndexByte(" \t\r\n", src[i]) >= 0 {
+		i--
+	}
+	j := end
+	for j < len(src) && strings.IndexByte(" \t\r\n", src[j]) >= 0 {
+		j++
+	}
+	before := i < 0 || strings.IndexByte("[{,:", src[i]) >= 0
+	after := j >= len(src) || strings.IndexByte("]},", src[j]) >= 0
+	return before && after
 }
 
 func abbreviate(b []byte) string {

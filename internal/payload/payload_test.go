@@ -51,6 +51,8 @@ func TestParseErrors(t *testing.T) {
 		{`{"a":}`, "not valid JSON once rendered"},
 		{`{"a":"{{seq}}}`, "not valid JSON once rendered"},
 		{`{"a":{{}}}`, "empty placeholder {{}} at offset 5"},
+		{`1{{ts}}`, "placeholder {{ts}} at offset 1 must be a whole JSON value outside a string"},
+		{`[{{seq}}{{seq}}]`, "placeholder {{seq}} at offset 1 must be a whole JSON value outside a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
