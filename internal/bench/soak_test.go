@@ -27,10 +27,10 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/agent"
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/probe"
-	"github.com/generic-corp/soak-exporter/internal/probes/echo"
-	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
+	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 	"github.com/generic-corp/soak-exporter/internal/web"
 )

@@ -34,9 +34,9 @@ type streamProbe struct {
 	dropped   atomic.Int64 // items the stream counted dropped
 	lateFires atomic.Int64 // items fired more than MaxLate after they were due
 	mu        sync.Mutex
-	opened int
-	closed int
-	ctxs   chan context.Context
+	opened    int
+	closed    int
+	ctxs      chan context.Context
 }
 
 func (sp *streamProbe) Name() string                  { return "stream" }

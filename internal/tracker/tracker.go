@@ -61,8 +61,8 @@ type Tracker struct {
 	serial   uint64
 	acks     map[ackKey]*pending   // requests answered by an ack
 	replies  map[replyKey]*pending // requests answered by a reply event
-	queue    fifo // pending, ordered by deadline
-	expired  fifo // ordered by forget time
+	queue    fifo                  // pending, ordered by deadline
+	expired  fifo                  // ordered by forget time
 	inFlight int
 	lostBuf  []Waiter // waiters of requests lost in one sweep, reused
 }

@@ -111,7 +111,7 @@ type Probe struct {
 	members []*member // guarded by mu until Run, read-only after
 	started atomic.Bool
 	paused  atomic.Bool
-	words   int                // bitset words per message
+	words   int // bitset words per message
 	joinMu  sync.Mutex
 	joinQ   []*sessionState // sessions waiting for their join step
 	joinSig chan struct{}   // a session joined the queue
