@@ -31,7 +31,7 @@ GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
 VULNDB_DIR          ?= $(or $(TMPDIR),/tmp)/soak-exporter-vulndb-$(VULNDB_VERSION)
 
-.PHONY: all build deps fixtures debian-packages test test-go test-rules fuzz lint vuln vulndb bench bench-leak clean
+.PHONY: all build deps fixtures debian-packages test test-go test-short test-rules fuzz lint vuln vulndb bench bench-leak clean
 
 all: build
 
@@ -55,6 +55,10 @@ test: deps lint test-go test-rules fuzz
 test-go:
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+
+## test-short: the fast tier: only Go needed (no Node, Redis, Prometheus, nginx, chromium).
+test-short:
+	$(GO) test -short ./...
 
 test-rules:
 	promtool check rules deploy/prometheus/*.rules.yml

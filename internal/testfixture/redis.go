@@ -28,6 +28,9 @@ type Redis struct {
 
 // StartRedis starts redis-server and waits until it answers PING.
 func StartRedis(t testing.TB) *Redis {
+	if testing.Short() {
+		t.Skip("fast tier (-short): needs redis-server")
+	}
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testfixture: redis-server is not on PATH (install it: apt-get install -y --no-install-recommends redis-server): %v", err)

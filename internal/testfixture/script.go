@@ -39,6 +39,9 @@ type ScriptReady struct {
 // added to the test's environment, waits for its ready line (30 s at most)
 // and registers its stop (SIGTERM, SIGKILL after 5 s) with t.Cleanup.
 func StartScript(t testing.TB, name string, env []string, nodeArgs ...string) *Script {
+	if testing.Short() {
+		t.Skip("fast tier (-short): needs the Node fixture")
+	}
 	t.Helper()
 	root, err := FindRepoRoot(".")
 	if err != nil {

@@ -155,6 +155,9 @@ type ReadyLine struct {
 // fails the test if node or the fixture's node_modules are missing, or if the
 // fixture does not become ready within opts.StartTimeout.
 func Start(t testing.TB, opts Options) *Node {
+	if testing.Short() {
+		t.Skip("fast tier (-short): needs the Node fixture")
+	}
 	t.Helper()
 	if opts.PingInterval < 0 || opts.PingTimeout < 0 || opts.MaxHTTPBufferSize < 0 || opts.Port < 0 || opts.PushInterval < 0 {
 		t.Fatalf("testfixture: negative option in %+v", opts)
