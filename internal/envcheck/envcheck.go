@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/generic-corp/soak-exporter/internal/nearest"
+
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/generic-corp/soak-exporter/internal/secret"
@@ -96,39 +98,15 @@ func FindUnknown(prefix string, environ []string, known []Var) []Unknown {
 // near enough to be a likely typo: at most a third of the name's length
 // (and at least 2) edits.
 func closest(name string, known []Var) string {
-	best, bestD := "", math.MaxInt
-	for _, v := range known {
-		if d := distance(name, v.Key); d < bestD {
-			best, bestD = v.Key, d
-		}
+	keys := make([]string, len(known))
+	for i, v := range known {
+		keys[i] = v.Key
 	}
-	limit := max(2, len(name)/3)
-	if bestD > limit {
+	best, d := nearest.Name(name, keys)
+	if d < 0 || d > max(2, len(name)/3) {
 		return ""
 	}
 	return best
-}
-
-// distance is the Levenshtein distance between a and b (bytes; variable
-// names are ASCII).
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Duration types whose values NormalizeDurations rewrites: the plain

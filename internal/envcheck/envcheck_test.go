@@ -80,17 +80,6 @@ func TestFindUnknown(t *testing.T) {
 	}
 }
 
-func TestDistance(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"SOAK_CLIENT", "SOAK_CLIENTS", 1}, {"flaw", "lawn", 2}} {
-		if got := distance(tc.a, tc.b); got != tc.want {
-			t.Errorf("distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 func TestNormalizeDurations(t *testing.T) {
 	tests := []struct {
 		name    string

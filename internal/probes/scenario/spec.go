@@ -18,6 +18,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/generic-corp/soak-exporter/internal/jsonpath"
+	"github.com/generic-corp/soak-exporter/internal/nearest"
 	"github.com/generic-corp/soak-exporter/internal/payload"
 )
 
@@ -292,33 +293,8 @@ func (p *parser) fields(n *yaml.Node, where string, known ...string) (map[string
 // near enough to be a plausible typo (at most a third of its letters, and
 // at least one, differ).
 func closest(s string, known []string) (string, bool) {
-	best, bestD := "", 1<<30
-	for _, k := range known {
-		if d := editDistance(s, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best, bestD <= max(1, len(best)/3)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	best, d := nearest.Name(s, known)
+	return best, d >= 0 && d <= max(1, len(best)/3)
 }
 
 // steps parses a sequence of steps; vars holds the variables captured
