@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -181,9 +180,9 @@ func (c Config) authPayload() (json.RawMessage, error) {
 	if c.AuthTokenFile != "" {
 		// SOAK_AUTH_TOKEN_FILE is a secret variable (secret.IsSecretVar):
 		// its path is not printed, only what went wrong.
-		b, err := os.ReadFile(c.AuthTokenFile)
+		b, err := secret.ReadFile("SOAK_AUTH_TOKEN_FILE", c.AuthTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("SOAK_AUTH_TOKEN_FILE: cannot read the file: %w", withoutPath(err))
+			return nil, err
 		}
 		token = strings.TrimRight(string(b), "\r\n")
 		if token == "" {
@@ -253,9 +252,9 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	// SOAK_TLS_KEY_FILE is a secret variable (secret.IsSecretVar): its
 	// errors say what is wrong without the path.
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := secret.ReadFile("SOAK_TLS_KEY_FILE", keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: cannot read the file: %w", withoutPath(err))
+		return tls.Certificate{}, err
 	}
 	if !hasPEMBlock(keyPEM, func(t string) bool { return t == "PRIVATE KEY" || strings.HasSuffix(t, " PRIVATE KEY") }) {
 		return tls.Certificate{}, errors.New("SOAK_TLS_KEY_FILE: the file holds no PEM private key")
@@ -266,16 +265,6 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("SOAK_TLS_KEY_FILE: the key does not go with the certificate in SOAK_TLS_CERT_FILE: %w", err)
 	}
 	return cert, nil
-}
-
-// withoutPath drops the path from a file error, for the variables whose
-// value (the path) is a secret.
-func withoutPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // firstCertificate parses the first CERTIFICATE block of PEM data.
