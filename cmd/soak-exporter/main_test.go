@@ -260,7 +260,7 @@ func TestBadConfigurationExits2WithOneLine(t *testing.T) {
 		{"SOAK_ACK_TIMEOUT=soon", `SOAK_ACK_TIMEOUT: want a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5), got "soon"`, nil},
 		{"SOAK_LEAK_WINDOWS=1h,x", `SOAK_LEAK_WINDOWS: want a Go duration (500ms, 5s, 1h30m) or a number of seconds (5, 0.5), got "x"`, nil},
 		{"SOAK_ACK_TIMEOUT=0", "SOAK_ACK_TIMEOUT: must be > 0", nil},
-		{"SOAK_EVENT_RATE=1e9", "SOAK_EVENT_RATE: must be at most 100000 events per second per target", nil},
+		{"SOAK_EVENT_RATE=1e9", "SOAK_EVENT_RATE: must be at most 100000 events per second (", nil},
 		{"SOAK_FANOUT_RATE=20000", "SOAK_FANOUT_RATE: must be in [0, 10000]", nil},
 		{"SOAK_TARGET_URL=127.0.0.1:3000", `SOAK_TARGET_URL: "127.0.0.1:3000" has no scheme; did you mean http://127.0.0.1:3000?`, nil},
 		{"SOAK_EVENT_RATE=-3", "SOAK_EVENT_RATE: must be >= 0", nil},

@@ -52,7 +52,8 @@ type Config struct {
 }
 
 // MaxEventRate is the highest SOAK_EVENT_RATE accepted, in events per
-// second per target. The pool's stream sends on a 5 ms grid (pool.SendTick,
+// second over the whole agent (one pool's capacity, so several targets keep
+// a margin). The pool's stream sends on a 5 ms grid (pool.SendTick,
 // 200 ticks a second) with 4 send workers, the items due in a tick going as
 // one batch: 100,000/s is 500 writes per tick, that is 40 microseconds per
 // WebSocket write for the 4 workers to keep up, about what one small frame
@@ -70,7 +71,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SOAK_EVENT_RATE: must be >= 0, got %v", c.EventRate)
 	case c.EventRate > MaxEventRate:
 		// MaxEventRate explains the figure.
-		return fmt.Errorf("SOAK_EVENT_RATE: must be at most %d events per second per target (the agent's send capacity: 500 writes per 5 ms send tick over 4 send workers), got %v", MaxEventRate, c.EventRate)
+		return fmt.Errorf("SOAK_EVENT_RATE: must be at most %d events per second (one pool's send capacity: 500 writes per 5 ms send tick over 4 send workers), got %v", MaxEventRate, c.EventRate)
 	case c.PayloadBytes < minPayloadBytes || c.PayloadBytes > 1<<20:
 		return fmt.Errorf("SOAK_EVENT_PAYLOAD_BYTES: must be in [%d, 1048576], got %d", minPayloadBytes, c.PayloadBytes)
 	case c.AckTimeout <= 0:
