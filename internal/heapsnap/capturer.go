@@ -192,15 +192,24 @@ func (c *Capturer) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("heap snapshot dir: %w", err)
 	}
+	// The timer is kept while its deadline stands: a wake that changes
+	// nothing (another suspicion, a clear and a new one) must not start a
+	// second timer for the same deadline.
+	var timer <-chan time.Time
+	var timerFor time.Time
 	for {
 		c.mu.Lock()
 		pending, notBefore := c.pending, c.notBefore
 		c.mu.Unlock()
-		var timer <-chan time.Time
-		if pending {
+		if !pending {
+			timer = nil
+		} else {
 			if d := notBefore.Sub(c.now()); d > 0 {
-				timer = c.after(d)
+				if timer == nil || !timerFor.Equal(notBefore) {
+					timer, timerFor = c.after(d), notBefore
+				}
 			} else {
+				timer = nil
 				c.mu.Lock()
 				c.pending = false
 				c.lastStart = c.now()
@@ -217,6 +226,7 @@ func (c *Capturer) Run(ctx context.Context) error {
 			return nil
 		case <-c.wake:
 		case <-timer:
+			timer = nil
 		}
 	}
 }

@@ -25,18 +25,36 @@ import (
 )
 
 // fakeAfter hands each wait of the Capturer to the test, which fires it.
+// Every wait gets its own buffered channel: the Capturer abandons a wait
+// when a new suspicion wakes it first, and firing an abandoned wait must
+// neither block the test nor reach a later one.
 type fakeAfter struct {
-	asked chan time.Duration
-	fire  chan time.Time
+	asked chan fakeWait
 }
 
-func newFakeAfter() *fakeAfter {
-	return &fakeAfter{asked: make(chan time.Duration, 10), fire: make(chan time.Time)}
+type fakeWait struct {
+	d    time.Duration
+	fire chan time.Time
 }
+
+func newFakeAfter() *fakeAfter { return &fakeAfter{asked: make(chan fakeWait, 64)} }
 
 func (f *fakeAfter) after(d time.Duration) <-chan time.Time {
-	f.asked <- d
-	return f.fire
+	w := fakeWait{d: d, fire: make(chan time.Time, 1)}
+	f.asked <- w
+	return w.fire
+}
+
+// next returns the next wait of exactly d the Capturer asks for, passing
+// over waits of other lengths it asked for and abandoned; the test fails
+// if none comes.
+func (f *fakeAfter) next(t *testing.T, d time.Duration, what string) fakeWait {
+	t.Helper()
+	for {
+		if w := waitFor(t, f.asked, what); w.d == d {
+			return w
+		}
+	}
 }
 
 // run starts c.Run and returns a channel receiving once per finished
@@ -100,13 +118,11 @@ func TestCapturerNode(t *testing.T) {
 	}
 	done, stop := run(t, c)
 	c.Suspected("scrape/heap", true, time.Now())
-	if d := waitFor(t, fa.asked, "the wait after capture 1"); d != cfg.Interval {
-		t.Errorf("waits %v between captures, want %v", d, cfg.Interval)
-	}
+	w := fa.next(t, cfg.Interval, "the wait of SOAK_HEAP_SNAPSHOT_INTERVAL after capture 1")
 	const injected = 5000
 	node.Get(fmt.Sprintf("/add?n=%d", injected), nil)
 	c.Suspected("scrape/rss", true, time.Now()) // a second series: no new episode
-	fa.fire <- time.Now()
+	w.fire <- time.Now()
 	waitFor(t, done, "the episode")
 	stop()
 
@@ -195,13 +211,13 @@ func TestCapturerGo(t *testing.T) {
 	}
 	done, stop := run(t, c)
 	c.Suspected("scrape/heap", true, time.Now())
-	waitFor(t, fa.asked, "the wait after capture 1")
+	w := fa.next(t, cfg.Interval, "the wait after capture 1")
 	resp, err := srv.Client().Get(srv.URL + "/leak")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	fa.fire <- time.Now()
+	w.fire <- time.Now()
 	waitFor(t, done, "the episode")
 	stop()
 	d := c.LastDiff()
@@ -261,8 +277,7 @@ func TestCapturerSchedule(t *testing.T) {
 
 	episode := func() {
 		t.Helper()
-		waitFor(t, fa.asked, "the wait after capture 1")
-		fa.fire <- time.Now()
+		fa.next(t, cfg.Interval, "the wait after capture 1").fire <- time.Now()
 		waitFor(t, done, "the episode")
 	}
 	// The agent's own memory and Redis's are not the target's heap.
@@ -278,11 +293,9 @@ func TestCapturerSchedule(t *testing.T) {
 	c.Suspected("procfs/rss", false, clock())
 	advance(10 * time.Minute)
 	c.Suspected("scrape/heap", true, clock())
-	if d := waitFor(t, fa.asked, "the cooldown wait"); d != 50*time.Minute {
-		t.Errorf("cooldown wait %v, want 50m", d)
-	}
+	cooldown := fa.next(t, 50*time.Minute, "the cooldown wait of 50m")
 	advance(50 * time.Minute)
-	fa.fire <- time.Now()
+	cooldown.fire <- time.Now()
 	episode()
 	for range 2 { // episodes 3 and 4
 		c.Suspected("scrape/heap", false, clock())

@@ -74,10 +74,10 @@ func TestLeakToDiff(t *testing.T) {
 		t.Fatalf("verdict changes %v, want scrape/heap true", alerts)
 	}
 	mu.Unlock()
-	waitFor(t, fa.asked, "the wait after capture 1")
+	w := fa.next(t, hcfg.Interval, "the wait after capture 1")
 	const injected = 7000
 	node.Get(fmt.Sprintf("/add?n=%d", injected), nil)
-	fa.fire <- time.Now()
+	w.fire <- time.Now()
 	waitFor(t, done, "the episode")
 	stop()
 	d := capt.LastDiff()
