@@ -146,6 +146,9 @@ func New(cfg Config, o Options) (*Agent, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if rd, ok := o.Driver.(probe.RecoveryDriver); cfg.RecoveryConfig.Enabled() && (!ok || !rd.Recovers()) {
+		return nil, fmt.Errorf("SOAK_RECOVERY_BREAK_RATE: the %s driver does not support connection-state recovery: use SOAK_DRIVER=native", o.Driver.Name())
+	}
 	ports := o.EphemeralPorts
 	if ports <= 0 {
 		var err error

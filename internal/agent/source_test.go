@@ -110,3 +110,16 @@ func TestAgentRefusesMoreClientsThanPorts(t *testing.T) {
 		t.Fatalf("30 ports for 25 clients: %v", err)
 	}
 }
+
+func TestRecoveryProbeNeedsARecoveringDriver(t *testing.T) {
+	cfg := testConfig()
+	cfg.RecoveryConfig.BreakRate = 1
+	_, err := agent.New(cfg, agent.Options{Driver: soaktest.NewMemDriver(), Targets: targets("api"), Registerer: prometheus.NewRegistry()})
+	want := "SOAK_RECOVERY_BREAK_RATE: the mem driver does not support connection-state recovery: use SOAK_DRIVER=native"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	if _, err := agent.New(cfg, agent.Options{Driver: native.New(native.Options{}), Targets: targets("api"), Registerer: prometheus.NewRegistry()}); err != nil {
+		t.Fatalf("native driver: %v", err)
+	}
+}

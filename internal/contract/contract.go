@@ -145,3 +145,7 @@ func (noDriver) Name() string { return "none" }
 func (noDriver) Dial(context.Context, *probe.Target, probe.Handlers) (probe.Conn, error) {
 	return nil, errors.New("contract: no driver")
 }
+
+// Recovers lets the recovery probe be built: its metrics are part of the
+// contract.
+func (noDriver) Recovers() bool { return true }

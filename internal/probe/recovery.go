@@ -39,6 +39,14 @@ type Recovery struct {
 	Replayed int
 }
 
+// RecoveryDriver is implemented by drivers whose connections implement
+// Recoverable.
+type RecoveryDriver interface {
+	Driver
+	// Recovers reports that the driver's connections are Recoverable.
+	Recovers() bool
+}
+
 // Recoverable is implemented by the connections of drivers that support
 // connection-state recovery and can break their transport on purpose.
 type Recoverable interface {

@@ -25,6 +25,12 @@ var errBreak = errors.New("transport broken on purpose (recovery probe)")
 
 var _ probe.Recoverable = (*conn)(nil)
 
+var _ probe.RecoveryDriver = (*Driver)(nil)
+
+// Recovers reports that connections support connection-state recovery; see
+// probe.RecoveryDriver.
+func (d *Driver) Recovers() bool { return true }
+
 // resumeAuth returns the CONNECT auth payload with the session to recover
 // merged in, as socket.io-client does: the configured auth object plus
 // "pid" and "offset".
