@@ -102,6 +102,7 @@ type slot struct {
 	attempts int          // guarded by Pool.mu: reconnect delays scheduled since a connection last opened (socket.io-client's backoff.attempts)
 	resume   probe.Resume // guarded by Pool.mu: the session to offer on the next dial (connection-state recovery)
 	broken   bool         // guarded by Pool.mu: the last session ended with its transport (recoverable), not its socket
+	hadPID   bool         // guarded by Pool.mu: the server gave the last session a pid (recovery is on)
 	cur      atomic.Pointer[Session]
 }
 
@@ -116,6 +117,7 @@ type Session struct {
 
 	afterBreak bool // set before Dial, read-only after: the slot's previous session ended with its transport
 	offered    bool // set before Dial, read-only after: the dial offered that session for recovery
+	prevPID    bool // set before Dial, read-only after: the server gave that session a pid
 
 	life   sync.Mutex // orders the parts' Open before their Close
 	closed bool       // guarded by Pool.mu: OnClose has run
@@ -147,8 +149,11 @@ type Recovery struct {
 	// a Socket.IO server can recover from), so this session is a reconnect
 	// that socket.io-client would have tried to recover.
 	AfterBreak bool
-	// Offered: the dial offered the previous session's pid and offset (the
-	// server had given a pid).
+	// PrevPID: the server gave the previous session a pid (recovery is on).
+	PrevPID bool
+	// Offered: the dial offered the previous session's pid and offset, as
+	// socket.io-client does when it has both (a session that received no
+	// event before its break has no offset, and is not offered).
 	Offered bool
 	// Supported: the driver reports recovery; Conn is then valid.
 	Supported bool
@@ -159,7 +164,7 @@ type Recovery struct {
 // Recovery reports the session's connection-state recovery. Valid from
 // Part.Open on.
 func (s *Session) Recovery() Recovery {
-	r := Recovery{AfterBreak: s.afterBreak, Offered: s.offered}
+	r := Recovery{AfterBreak: s.afterBreak, PrevPID: s.prevPID, Offered: s.offered}
 	if rc, ok := s.conn.(probe.Recoverable); ok {
 		r.Supported, r.Conn = true, rc.Recovery()
 	}
@@ -506,13 +511,13 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 	start := p.now()
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 	p.mu.Lock()
-	resume, broken := s.resume, s.broken
+	resume, broken, hadPID := s.resume, s.broken, s.hadPID
 	// Put back if the dial fails: socket.io-client offers the session until
 	// a connection opens.
-	s.resume, s.broken = probe.Resume{}, false
+	s.resume, s.broken, s.hadPID = probe.Resume{}, false, false
 	p.mu.Unlock()
-	sess.afterBreak = broken
-	if resume.PID != "" {
+	sess.afterBreak, sess.prevPID = broken, hadPID
+	if resume.PID != "" && resume.Offset != "" {
 		dctx = probe.WithResume(dctx, resume)
 		sess.offered = true
 	}
@@ -542,7 +547,7 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 		p.log.Debug("connect failed", zap.Int("slot", s.idx), zap.String("reason", string(reason)), zap.Error(err))
 		p.mu.Lock()
 		p.lastErr = Event{Time: p.now(), Reason: string(reason), Message: msg}
-		s.resume, s.broken = resume, broken
+		s.resume, s.broken, s.hadPID = resume, broken, hadPID
 		p.reconnectLocked(s)
 		p.mu.Unlock()
 		return
@@ -634,10 +639,10 @@ func (p *Pool) onClose(s *slot, sess *Session, r probe.DisconnectReason, err err
 		s.cur.Store(nil)
 		p.connected.Add(-1)
 	}
-	s.resume, s.broken = probe.Resume{}, opened && recoverable(r)
+	s.resume, s.broken, s.hadPID = probe.Resume{}, opened && recoverable(r), false
 	if rc, ok := sess.conn.(probe.Recoverable); ok && s.broken {
 		if pid := rc.Recovery().PID; pid != "" {
-			s.resume = probe.Resume{PID: pid, Offset: rc.LastOffset()}
+			s.resume, s.hadPID = probe.Resume{PID: pid, Offset: rc.LastOffset()}, true
 		}
 	}
 	if opened {

@@ -127,6 +127,11 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 			return &probe.ConnectError{Reason: probe.FailOther, Err: fmt.Errorf("offering the session to recover: %w", err)}
 		}
 		c.offered = r
+		// Until an event brings a new one, the offset stays the last one
+		// received, as socket.io-client keeps it across reconnects: a
+		// session broken again before any event offers it again.
+		off := r.Offset
+		c.offset.Store(&off)
 	}
 	wb := c.d.getWriteBuf()
 	*wb = appendConnect((*wb)[:0], c.nsp, auth)

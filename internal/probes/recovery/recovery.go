@@ -186,8 +186,11 @@ func (pt *part) Open(s *pool.Session) {
 		return
 	}
 	switch {
-	case !r.Offered:
+	case !r.PrevPID:
 		pt.notOffered.Inc()
+	case !r.Offered:
+		// No event reached the previous session before its break: no
+		// offset to offer, so socket.io-client would not try either.
 	case r.Conn.Recovered:
 		pt.recovered.Inc()
 		pt.packets.Add(float64(r.Conn.Replayed))
