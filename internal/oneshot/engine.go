@@ -28,7 +28,7 @@ const (
 	defaultServerURL = "http://localhost:3000"
 	// preflightTimeout bounds the pre-flight connection.
 	preflightTimeout = 5 * time.Second
-	// drainSettle lets events already handed to the pool's send workers be
+	// drainSettle lets events already handed to the sessions' writers be
 	// written (and registered) after the probe is paused.
 	drainSettle = 50 * time.Millisecond
 	// drainPoll is how often in-flight events are counted while draining.

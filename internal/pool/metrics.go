@@ -18,6 +18,7 @@ const (
 	MetricDisconnects      = "soak_disconnects_total"
 	MetricShortLived       = "soak_connections_short_lived_total"
 	MetricAcksUnexpected   = "soak_acks_unexpected_total"
+	MetricWritesStalled    = "soak_writes_stalled_total"
 )
 
 // LatencyBuckets are the classic buckets of every event latency histogram:
@@ -56,6 +57,7 @@ type Metrics struct {
 	disconnects     *prometheus.CounterVec
 	shortLived      *prometheus.CounterVec
 	unexpectedAcks  *prometheus.CounterVec
+	writesStalled   *prometheus.CounterVec
 }
 
 // NewMetrics creates the connection metrics and registers them with reg.
@@ -84,8 +86,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricAcksUnexpected,
 			Help: "Acks received for an id this agent never sent or already resolved (server protocol anomaly).",
 		}, []string{"target"}),
+		writesStalled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricWritesStalled,
+			Help: "Scheduled items (echo events, scenario flows) whose write blocked until its deadline, or whose turn came after it behind such a write: the server stopped reading the connection. They end as lost, never as dropped.",
+		}, []string{"target"}),
 	}
-	for _, c := range []prometheus.Collector{m.connectAttempts, m.connectFailures, m.connectDuration, m.disconnects, m.shortLived, m.unexpectedAcks} {
+	for _, c := range []prometheus.Collector{m.connectAttempts, m.connectFailures, m.connectDuration, m.disconnects, m.shortLived, m.unexpectedAcks, m.writesStalled} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -102,6 +108,7 @@ type targetMetrics struct {
 	disconnects map[probe.DisconnectReason]prometheus.Counter
 	shortLived  prometheus.Counter
 	unexpected  prometheus.Counter
+	stalled     prometheus.Counter
 }
 
 // forTarget returns the children of one target. Every reason is
@@ -114,6 +121,7 @@ func (m *Metrics) forTarget(target string) *targetMetrics {
 		disconnects: make(map[probe.DisconnectReason]prometheus.Counter, len(probe.DisconnectReasons)),
 		shortLived:  m.shortLived.WithLabelValues(target),
 		unexpected:  m.unexpectedAcks.WithLabelValues(target),
+		stalled:     m.writesStalled.WithLabelValues(target),
 	}
 	for _, r := range probe.FailureReasons {
 		tm.failures[r] = m.connectFailures.WithLabelValues(target, string(r))

@@ -72,6 +72,7 @@ type Pool struct {
 	parts   []Part
 	routes  map[string][]ID // server event -> parts that want it
 	streams []*Stream
+	bufs    sync.Pool // *[]byte: the writers' scratch buffers
 
 	mu       sync.Mutex
 	rnd      *rand.Rand
@@ -118,6 +119,8 @@ type Session struct {
 	afterBreak bool // set before Dial, read-only after: the slot's previous session ended with its transport
 	offered    bool // set before Dial, read-only after: the dial offered that session for recovery
 	prevPID    bool // set before Dial, read-only after: the server gave that session a pid
+
+	out outbox // the session's scheduled writes (stream.go)
 
 	life   sync.Mutex // orders the parts' Open before their Close
 	closed bool       // guarded by Pool.mu: OnClose has run
@@ -235,6 +238,7 @@ func New(cfg Config, o Options) (*Pool, error) {
 		obs:    o.Observer,
 		now:    now,
 		share:  share,
+		bufs:   sync.Pool{New: func() any { return new([]byte) }},
 		routes: map[string][]ID{},
 		rnd:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		wake:   make(chan struct{}, 1),

@@ -335,40 +335,111 @@ func TestStopDoesNotCancelWritesInFlight(t *testing.T) {
 	})
 }
 
-// An item that a send worker reaches after MaxLate, because a write before
-// it in its batch stalled, is dropped: it is not written with a deadline
-// already passed (and then counted lost as the target's fault).
-func TestItemReachedAfterMaxLateIsDropped(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		d := soaktest.NewMemDriver()
-		// Not a sync.Once: the other writers would wait on its mutex, which
-		// synctest does not count as durably blocked, and time would stop.
-		// The first write at or after 100 ms is the first of that tick's
-		// batch of 10 (fake time stands still while a batch is written).
-		var stalled atomic.Bool
-		start := time.Now()
-		d.Set(func(c *soaktest.MemControl) {
-			c.OnEmit = func(context.Context, string) {
-				if time.Since(start) >= 100*time.Millisecond && stalled.CompareAndSwap(false, true) {
-					time.Sleep(3 * time.Second) // fake time (synctest): one write stalls 3 s
-				}
+// stallProbe is a stream whose Fire blocks, once, for stall on the first
+// write to each slot in stalling at or after 100 ms: a server that stops
+// reading one connection, whose write then blocks until its deadline.
+type stallProbe struct {
+	rate     float64
+	stalling map[int]bool
+	stall    time.Duration
+	start    time.Time
+	stalled  sync.Map // slot -> *atomic.Bool: its stall happened
+
+	dropped       atomic.Int64
+	lateOthers    atomic.Int64 // items of non-stalling slots fired more than 20 ms after they were due
+	deadFires     atomic.Int64 // items fired with their context already ended
+	liveLateFires atomic.Int64 // items fired more than MaxLate late with a live context
+}
+
+func (sp *stallProbe) Name() string                  { return "stall" }
+func (sp *stallProbe) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (sp *stallProbe) Attach(p *Pool, id ID) (Part, error) {
+	return sp, p.AddStream(&Stream{
+		Rate: sp.rate, MaxLate: time.Second,
+		Fire: func(ctx context.Context, s *Session, _ uint64, scheduled time.Time, buf []byte) []byte {
+			late := time.Since(scheduled)
+			switch {
+			case ctx.Err() != nil:
+				sp.deadFires.Add(1)
+			case late > time.Second:
+				sp.liveLateFires.Add(1)
 			}
-		})
-		cfg := testConfig()
-		cfg.Clients = 1
-		sp := &streamProbe{rate: 2000, ctxs: make(chan context.Context, 1)} // 10 items per 5 ms tick
-		p := newTestPool(t, cfg, d, sp)
-		stop := runPool(t, p)
-		time.Sleep(5 * time.Second) // fake time (synctest): the stall and what follows it
-		synctest.Wait()
-		stop()
-		if n := sp.lateFires.Load(); n != 0 {
-			t.Errorf("%d items written more than MaxLate after they were due, want 0", n)
-		}
-		if n := sp.dropped.Load(); n < 9 {
-			t.Errorf("dropped %d, want at least the 9 items behind the stalled write in its batch", n)
-		}
+			if !sp.stalling[s.Slot()] {
+				if late > 20*time.Millisecond {
+					sp.lateOthers.Add(1)
+				}
+				return buf
+			}
+			b, _ := sp.stalled.LoadOrStore(s.Slot(), new(atomic.Bool))
+			if time.Since(sp.start) >= 100*time.Millisecond && b.(*atomic.Bool).CompareAndSwap(false, true) {
+				time.Sleep(sp.stall) // fake time (synctest): this connection's write blocks
+			}
+			return buf
+		},
+		Skipped: func(int) {}, Dropped: func(n int) { sp.dropped.Add(int64(n)) },
 	})
+}
+func (sp *stallProbe) Events() []string                          { return nil }
+func (sp *stallProbe) Init(*Session) any                         { return nil }
+func (sp *stallProbe) Open(*Session)                             {}
+func (sp *stallProbe) Close(*Session, probe.DisconnectReason)    {}
+func (sp *stallProbe) Event(*Session, string, []json.RawMessage) {}
+func (sp *stallProbe) Ack(*Session, uint64, []json.RawMessage)   {}
+
+// A connection whose writes block (its server stopped reading) holds only
+// its own items: the other connections' items go out on time, nothing is
+// dropped (dropped is the agent's own backlog), and the items that waited
+// behind the blocked write past their deadline are fired with an ended
+// context (so the probe counts them sent and lost) and counted in
+// soak_writes_stalled_total. With shared send workers, ten stalled
+// connections of a hundred parked every worker and the others' items were
+// dropped.
+func TestStalledConnectionHoldsOnlyItsOwnWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		clients, stalling int
+	}{
+		{"one of one", 1, 1},
+		{"ten of a hundred", 100, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sp := &stallProbe{rate: 2000, stalling: map[int]bool{}, stall: 3 * time.Second, start: time.Now()}
+				for i := range tc.stalling {
+					sp.stalling[i] = true
+				}
+				cfg := testConfig()
+				cfg.Clients = tc.clients
+				reg := prometheus.NewRegistry()
+				p := newTestPoolReg(t, reg, cfg, soaktest.NewMemDriver(), sp)
+				stop := runPool(t, p)
+				time.Sleep(5 * time.Second) // fake time (synctest): the stalls and what follows them
+				synctest.Wait()
+				stop()
+				if n := sp.dropped.Load(); n != 0 {
+					t.Errorf("dropped %d items, want 0: a stalled connection is the target's doing", n)
+				}
+				if n := sp.lateOthers.Load(); n != 0 {
+					t.Errorf("%d items of connections that did not stall went out late", n)
+				}
+				if n := sp.liveLateFires.Load(); n != 0 {
+					t.Errorf("%d items written more than MaxLate late with a live context, want 0", n)
+				}
+				dead := sp.deadFires.Load()
+				// Each stalling slot gets 2000/clients items a second; those
+				// due more than MaxLate (1 s) before its 3 s stall ended
+				// waited past their deadline: about 2 s worth.
+				if want := int64(tc.stalling) * 2 * 2000 / int64(tc.clients) * 9 / 10; dead < want {
+					t.Errorf("%d items fired with an ended context, want at least %d", dead, want)
+				}
+				// Each stalled write blocked past its deadline, and the items
+				// behind it waited past theirs.
+				if got, want := soaktest.Sum(t, reg, MetricWritesStalled), float64(dead)+float64(tc.stalling); got != want {
+					t.Errorf("%s = %v, want %v: %d blocked writes and the %d items that waited past their deadline", MetricWritesStalled, got, want, tc.stalling, dead)
+				}
+			})
+		})
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -8,16 +8,10 @@ import (
 	"time"
 )
 
-const (
-	// sendWorkers write due items to connections, a tick's batch each, so
-	// that one slow connection cannot hold back the open-loop schedule of
-	// the others for longer than its own batch.
-	sendWorkers = 4
-	// SendTick is the finest grid of a stream's schedule: above 1/SendTick
-	// items per second, the items due in a tick are sent together (see
-	// schedule).
-	SendTick = 5 * time.Millisecond
-)
+// SendTick is the finest grid of a stream's schedule: above 1/SendTick items
+// per second, the items due in a tick are handed to their sessions together
+// (see schedule).
+const SendTick = 5 * time.Millisecond
 
 // Stream is an open-loop schedule of work over a pool's clients: item k is
 // due when the schedule says, whatever happened to earlier items, and goes
@@ -27,17 +21,20 @@ type Stream struct {
 	// Rate is the pool's items per second; 0 or less: the stream is idle.
 	Rate float64
 	// MaxLate bounds how far behind its schedule an item may be sent: one
-	// due longer ago is dropped (the agent itself fell behind: it was
-	// stopped or starved of CPU). It is also the deadline of a batch's
-	// writes: an item written later could only be lost.
+	// the scheduler reaches later is dropped (the agent itself fell behind:
+	// it was stopped or starved of CPU). It is also the deadline of the
+	// item's write: an item written later could only be lost.
 	MaxLate time.Duration
 	// Ready, if set, tells whether a connected session may take an item
 	// now (false: the item is skipped).
 	Ready func(s *Session) bool
-	// Fire sends item k, due at scheduled, on s. It runs on a send worker;
-	// buf is the worker's scratch buffer, returned for reuse. ctx is not
-	// tied to the pool's run context (a write whose context ends mid-write
-	// closes a coder/websocket connection), only bounded by MaxLate.
+	// Fire sends item k, due at scheduled, on s. It runs on the session's
+	// writer, one item at a time per session, in schedule order; buf is
+	// scratch space, returned for reuse. ctx is not tied to the pool's run
+	// context (a write whose context ends mid-write closes a coder/websocket
+	// connection), only bounded by scheduled+MaxLate; it has already ended
+	// when earlier writes to the session took that long (the item must then
+	// be accounted as sent and lost).
 	Fire func(ctx context.Context, s *Session, k uint64, scheduled time.Time, buf []byte) []byte
 	// Skipped counts items due on a client that was not connected (or not
 	// Ready): not sent, not lost.
@@ -60,53 +57,71 @@ func (p *Pool) AddStream(st *Stream) error {
 }
 
 type job struct {
-	sess      *Session
+	st        *Stream
 	k         uint64
 	scheduled time.Time
 }
 
-type batch struct {
-	st   *Stream
-	jobs []job
+// outbox holds a session's scheduled writes in order. A writer goroutine
+// runs while it is not empty and exits when it is: a connection whose
+// server stopped reading blocks only its own writer, so the schedule and
+// the writes of every other connection go on (no shared send worker to
+// hold), and an idle connection costs no goroutine.
+type outbox struct {
+	mu      sync.Mutex
+	jobs    []job
+	head    int  // next job to write
+	writing bool // a writer goroutine owns the outbox
 }
 
-// runStreams starts a scheduler per active stream and the send workers they
-// share, tracked in wg.
+// push appends j and reports whether the caller must start a writer.
+func (o *outbox) push(j job) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.jobs = append(o.jobs, j)
+	if o.writing {
+		return false
+	}
+	o.writing = true
+	return true
+}
+
+// pop returns the next job, or false (releasing the outbox) when it is
+// empty or stop is set; a stopped writer leaves the rest unsent, as a
+// shutdown does.
+func (o *outbox) pop(stop bool) (job, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if stop || o.head == len(o.jobs) {
+		clear(o.jobs)
+		o.jobs, o.head, o.writing = o.jobs[:0], 0, false
+		return job{}, false
+	}
+	j := o.jobs[o.head]
+	o.jobs[o.head] = job{}
+	o.head++
+	return j, true
+}
+
+// runStreams starts a scheduler per active stream, tracked in wg; the
+// schedulers start the sessions' writers, tracked in wg too.
 func (p *Pool) runStreams(ctx context.Context, wg *sync.WaitGroup) {
 	var active []*Stream
-	total := 0.0
 	for _, st := range p.streams {
 		if st.Rate > 0 {
 			active = append(active, st)
-			total += st.Rate
 		}
 	}
-	if len(active) == 0 {
-		return
-	}
-	batches := make(chan batch, sendQueueLen(total))
-	wg.Add(len(active) + sendWorkers)
+	wg.Add(len(active))
 	for _, st := range active {
-		go func() { defer wg.Done(); p.scheduleLoop(ctx, st, batches) }()
-	}
-	for range sendWorkers {
-		go func() { defer wg.Done(); p.sendLoop(ctx, batches) }()
+		go func() { defer wg.Done(); p.scheduleLoop(ctx, st, wg) }()
 	}
 }
 
-// sendQueueLen holds about one second of batches, at least 64.
-func sendQueueLen(rate float64) int {
-	perSecond := min(rate, float64(time.Second/SendTick))
-	return max(64, int(perSecond))
-}
-
-// scheduleLoop hands the stream's due items to the send workers, one batch
-// per tick, on an open-loop schedule.
-func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, batches chan<- batch) {
+// scheduleLoop hands the stream's due items to their sessions' outboxes,
+// once per tick, on an open-loop schedule.
+func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup) {
 	sched := newSchedule(p.now(), st.Rate, SendTick)
-	// A batch goes to a worker, so each tick needs a slice of its own; sized
-	// for a tick's items, it never grows.
-	batchCap := int(math.Ceil(st.Rate * SendTick.Seconds()))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -116,16 +131,11 @@ func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, batches chan<- batc
 		case <-timer.C:
 		}
 		now := p.now()
-		b := batch{st: st, jobs: make([]job, 0, batchCap)}
 		for k, at := sched.next(); !at.After(now); k, at = sched.next() {
 			sched.advance()
-			b.jobs = p.route(st, b.jobs, k, at, now)
-		}
-		if len(b.jobs) > 0 {
-			select {
-			case batches <- b:
-			default:
-				st.Dropped(len(b.jobs))
+			if sess := p.route(st, k, at, now); sess != nil && sess.out.push(job{st: st, k: k, scheduled: at}) {
+				wg.Add(1) // the scheduler holds a count: Wait cannot have returned
+				go func() { defer wg.Done(); p.write(ctx, sess) }()
 			}
 		}
 		_, at := sched.next()
@@ -133,58 +143,69 @@ func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, batches chan<- batc
 	}
 }
 
-// route appends item k, due at `at`, to jobs with the session of its slot,
-// or counts it skipped or dropped.
-func (p *Pool) route(st *Stream, jobs []job, k uint64, at, now time.Time) []job {
+// route returns the session that takes item k, due at `at`, or nil after
+// counting it skipped or dropped.
+func (p *Pool) route(st *Stream, k uint64, at, now time.Time) *Session {
 	if p.paused.Load() {
-		return jobs
+		return nil
 	}
 	if len(p.slots) == 0 {
 		st.Skipped(1)
-		return jobs
+		return nil
 	}
 	if now.Sub(at) > st.MaxLate {
-		st.Dropped(1)
-		return jobs
+		st.Dropped(1) // the scheduler itself is that late: the agent fell behind
+		return nil
 	}
 	sess := p.slots[k%uint64(len(p.slots))].cur.Load()
 	if sess == nil || (st.Ready != nil && !st.Ready(sess)) {
 		st.Skipped(1)
-		return jobs
+		return nil
 	}
-	return append(jobs, job{sess: sess, k: k, scheduled: at})
+	return sess
 }
 
-// sendLoop fires batches of items. The writes of a batch share one
-// deadline, MaxLate from the batch's start. The deadline is not tied to
-// ctx: coder/websocket closes a connection whose write context ends
-// mid-write, which at shutdown would turn a clean close into a transport
-// error; instead, once ctx ends, the rest of the batch is not sent.
-func (p *Pool) sendLoop(ctx context.Context, batches <-chan batch) {
-	var buf []byte
+// write is a session's writer: it fires the session's items in order until
+// its outbox is empty. Each write's deadline is its item's scheduled time
+// plus MaxLate, not tied to ctx: coder/websocket closes a connection whose
+// write context ends mid-write, which at shutdown would turn a clean close
+// into a transport error; instead, once ctx ends, the rest is not sent. A
+// write that blocks until its deadline (the server stopped reading the
+// connection) is counted in soak_writes_stalled_total; so is an item whose
+// turn comes after its deadline because of such a write, which is still
+// fired, with an ended context, so that the probe counts it sent and lost:
+// the target's doing, never dropped.
+func (p *Pool) write(ctx context.Context, s *Session) {
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
 	for {
-		select {
-		case <-ctx.Done():
+		j, ok := s.out.pop(ctx.Err() != nil)
+		if !ok {
 			return
-		case b := <-batches:
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.st.MaxLate)
-			for _, j := range b.jobs {
-				if ctx.Err() != nil {
-					break
-				}
-				// An item reached after MaxLate (the writes before it in
-				// its batch were slow) is dropped, not written with a
-				// deadline already passed and then counted lost.
-				if p.now().Sub(j.scheduled) > b.st.MaxLate {
-					b.st.Dropped(1)
-					continue
-				}
-				buf = b.st.Fire(wctx, j.sess, j.k, j.scheduled, buf[:0])
-			}
+		}
+		left := j.st.MaxLate - p.now().Sub(j.scheduled)
+		var wctx context.Context
+		var cancel context.CancelFunc
+		if left > 0 {
+			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), left)
+		} else {
+			p.m.stalled.Inc()
+			wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 			cancel()
+		}
+		*bp = j.st.Fire(wctx, s, j.k, j.scheduled, (*bp)[:0])
+		cancel()
+		if left > 0 && p.now().Sub(j.scheduled) >= j.st.MaxLate {
+			p.m.stalled.Inc() // the write itself blocked until its deadline
+		}
+		if cap(*bp) > maxPooledWriteBuf {
+			*bp = nil
 		}
 	}
 }
+
+// maxPooledWriteBuf is the largest scratch buffer kept for reuse.
+const maxPooledWriteBuf = 64 << 10
 
 // schedule computes the open-loop send times, from k (not accumulated) so
 // that there is no drift. Item k is ideally due at start + k/rate. Up to

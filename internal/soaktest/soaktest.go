@@ -275,3 +275,27 @@ func (c *memConn) end(r probe.DisconnectReason) {
 		c.h.OnClose(r, nil)
 	})
 }
+
+// BucketCount returns the cumulative count of a histogram's classic bucket
+// with upper bound le, summed over the histogram's series.
+func BucketCount(t testing.TB, g prometheus.Gatherer, name string, le float64) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetUpperBound() == le {
+					sum += float64(b.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	return sum
+}

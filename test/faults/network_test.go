@@ -162,7 +162,11 @@ type proxy struct {
 	accepts atomic.Int64
 }
 
-type pair struct{ client, server *net.TCPConn }
+type pair struct {
+	client, server *net.TCPConn
+	frozen         atomic.Bool   // the client->server direction is no longer read
+	thaw           chan struct{} // closed when the pair is dropped
+}
 
 func newProxy(t *testing.T, backend string) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -191,12 +195,15 @@ func (p *proxy) acceptLoop() {
 			c.Close()
 			continue
 		}
-		pr := &pair{client: c.(*net.TCPConn), server: s.(*net.TCPConn)}
+		pr := &pair{client: c.(*net.TCPConn), server: s.(*net.TCPConn), thaw: make(chan struct{})}
+		// A small receive buffer toward the agent, so that a frozen
+		// direction fills the window quickly.
+		_ = pr.client.SetReadBuffer(16 << 10)
 		p.mu.Lock()
 		p.pairs[pr] = struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(pr, pr.server, pr.client)
+		go p.pipeFreezable(pr)
 		go p.pipe(pr, pr.client, pr.server)
 	}
 }
@@ -208,6 +215,47 @@ func (p *proxy) pipe(pr *pair, dst, src *net.TCPConn) {
 	p.drop(pr, false)
 }
 
+// pipeFreezable copies client to server until the pair is dropped; once
+// frozen, it stops reading the client, as a server that stops reading a
+// connection does, and the client's writes then block on a full window.
+func (p *proxy) pipeFreezable(pr *pair) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		if pr.frozen.Load() {
+			<-pr.thaw
+			return
+		}
+		n, err := pr.client.Read(buf)
+		if n > 0 {
+			if _, werr := pr.server.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	p.drop(pr, false)
+}
+
+// freeze stops reading the client side of n live connections and returns
+// how many it froze.
+func (p *proxy) freeze(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	done := 0
+	for pr := range p.pairs {
+		if done == n {
+			break
+		}
+		if pr.frozen.CompareAndSwap(false, true) {
+			done++
+		}
+	}
+	return done
+}
+
 // drop closes a pair; with reset, the client side is closed with an RST.
 func (p *proxy) drop(pr *pair, reset bool) {
 	p.mu.Lock()
@@ -217,6 +265,7 @@ func (p *proxy) drop(pr *pair, reset bool) {
 	if !ok {
 		return
 	}
+	close(pr.thaw)
 	if reset {
 		_ = pr.client.SetLinger(0)
 	}

@@ -4,6 +4,8 @@ package native
 
 import "syscall"
 
-// bindNoPort does nothing where IP_BIND_ADDRESS_NO_PORT does not exist: the
-// port is then chosen at bind time.
-func bindNoPort(_, _ string, _ syscall.RawConn) error { return nil }
+// socketControl leaves sockets as the system makes them where the Linux
+// options do not exist.
+func socketControl(bool) func(_, _ string, c syscall.RawConn) error {
+	return func(string, string, syscall.RawConn) error { return nil }
+}

@@ -56,6 +56,14 @@ const (
 	// Scratch buffers: initial size, and the size above which a buffer is
 	// dropped instead of pooled.
 	readBufSize   = 512
+	// sendBufferBytes caps each socket's kernel send buffer (Linux doubles
+	// it: 256 KiB). Autotuned, it grows to 4 MiB (tcp_wmem) per connection:
+	// at tens of thousands of connections that is kernel memory the agent
+	// never needs for a client's events, and a server that stops reading a
+	// connection would hide behind megabytes of buffer for minutes instead
+	// of showing as blocked writes (soak_writes_stalled_total) within
+	// seconds.
+	sendBufferBytes = 128 << 10
 	writeBufSize  = 256
 	maxPooledSize = 64 << 10
 )
@@ -109,6 +117,7 @@ func New(opts Options) *Driver {
 		closeTimeout:   opts.CloseTimeout,
 		maxAttachments: opts.MaxAttachments,
 		clients:        make(map[*tls.Config]*http.Client),
+		dialer:         net.Dialer{Control: socketControl(false)},
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()
@@ -451,7 +460,7 @@ func (d *Driver) dialContext(ctx context.Context, network, addr string) (net.Con
 	if src, ok := probe.Source(dctx); ok {
 		local := d.dialer // a copy per dial: the Driver's dialer is shared
 		local.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
-		local.Control = bindNoPort
+		local.Control = socketControl(true)
 		dl = &local
 	}
 	c, err := dl.DialContext(dctx, network, addr)

@@ -53,13 +53,13 @@ type Config struct {
 
 // MaxEventRate is the highest SOAK_EVENT_RATE accepted, in events per
 // second over the whole agent (one pool's capacity, so several targets keep
-// a margin). The pool's stream sends on a 5 ms grid (pool.SendTick,
-// 200 ticks a second) with 4 send workers, the items due in a tick going as
-// one batch: 100,000/s is 500 writes per tick, that is 40 microseconds per
-// WebSocket write for the 4 workers to keep up, about what one small frame
-// costs on one core. Above, the agent's own backlog, not the target, would
-// decide how many events go out (it showed as hundreds of thousands of
-// "lost" events at 1e9/s), so such a rate is refused at start.
+// a margin). The pool's stream hands the items due on a 5 ms grid
+// (pool.SendTick, 200 ticks a second) to their sessions' writers:
+// 100,000/s is 500 items per tick, each written by its own connection's
+// writer, 10 microseconds of CPU per write on each of 2 cores, about what
+// one small frame costs. Above, the agent's own backlog, not the target,
+// would decide how many events go out (it showed as hundreds of thousands
+// of "lost" events at 1e9/s), so such a rate is refused at start.
 const MaxEventRate = 100_000
 
 // Validate checks the configuration; errors name the variable.
@@ -71,7 +71,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("SOAK_EVENT_RATE: must be >= 0, got %v", c.EventRate)
 	case c.EventRate > MaxEventRate:
 		// MaxEventRate explains the figure.
-		return fmt.Errorf("SOAK_EVENT_RATE: must be at most %d events per second (one pool's send capacity: 500 writes per 5 ms send tick over 4 send workers), got %v", MaxEventRate, c.EventRate)
+		return fmt.Errorf("SOAK_EVENT_RATE: must be at most %d events per second (one pool's send capacity: 500 writes per 5 ms send tick), got %v", MaxEventRate, c.EventRate)
 	case c.PayloadBytes < minPayloadBytes || c.PayloadBytes > 1<<20:
 		return fmt.Errorf("SOAK_EVENT_PAYLOAD_BYTES: must be in [%d, 1048576], got %d", minPayloadBytes, c.PayloadBytes)
 	case c.AckTimeout <= 0:

@@ -37,8 +37,8 @@ const Name = "scenario"
 const (
 	sweepInterval = 100 * time.Millisecond
 	lateHorizon   = time.Minute
-	// workers run the steps after a flow's first (which runs on the pool's
-	// send workers) and the on_connect steps.
+	// workers run the steps after a flow's first (which runs on the
+	// session's writer in the pool) and the on_connect steps.
 	workers = 4
 	// stepBits is how many low bits of a scenario ack id carry the step.
 	stepBits = 6 // maxSteps = 64
@@ -306,7 +306,7 @@ func (pt *part) Event(s *pool.Session, name string, args []json.RawMessage) {
 	st.seen[name] = append(q, kept)
 }
 
-// fire starts flow k on s (a pool send worker).
+// fire starts flow k on s (on the session's writer in the pool).
 func (pt *part) fire(ctx context.Context, s *pool.Session, k uint64, scheduled time.Time, buf []byte) []byte {
 	pr := pt.pr
 	fi := pr.flowTable[k%uint64(len(pr.flowTable))]
