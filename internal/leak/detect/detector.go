@@ -52,7 +52,8 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
-	hold hold // the held verdict (hold.go)
+	hold    Hold // the held verdict (hold.go)
+	holdSeg int  // segment the held verdict belongs to
 
 	computes int // evaluations that recomputed a window's figures (tests)
 }

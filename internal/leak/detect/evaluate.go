@@ -65,6 +65,13 @@ type figures struct {
 	stepSize   float64
 	stepAt     float64 // seconds since origin
 	shifts     stats.Shifts
+
+	// The floor's slopes over the thirds of the segment so far (by time),
+	// set when the window still holds the segment's first bucket
+	// (segOK), for the warm-up test.
+	seg   [3]float64
+	segSE [3]float64
+	segOK bool
 }
 
 // Result is the evaluation of one window.
@@ -123,6 +130,12 @@ type Result struct {
 	StepAt   time.Time
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
+	// YoungSegment tells whether the warm-up test applied (a window still
+	// holds the first bucket of the segment, see Config.WarmupShare), and
+	// NotWarmUp whether the curve passed it (true when it did not apply).
+	YoungSegment bool
+	NotWarmUp    bool
+	warmWhy      string
 	// Wait says, as one of the Wait* constants, why Verdict is
 	// InsufficientData; empty otherwise.
 	Wait string
@@ -213,7 +226,10 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 			w.fig = d.compute(w, c)
 			w.cacheSeg, w.cacheC, w.dirty = d.segment, c, false
 		}
-		rep.Windows = append(rep.Windows, d.judge(w, age, limit))
+	}
+	seg, young := d.segmentFigures()
+	for _, w := range d.wins {
+		rep.Windows = append(rep.Windows, d.judge(w, age, limit, seg, young))
 	}
 	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
 	if rep.Verdict == InsufficientData {
@@ -221,6 +237,28 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 	}
 	d.apply(&rep, now)
 	return rep
+}
+
+// segmentFigures returns the figures of the window with the finest buckets
+// that still holds the whole segment and could fit its thirds (nil when
+// none), and whether any window still holds the segment's first bucket
+// (young: the warm-up test applies).
+func (d *Detector) segmentFigures() (*figures, bool) {
+	var best *window
+	young := false
+	for _, w := range d.wins {
+		if w.fig.complete > int64(w.n) {
+			continue
+		}
+		young = true
+		if w.fig.segOK && (best == nil || w.width < best.width) {
+			best = w
+		}
+	}
+	if best == nil {
+		return nil, young
+	}
+	return &best.fig, young
 }
 
 func summarise(rs []Result) (Verdict, time.Duration, string) {
@@ -328,7 +366,42 @@ func (d *Detector) compute(w *window, c int64) figures {
 		}
 		start = end
 	}
+	if c <= int64(w.n) {
+		d.segmentThirds(&f, xs, rawFloor)
+	}
 	return f
+}
+
+// segmentThirds fits the floor of each third of the segment so far (by
+// time, from the segment's start to the end of the last complete bucket),
+// for the warm-up test. The raw floor is used: a warm-up's first rises can
+// look like level steps to stats.RemoveShifts.
+func (d *Detector) segmentThirds(f *figures, xs, ys []float64) {
+	if !(f.xEnd > 0) || math.IsNaN(f.noise) {
+		return
+	}
+	start := 0
+	for j := range 3 {
+		end := start
+		for end < len(xs) && min(int(3*xs[end]/f.xEnd), 2) <= j {
+			end++
+		}
+		if end-start < 3 {
+			return
+		}
+		s, _, buf, ok := stats.TheilSen(xs[start:end], ys[start:end], d.buf)
+		d.buf = buf
+		if !ok {
+			return
+		}
+		var m stats.Moments
+		for i := start; i < end; i++ {
+			m.Add(xs[i], 0)
+		}
+		f.seg[j], f.segSE[j] = s, f.noise/math.Sqrt(m.SXX)
+		start = end
+	}
+	f.segOK = true
 }
 
 // diffNoise estimates the standard deviation of the noise of a series from
@@ -371,7 +444,7 @@ func fitR2(xs, ys []float64, slope, icept float64) float64 {
 }
 
 // judge turns cached figures into a Result as of segment age age.
-func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
+func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figures, young bool) Result {
 	f := w.fig
 	r := Result{
 		Window: w.dur, BucketWidth: w.width, Buckets: w.n,
@@ -408,7 +481,12 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
 		r.ThirdSE = r.ThirdSlopes
 		r.Noise = math.NaN()
 	}
-	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope)
+	r.YoungSegment = young && d.cfg.WarmupShare > 0
+	r.NotWarmUp, r.warmWhy = true, ""
+	if r.YoungSegment {
+		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.WarmupSE)
+	}
+	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy)
 	if r.Verdict == InsufficientData {
 		r.Wait = waitCode(r.Reason)
 	}
@@ -427,7 +505,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64) Result {
 	return r
 }
 
-func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64) (Verdict, string) {
+func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64, warmWhy string) (Verdict, string) {
 	cfg := d.cfg
 	need := int64(w.n)
 	switch {
@@ -458,6 +536,9 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case cfg.StepRatio > 0 && f.stepFit < cfg.StepRatio:
 		return NoLeak, fmt.Sprintf("level step: a shift of %+.3g MB explains the floor better than a trend (fit ratio %.2f)",
 			f.stepSize/MB, f.stepFit)
+	}
+	if warmWhy != "" {
+		return NoLeak, warmWhy
 	}
 	return LeakSuspected, fmt.Sprintf("floor rising %s (p=%.3g), persistent across the window", fmtRate(f.floorSlope), f.trend.P)
 }

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// hold is the verdict with memory of one series (see Config.HoldAfter and
-// the package documentation, "Held verdict").
-type hold struct {
-	seg      int           // segment the state belongs to
+// Hold is the state machine of the held verdict (Report.Suspected, see
+// Config.HoldAfter and the package documentation). The Detector steps one
+// per series; the quality benchmark replays the same machine over recorded
+// figures, so the rule exists once. The zero value is "no leak suspected".
+type Hold struct {
 	on       bool          // a leak is suspected (the held verdict)
 	since    time.Time     // when on last became true
 	win      time.Duration // window that raised it
@@ -18,15 +19,13 @@ type hold struct {
 	why      string
 }
 
-// apply updates the held verdict from one evaluation at now and copies it
-// into rep.
-func (d *Detector) apply(rep *Report, now time.Time) {
-	h := &d.hold
-	if h.seg != d.segment {
-		// A restart starts a new segment: nothing carries over.
-		*h = hold{seg: d.segment}
-	}
-	raw := rep.Verdict == LeakSuspected
+// Step updates the held verdict from one evaluation at now: raw tells
+// whether the raw verdict suspects a leak (window is then the deciding
+// window and reason its reason); evidence is asked, only when the raw
+// verdict does not suspect a leak while one is held, whether any window
+// still shows the floor rising (see Config.HoldEvidence) and why. It
+// returns the held verdict.
+func (h *Hold) Step(c Config, now time.Time, raw bool, window time.Duration, reason string, evidence func() (bool, string)) bool {
 	switch {
 	case raw:
 		if h.rawSince.IsZero() {
@@ -34,49 +33,65 @@ func (d *Detector) apply(rep *Report, now time.Time) {
 		}
 		h.lostAt = time.Time{}
 		if !h.on {
-			h.on, h.since, h.win = true, now, rep.Window
+			h.on, h.since, h.win = true, now, window
 		}
-		if now.Sub(h.rawSince) >= d.cfg.HoldAfter {
+		if now.Sub(h.rawSince) >= c.HoldAfter {
 			h.armed = true
 		}
-		h.why = rep.Reason
+		h.why = reason
 	case h.on:
 		h.rawSince = time.Time{}
-		ev, why := d.evidence(rep.Windows)
-		switch {
-		case !h.armed:
+		if !h.armed {
 			// Never held long enough to page: a raw blip is not latched.
-			*h = hold{seg: d.segment}
-		case ev:
+			*h = Hold{}
+			break
+		}
+		if ev, why := evidence(); ev {
 			h.lostAt = time.Time{}
 			h.why = "held: " + why
-		default:
-			if h.lostAt.IsZero() {
-				h.lostAt = now
-			}
-			if now.Sub(h.lostAt) >= d.cfg.ClearAfter {
-				*h = hold{seg: d.segment}
-			} else {
-				h.why = fmt.Sprintf("held: the floor stopped rising %s ago; clears after %s", fmtDur(now.Sub(h.lostAt)), fmtDur(d.cfg.ClearAfter))
-			}
+			break
+		}
+		if h.lostAt.IsZero() {
+			h.lostAt = now
+		}
+		if now.Sub(h.lostAt) >= c.ClearAfter {
+			*h = Hold{}
+		} else {
+			h.why = fmt.Sprintf("held: the floor stopped rising %s ago; clears after %s", fmtDur(now.Sub(h.lostAt)), fmtDur(c.ClearAfter))
 		}
 	default:
 		h.rawSince = time.Time{}
 	}
-	rep.Suspected = h.on
+	return h.on
+}
+
+// apply updates the held verdict from one evaluation at now and copies it
+// into rep. A restart starts a new segment: nothing carries over.
+func (d *Detector) apply(rep *Report, now time.Time) {
+	if d.holdSeg != d.segment {
+		d.hold, d.holdSeg = Hold{}, d.segment
+	}
+	h := &d.hold
+	rep.Suspected = h.Step(d.cfg, now, rep.Verdict == LeakSuspected, rep.Window, rep.Reason, func() (bool, string) {
+		return d.evidence(rep.Windows)
+	})
 	if h.on {
 		rep.Since, rep.SuspectedWindow, rep.HoldReason = h.since, h.win, h.why
 	}
 }
 
-// evidence tells whether any window still shows the floor rising: a slope of
-// at least HoldShare of the window's practical minimum with p < HoldAlpha.
+// HoldEvidence tells whether a window's result keeps a held verdict: a
+// verdict was given and the floor slope reaches HoldShare of the window's
+// practical minimum with p < HoldAlpha.
+func (c Config) HoldEvidence(r Result) bool {
+	return r.Verdict != InsufficientData && r.HasFloor && r.FloorSlope >= c.HoldShare*r.MinSlope && r.P < c.HoldAlpha
+}
+
+// evidence tells whether any window still shows the floor rising (see
+// HoldEvidence).
 func (d *Detector) evidence(rs []Result) (bool, string) {
 	for _, r := range rs {
-		if r.Verdict == InsufficientData || !r.HasFloor {
-			continue
-		}
-		if r.FloorSlope >= d.cfg.HoldShare*r.MinSlope && r.P < d.cfg.HoldAlpha {
+		if d.cfg.HoldEvidence(r) {
 			return true, fmt.Sprintf("window %s: floor still rising %s (p=%.3g)", fmtDur(r.Window), fmtRate(r.FloorSlope), r.P)
 		}
 	}

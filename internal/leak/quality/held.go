@@ -1,69 +1,39 @@
 package quality
 
-import "time"
+import (
+	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
+)
 
 // Held returns the rule of the held verdict (detect.Report.Suspected, what
-// soak_leak_suspected shows), replayed from the recorded figures with the
-// hold settings of the run's configuration: the raw verdict (Detector)
-// arms it after HoldAfter, the evidence (a window with a verdict whose floor
-// slope reaches HoldShare of its practical minimum at p < HoldAlpha) keeps
-// it, and it clears after ClearAfter without evidence. The rule keeps the
+// soak_leak_suspected shows), replayed from the recorded figures through
+// detect.Hold, the detector's own state machine, with the hold settings of
+// the run's configuration: the raw verdict (Detector) arms it after
+// HoldAfter, the recorded evidence (detect.Config.HoldEvidence) keeps it,
+// and it clears after ClearAfter without evidence. The rule keeps the
 // replay of the last trace it was asked about, so it must be used on one
 // trace at a time, in evaluation order or not.
 func (d *Data) Held(name string) Rule {
 	c := d.Opts.Config
 	raw := d.Detector("raw")
 	evals := d.traces[0].evals
-	minSlope := make([]float64, len(d.Windows))
-	for w, win := range d.Windows {
-		minSlope[w] = c.MinSlope(win)
-	}
-	every := d.Opts.EvalEvery
+	t0 := time.Unix(0, 0)
 	var cur *trace
 	var held []bool
 	replay := func(tr *trace) {
 		held = make([]bool, tr.evals)
-		on, armed := false, false
-		rawRun, lost := -1, -1 // start indices; -1 when none
+		var h detect.Hold
 		for i := range tr.evals {
-			if raw.Cond(tr, i) {
-				if rawRun < 0 {
-					rawRun = i
+			now := t0.Add(time.Duration(i+1) * d.Opts.EvalEvery)
+			held[i] = h.Step(c, now, raw.Cond(tr, i), 0, "", func() (bool, string) {
+				for w := range d.Windows {
+					if tr.evidence[w*evals+i] {
+						return true, ""
+					}
 				}
-				lost = -1
-				on = true
-				if time.Duration(i-rawRun)*every >= c.HoldAfter {
-					armed = true
-				}
-				held[i] = on
-				continue
-			}
-			rawRun = -1
-			if !on {
-				continue
-			}
-			ev := false
-			for w := range d.Windows {
-				k := w*evals + i
-				if tr.gates[k] && float64(tr.floor[k]) >= c.HoldShare*minSlope[w] && float64(tr.p[k]) < c.HoldAlpha {
-					ev = true
-					break
-				}
-			}
-			switch {
-			case !armed:
-				on = false
-			case ev:
-				lost = -1
-			default:
-				if lost < 0 {
-					lost = i
-				}
-				if time.Duration(i-lost)*every >= c.ClearAfter {
-					on, armed, lost = false, false, -1
-				}
-			}
-			held[i] = on
+				return false, ""
+			})
 		}
 	}
 	return Rule{Name: name, Cond: func(tr *trace, i int) bool {

@@ -67,3 +67,36 @@ func TestQuickQuality(t *testing.T) {
 		t.Errorf("table:\n%s", b.String())
 	}
 }
+
+// TestHeldReplayIsTheDetectorsRule checks that the held verdict the
+// benchmark scores (Data.Held, replayed from recorded figures) is the
+// detector's own (Report.Suspected) at every evaluation: one rule, not two
+// copies that can drift. The detector's own held verdict is recorded when
+// it runs without grace.
+func TestHeldReplayIsTheDetectorsRule(t *testing.T) {
+	o := DefaultOptions()
+	o.Config.Grace = 0
+	o.Series, o.LeakSeries = 2, 2
+	o.Families = []Family{Steady, Diurnal}
+	o.LeakRates = []float64{5 * mb / 3600}
+	o.Length = 48 * time.Hour
+	d, err := Simulate(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := d.Held("held")
+	on := 0
+	for _, tr := range d.traces {
+		for i := range tr.evals {
+			if held.Cond(tr, i) != tr.held[i] {
+				t.Fatalf("seed %d eval %d: replayed held %v, detector's own %v", tr.series.Seed, i, held.Cond(tr, i), tr.held[i])
+			}
+			if tr.held[i] {
+				on++
+			}
+		}
+	}
+	if on == 0 {
+		t.Fatal("no evaluation held a leak: the comparison proves nothing")
+	}
+}

@@ -27,6 +27,8 @@ type Options struct {
 	MissAfter time.Duration
 	// LeakRates in bytes per second.
 	LeakRates []float64
+	// LeakKinds are the leak cases to run, each at every rate.
+	LeakKinds []LeakKind
 	// Families are the non-leaking families to run.
 	Families []Family
 	// Config is the robust detector's configuration (also its windows for
@@ -53,6 +55,7 @@ func DefaultOptions() Options {
 		LeakStart:   36 * time.Hour,
 		MissAfter:   48 * time.Hour,
 		LeakRates:   []float64{1 * mb / 3600, 5 * mb / 3600, 25 * mb / 3600},
+		LeakKinds:   []LeakKind{LeakLate, LeakDiurnal, LeakFromStart, LeakWarmStart},
 		Families:    []Family{Steady, WarmUp, Steps, Diurnal},
 		Config:      detect.DefaultConfig(),
 		OLSTargetFP: 0.05,
@@ -68,6 +71,12 @@ type trace struct {
 	floor, p, ols, r2    []float32
 	stepFit              []float32
 	verdict              []bool // the detector's own verdict with Config.Grace
+	notWarm              []bool // the window passed the warm-up test (or it did not apply)
+	evidence             []bool // the window keeps a held verdict (detect.Config.HoldEvidence)
+	// held is the detector's own held verdict (Report.Suspected), indexed
+	// by evaluation; valid only when Config.Grace is 0 (the detector runs
+	// without grace).
+	held []bool
 }
 
 // Data is the recorded output of a run, from which any detector rule is
@@ -91,9 +100,16 @@ func Simulate(ctx context.Context, o Options) (*Data, error) {
 			jobs = append(jobs, Series{Family: f, Seed: seed(int(f), i)})
 		}
 	}
-	for k, rate := range o.LeakRates {
-		for i := range o.LeakSeries {
-			jobs = append(jobs, Series{Family: Leak, LeakRate: rate, LeakStart: o.LeakStart.Seconds(), Seed: seed(100+k, i)})
+	for _, kind := range o.LeakKinds {
+		base, fromStart := kind.base()
+		at := o.LeakStart.Seconds()
+		if fromStart {
+			at = 0
+		}
+		for k, rate := range o.LeakRates {
+			for i := range o.LeakSeries {
+				jobs = append(jobs, Series{Family: Leak, Base: base, Kind: kind, LeakRate: rate, LeakStart: at, Seed: seed(100+10*int(kind)+k, i)})
+			}
 		}
 	}
 	workers := o.Workers
@@ -150,7 +166,8 @@ func runSeries(o Options, s Series) (*trace, error) {
 		full: make([]bool, nw*evals), gates: make([]bool, nw*evals), persist: make([]bool, nw*evals),
 		floor: make([]float32, nw*evals), p: make([]float32, nw*evals),
 		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
-		verdict: make([]bool, nw*evals),
+		verdict: make([]bool, nw*evals), notWarm: make([]bool, nw*evals), evidence: make([]bool, nw*evals),
+		held: make([]bool, evals),
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	every := o.EvalEvery.Seconds()
@@ -169,7 +186,10 @@ func runSeries(o Options, s Series) (*trace, error) {
 			tr.r2[k] = float32(r.OLSR2)
 			tr.stepFit[k] = float32(r.StepFit)
 			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
+			tr.notWarm[k] = r.NotWarmUp
+			tr.evidence[k] = cfg.HoldEvidence(r)
 		}
+		tr.held[ei] = rep.Suspected
 		ei++
 	}
 	s.Generate(o.Length.Seconds(), o.Step.Seconds(), func(t, y float64) {
@@ -232,7 +252,7 @@ func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
 				continue
 			}
 			k := w*evals + i
-			if tr.gates[k] && tr.persist[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
+			if tr.gates[k] && tr.persist[k] && tr.notWarm[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
 				!(p.StepRatio > 0 && float64(tr.stepFit[k]) < p.StepRatio) {
 				return true
 			}
@@ -298,8 +318,8 @@ type Score struct {
 	Name string
 	// FPPerDay per non-leaking family.
 	FPPerDay map[Family]float64
-	// Per leak rate (bytes/s): median delay (+Inf when more than half are
-	// missed) and the share missed within MissAfter.
+	// Per leak rate (bytes/s) of the LeakLate case: median delay (+Inf when
+	// more than half are missed) and the share missed within MissAfter.
 	MedianDelay map[float64]time.Duration
 	Missed      map[float64]float64
 	// Delays per leak rate, sorted, +Inf-free (detected ones only).
@@ -307,16 +327,43 @@ type Score struct {
 	// Flap per leak rate: the share of hourly verdicts after the alert
 	// first fired that say "no leak" while the leak goes on.
 	Flap map[float64]float64
+	// Cases holds the same figures for every leak case and rate.
+	Cases map[LeakCase]CaseScore
+}
+
+// LeakCase is one leak case at one rate (bytes/s).
+type LeakCase struct {
+	Kind LeakKind
+	Rate float64
+}
+
+// CaseScore is a rule's result on the series of one leak case.
+type CaseScore struct {
+	// MedianDelay from the leak's start (MaxInt64 when more than half are
+	// missed), Missed the share not detected within MissAfter.
+	MedianDelay time.Duration
+	Missed      float64
+	// Flap is the share of hourly verdicts after the alert first fired that
+	// say "no leak" while the leak goes on.
+	Flap float64
+	// LateNo is the share of series that read "no leak" at some evaluation
+	// after the leak has run twice MedianDelay (0 when the median is
+	// missed).
+	LateNo float64
+	// Series is the number of series.
+	Series int
 }
 
 // Score runs a rule over every trace.
 func (d *Data) Score(r Rule) Score {
 	s := Score{Name: r.Name, FPPerDay: map[Family]float64{}, MedianDelay: map[float64]time.Duration{},
-		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}, Flap: map[float64]float64{}}
-	reverts, hours := map[float64]int{}, map[float64]int{}
+		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}, Flap: map[float64]float64{},
+		Cases: map[LeakCase]CaseScore{}}
+	reverts, hours := map[LeakCase]int{}, map[LeakCase]int{}
 	alarms := map[Family]int{}
 	days := map[Family]float64{}
-	all := map[float64][]time.Duration{}
+	all := map[LeakCase][]time.Duration{}
+	byCase := map[LeakCase][]*trace{}
 	every := d.Opts.EvalEvery
 	for _, tr := range d.traces {
 		act := d.active(r, tr)
@@ -330,47 +377,75 @@ func (d *Data) Score(r Rule) Score {
 			days[f] += d.Opts.Length.Hours() / 24
 			continue
 		}
-		rate := tr.series.LeakRate
-		rv, h := flapShare(r, tr, act, every, d.Opts.LeakStart)
-		reverts[rate] += rv
-		hours[rate] += h
-		delay := time.Duration(math.MaxInt64)
-		for i := range act {
-			t := time.Duration(i+1) * every
-			if t >= d.Opts.LeakStart && act[i] {
-				if dl := t - d.Opts.LeakStart; dl <= d.Opts.MissAfter {
-					delay = dl
-				}
-				break
-			}
-		}
-		all[rate] = append(all[rate], delay)
+		lc := LeakCase{tr.series.Kind, tr.series.LeakRate}
+		byCase[lc] = append(byCase[lc], tr)
+		start := time.Duration(tr.series.LeakStart * float64(time.Second))
+		rv, h := flapShare(r, tr, act, every, start)
+		reverts[lc] += rv
+		hours[lc] += h
+		all[lc] = append(all[lc], d.delay(act, start))
 	}
 	for f, n := range days {
 		s.FPPerDay[f] = float64(alarms[f]) / n
 	}
-	for rate, h := range hours {
-		if h > 0 {
-			s.Flap[rate] = float64(reverts[rate]) / float64(h)
-		}
-	}
-	for rate, ds := range all {
+	for lc, ds := range all {
 		slices.Sort(ds)
-		missed := 0
+		cs := CaseScore{Series: len(ds)}
+		if h := hours[lc]; h > 0 {
+			cs.Flap = float64(reverts[lc]) / float64(h)
+		}
+		var detected []time.Duration
 		for _, dl := range ds {
-			if dl == time.Duration(math.MaxInt64) {
-				missed++
-			} else {
-				s.Delays[rate] = append(s.Delays[rate], dl)
+			if dl != time.Duration(math.MaxInt64) {
+				detected = append(detected, dl)
 			}
 		}
-		s.Missed[rate] = float64(missed) / float64(len(ds))
-		s.MedianDelay[rate] = ds[(len(ds)-1)/2]
+		cs.Missed = float64(len(ds)-len(detected)) / float64(len(ds))
+		cs.MedianDelay = ds[(len(ds)-1)/2]
 		if len(ds)%2 == 0 && ds[len(ds)/2] != time.Duration(math.MaxInt64) {
-			s.MedianDelay[rate] = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+			cs.MedianDelay = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+		}
+		if cs.MedianDelay != time.Duration(math.MaxInt64) {
+			cs.LateNo = d.lateNo(r, byCase[lc], 2*cs.MedianDelay)
+		}
+		s.Cases[lc] = cs
+		if lc.Kind == LeakLate {
+			s.MedianDelay[lc.Rate], s.Missed[lc.Rate], s.Flap[lc.Rate] = cs.MedianDelay, cs.Missed, cs.Flap
+			s.Delays[lc.Rate] = detected
 		}
 	}
 	return s
+}
+
+// delay is the time from the leak's start to the alert (MaxInt64 when not
+// within MissAfter).
+func (d *Data) delay(act []bool, start time.Duration) time.Duration {
+	for i := range act {
+		t := time.Duration(i+1) * d.Opts.EvalEvery
+		if t >= start && act[i] {
+			if dl := t - start; dl <= d.Opts.MissAfter {
+				return dl
+			}
+			break
+		}
+	}
+	return time.Duration(math.MaxInt64)
+}
+
+// lateNo returns the share of traces whose rule reads "no leak" at some
+// evaluation once the leak has run for after.
+func (d *Data) lateNo(r Rule, trs []*trace, after time.Duration) float64 {
+	n := 0
+	for _, tr := range trs {
+		from := time.Duration(tr.series.LeakStart*float64(time.Second)) + after
+		for i := range tr.evals {
+			if time.Duration(i+1)*d.Opts.EvalEvery >= from && !r.Cond(tr, i) {
+				n++
+				break
+			}
+		}
+	}
+	return float64(n) / float64(len(trs))
 }
 
 // TuneOLS returns the smallest slope threshold (bytes/s, on a 0.1 MB/h grid)

@@ -18,7 +18,8 @@ const (
 	Steps
 	// Diurnal: a daily sinusoidal swing.
 	Diurnal
-	// Leak: steady, plus a linear leak from LeakStart on.
+	// Leak: a series of shape Series.Base (steady, warm-up or diurnal),
+	// plus a linear leak from LeakStart on.
 	Leak
 )
 
@@ -32,6 +33,11 @@ const mb = 1e6
 // Series describes one synthetic series; Params draws its random shape.
 type Series struct {
 	Family Family
+	// Base is the shape under the leak of a Leak series: Steady, WarmUp or
+	// Diurnal.
+	Base Family
+	// Kind is the leak case a Leak series belongs to.
+	Kind LeakKind
 	// LeakRate is the leak in bytes per second (Leak family).
 	LeakRate float64
 	// LeakStart is when the leak starts, seconds from the series start.
@@ -68,7 +74,11 @@ func (s Series) Draw(r *rand.Rand, length float64) Params {
 		GCPeriod:  uniform(r, 20, 180),
 		NoiseSD:   uniform(r, 0.5, 3) * mb,
 	}
-	switch s.Family {
+	shape := s.Family
+	if shape == Leak {
+		shape = s.Base
+	}
+	switch shape {
 	case WarmUp:
 		p.WarmC = uniform(r, 50, 300) * mb
 		p.WarmTau = uniform(r, 0.5, 4) * 3600
@@ -128,4 +138,41 @@ func (s Series) Generate(length, step float64, emit func(t, y float64)) Params {
 		wander = phi*wander + innov*r.NormFloat64()
 	}
 	return p
+}
+
+// LeakKind is a leak case of the benchmark: the shape under the leak and
+// when the leak starts.
+type LeakKind int
+
+// Leak cases.
+const (
+	// LeakLate: a steady series whose leak starts at Options.LeakStart.
+	LeakLate LeakKind = iota
+	// LeakDiurnal: a series with a daily cycle whose leak starts at
+	// Options.LeakStart.
+	LeakDiurnal
+	// LeakFromStart: a steady series leaking from process start.
+	LeakFromStart
+	// LeakWarmStart: a warm-up from process start with a leak under it
+	// from process start.
+	LeakWarmStart
+)
+
+// String names the leak case.
+func (k LeakKind) String() string {
+	return [...]string{"steady", "daily cycle", "from start", "warm-up + from start"}[k]
+}
+
+// base is the shape under the leak, and fromStart whether it leaks from
+// process start.
+func (k LeakKind) base() (base Family, fromStart bool) {
+	switch k {
+	case LeakDiurnal:
+		return Diurnal, false
+	case LeakFromStart:
+		return Steady, true
+	case LeakWarmStart:
+		return WarmUp, true
+	}
+	return Steady, false
 }

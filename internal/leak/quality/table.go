@@ -94,3 +94,69 @@ func fmtWindows(ws []time.Duration) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// FPTarget is the most false alarms a day allowed in any non-leaking family
+// (issue 10's quality targets).
+const FPTarget = 0.02
+
+// FlapTarget is the largest share of hourly verdicts allowed to say "no
+// leak" after the alert fired while the leak goes on.
+const FlapTarget = 0.01
+
+// DelayTarget returns the median detection target of a leak case, and false
+// when the case has none.
+func DelayTarget(c LeakCase) (time.Duration, bool) {
+	h := func(x float64) time.Duration { return time.Duration(x * float64(time.Hour)) }
+	rate := math.Round(c.Rate * 3600 / mb)
+	targets := map[LeakKind]map[float64]time.Duration{
+		LeakLate:      {25: h(1), 5: h(4), 1: h(16)},
+		LeakDiurnal:   {5: h(8), 1: h(24)},
+		LeakFromStart: {25: h(1.5), 5: h(5)},
+		LeakWarmStart: {25: h(1.5), 5: h(5)},
+	}
+	t, ok := targets[c.Kind][rate]
+	return t, ok
+}
+
+// Targets writes the quality targets of issue 10 as one Markdown table for
+// score s (the held verdict): false alarms a day per family, median
+// detection per leak case and rate, flap rate, and the share of series that
+// read "no leak" after their leak has run twice the median detection time;
+// each with its limit and pass or fail. It returns how many targets fail.
+func (d *Data) Targets(w io.Writer, s Score) (failed int) {
+	var b strings.Builder
+	b.WriteString("| target | limit | measured | |\n|---|---|---|---|\n")
+	row := func(name, limit, got string, ok bool) {
+		mark := "pass"
+		if !ok {
+			mark, failed = "**FAIL**", failed+1
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, limit, got, mark)
+	}
+	for _, f := range d.Opts.Families {
+		row("false alarms a day, "+f.String(), fmt.Sprintf("<= %g", FPTarget), fmt.Sprintf("%.3f", s.FPPerDay[f]), s.FPPerDay[f] <= FPTarget)
+	}
+	for _, k := range d.Opts.LeakKinds {
+		for _, r := range d.Opts.LeakRates {
+			c, ok := s.Cases[LeakCase{k, r}]
+			if !ok {
+				continue
+			}
+			name := fmt.Sprintf("%g MB/h, %s", r*3600/mb, k)
+			got := fmt.Sprintf("%s (%.0f%% missed)", fmtDelay(c.MedianDelay), 100*c.Missed)
+			if t, ok := DelayTarget(LeakCase{k, r}); ok {
+				row("median detection, "+name, "<= "+fmtDelay(t), got, c.MedianDelay <= t)
+			} else {
+				fmt.Fprintf(&b, "| median detection, %s | none | %s | |\n", name, got)
+			}
+			row("flap, "+name, fmt.Sprintf("<= %g%%", 100*FlapTarget), fmt.Sprintf("%.1f%%", 100*c.Flap), c.Flap <= FlapTarget)
+			late := fmt.Sprintf("%.1f%% of %d", 100*c.LateNo, c.Series)
+			if c.MedianDelay == time.Duration(math.MaxInt64) {
+				late = "median missed"
+			}
+			row("\"no leak\" after 2x median, "+name, "0", late, c.LateNo == 0 && c.MedianDelay != time.Duration(math.MaxInt64))
+		}
+	}
+	io.WriteString(w, b.String())
+	return failed
+}

@@ -5,6 +5,12 @@
 //	go run ./internal/leak/cmd/leakbench            # full run, a few minutes on 2 cores
 //	go run ./internal/leak/cmd/leakbench -series 50 # quicker, rougher
 //	go run ./internal/leak/cmd/leakbench -tune      # grid over the robust thresholds
+//	go run ./internal/leak/cmd/leakbench -seeds 1,2,3 -targets # issue 10's targets per seed
+//
+// With -targets it prints, for each seed, the table of the quality targets
+// (false alarms a day per family, median detection per rate and leak case,
+// flap rate, "no leak" after twice the median detection) with pass or fail,
+// and exits 1 when a target fails.
 package main
 
 import (
@@ -14,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := quality.DefaultOptions()
 	fs := flag.NewFlagSet("leakbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed")
+	seeds := fs.String("seeds", "1", "random seeds, comma-separated: one run per seed")
+	targets := fs.Bool("targets", false, "print the quality targets table (pass/fail) of the held verdict instead of the detector comparison")
+	kinds := fs.String("leak-cases", "", "leak cases, comma-separated: steady, daily, start, warm-start (default all)")
 	fs.IntVar(&o.Series, "series", o.Series, "series per non-leaking family")
 	fs.IntVar(&o.LeakSeries, "leak-series", o.LeakSeries, "series per leak rate")
 	fs.IntVar(&o.Workers, "workers", 0, "parallel workers (0: GOMAXPROCS)")
@@ -38,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Config.MaxBuckets, "max-buckets", o.Config.MaxBuckets, "robust detector: buckets per window")
 	fs.DurationVar(&o.Config.Grace, "grace", o.Config.Grace, "robust detector: start-up grace")
 	fs.Float64Var(&o.Config.Alpha, "alpha", o.Config.Alpha, "robust detector: p-value threshold")
+	fs.Float64Var(&o.Config.WarmupShare, "warmup-share", o.Config.WarmupShare, "robust detector: warm-up test, share of the first third's slope the last third must reach (0: off)")
+	fs.Float64Var(&o.Config.WarmupSE, "warmup-se", o.Config.WarmupSE, "robust detector: warm-up test margin in standard errors")
 	minGrowth := fs.Float64("min-growth-mb", o.Config.MinGrowth/detect.MB, "robust detector: minimum floor growth per window, MB (windows without an override)")
 	minRate := fs.Float64("min-rate-mbh", o.Config.MinRate*3600/detect.MB, "robust detector: minimum floor slope, MB/h")
 	fs.Float64Var(&o.Config.GuardSE, "guard-se", o.Config.GuardSE, "robust detector: persistence guard tolerance in standard errors")
@@ -72,25 +83,55 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.Config.MinGrowthFor = g
 	}
 	o.Config.MinRate = *minRate * detect.MB / 3600
+	if *kinds != "" {
+		o.LeakKinds = nil
+		names := map[string]quality.LeakKind{"steady": quality.LeakLate, "daily": quality.LeakDiurnal,
+			"start": quality.LeakFromStart, "warm-start": quality.LeakWarmStart}
+		for k := range strings.SplitSeq(*kinds, ",") {
+			kind, ok := names[strings.TrimSpace(k)]
+			if !ok {
+				fmt.Fprintf(stderr, "leakbench: -leak-cases: unknown case %q\n", k)
+				return 2
+			}
+			o.LeakKinds = append(o.LeakKinds, kind)
+		}
+	}
+	var seedList []uint64
+	for v := range strings.SplitSeq(*seeds, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			fmt.Fprintf(stderr, "leakbench: -seeds: %v\n", err)
+			return 2
+		}
+		seedList = append(seedList, n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	d, err := quality.Simulate(ctx, o)
-	if err != nil {
-		fmt.Fprintln(stderr, "leakbench:", err)
-		return 1
+	status := 0
+	for _, seed := range seedList {
+		o.Seed = seed
+		d, err := quality.Simulate(ctx, o)
+		if err != nil {
+			fmt.Fprintln(stderr, "leakbench:", err)
+			return 1
+		}
+		d.Describe(stdout)
+		fmt.Fprintln(stdout)
+		switch {
+		case *explainFam != "":
+			explain(stdout, d, *explainFam, 30)
+		case *tune:
+			tuneGrid(stdout, d)
+		case *targets:
+			if d.Targets(stdout, d.Score(d.Held("held"))) > 0 {
+				status = 1
+			}
+		default:
+			d.Markdown(stdout, d.Scores())
+		}
+		fmt.Fprintln(stdout)
 	}
-	d.Describe(stdout)
-	fmt.Fprintln(stdout)
-	if *explainFam != "" {
-		explain(stdout, d, *explainFam, 30)
-		return 0
-	}
-	if *tune {
-		tuneGrid(stdout, d)
-		return 0
-	}
-	d.Markdown(stdout, d.Scores())
-	return 0
+	return status
 }
 
 func tuneGrid(w io.Writer, d *quality.Data) {
