@@ -37,6 +37,11 @@ type Target struct {
 	// MaxFrameBytes bounds one incoming WebSocket message; a larger one is a
 	// protocol error that closes the connection. Zero means 1 MiB.
 	MaxFrameBytes int64
+	// Transports lists the Engine.IO transports to use, as socket.io-client's
+	// transports option: ["websocket"], ["polling"] or ["polling",
+	// "websocket"] (long-polling, then upgrade). Empty means ["websocket"].
+	// Drivers refuse a list they do not support.
+	Transports []string
 }
 
 // Handlers receive what an established connection sees. Drivers call them

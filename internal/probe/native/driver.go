@@ -144,6 +144,35 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 	if err != nil {
 		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
 	}
+	mode, err := modeOf(t)
+	if err != nil {
+		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
+	}
+	var tr transport
+	if mode == modeWebSocket {
+		ws, ce := d.dialWebSocket(ctx, t, u)
+		if ce != nil {
+			return nil, ce
+		}
+		tr = ws
+	} else {
+		var ce *probe.ConnectError
+		if tr, ce = d.dialPolling(ctx, t, u, mode); ce != nil {
+			return nil, ce
+		}
+	}
+	c := &conn{d: d, tr: tr, h: h, nsp: nsp, done: make(chan struct{})}
+	if err := c.handshake(ctx, t); err != nil {
+		tr.closeNow()
+		tr.abort()
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+// dialWebSocket opens the WebSocket at u.
+func (d *Driver) dialWebSocket(ctx context.Context, t *probe.Target, u string) (*wsTransport, *probe.ConnectError) {
 	opts := &websocket.DialOptions{
 		HTTPClient:      d.client(t.TLS),
 		HTTPHeader:      t.Header,
@@ -171,14 +200,7 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 		maxFrame = probe.DefaultMaxFrameBytes
 	}
 	ws.SetReadLimit(maxFrame)
-	c := &conn{d: d, ws: ws, raw: raw, h: h, nsp: nsp, done: make(chan struct{})}
-	if err := c.handshake(ctx, t); err != nil {
-		ws.CloseNow()
-		hold.close()
-		return nil, err
-	}
-	c.start()
-	return c, nil
+	return &wsTransport{d: d, ws: ws, raw: raw}, nil
 }
 
 // upgradeError classifies a failed WebSocket dial. When the server answered
@@ -238,7 +260,7 @@ func explainStatus(code int, status string, body []byte) (probe.FailureReason, s
 	hint := ""
 	switch {
 	case eioCode == eioErrUnknownTransport || serverMsg == "Transport unknown":
-		hint = "websocket transport disabled on the server (its transports option lacks \"websocket\"); this driver needs it"
+		hint = "websocket transport disabled on the server (its transports option lacks \"websocket\"): set SOAK_TRANSPORTS=polling"
 	case eioCode == eioErrUnsupportedProto || serverMsg == "Unsupported protocol version":
 		reason = probe.FailProtocol
 		hint = "the server does not speak Engine.IO v4 (Socket.IO v3+)"
