@@ -44,6 +44,31 @@ type Target struct {
 	Transports []string
 }
 
+// Transport names a connection may report through TransportReporter.
+const (
+	TransportWebSocket = "websocket"
+	TransportPolling   = "polling"
+)
+
+// Transports lists every transport name TransportReporter may return, the
+// bounded values of the transport label.
+var Transports = [...]string{TransportWebSocket, TransportPolling}
+
+// TransportReporter is optionally implemented by a Conn that can tell the
+// Engine.IO transport it runs on (after any upgrade): TransportWebSocket or
+// TransportPolling. A Conn that does not implement it runs on WebSocket.
+type TransportReporter interface {
+	Transport() string
+}
+
+// TransportOf returns the transport c runs on, one of Transports.
+func TransportOf(c Conn) string {
+	if r, ok := c.(TransportReporter); ok && r.Transport() == TransportPolling {
+		return TransportPolling
+	}
+	return TransportWebSocket
+}
+
 // Handlers receive what an established connection sees. Drivers call them
 // from the connection's reader: they must be quick and must not block. Any of
 // them may be nil.
