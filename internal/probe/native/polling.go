@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -112,6 +113,10 @@ func (p *pollingTransport) read(ctx context.Context) (websocket.MessageType, *[]
 	for len(p.queue) == 0 {
 		body, err := p.do(ctx, http.MethodGet, nil)
 		if err != nil {
+			if serverGone(err) {
+				// As a WebSocket's EOF: the reader reports transport_close.
+				err = fmt.Errorf("%w (%w)", err, io.EOF)
+			}
 			return 0, nil, err
 		}
 		recs, err := decodePayload(body)
@@ -221,6 +226,14 @@ func (p *pollingTransport) closeNow() {
 }
 
 func (p *pollingTransport) abort() { p.closeNow() }
+
+// serverGone reports whether a long-polling request failed because the
+// server closed the connection, is gone, or no longer knows the session.
+func serverGone(err error) bool {
+	var se *pollStatusError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &se)
+}
 
 // detach hands the records read but not returned to an upgraded transport
 // and closes the session's HTTP connections.
