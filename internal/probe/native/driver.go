@@ -1,18 +1,25 @@
-// Package native is the agent's own Socket.IO v5 client over Engine.IO v4 and
-// a single WebSocket (github.com/coder/websocket), built to hold many
-// thousands of idle connections cheaply and to report its own failures
-// precisely, so that they never read as the target's.
+// Package native is the agent's own Socket.IO v5 client over Engine.IO v4,
+// built to hold many thousands of idle connections cheaply and to report its
+// own failures precisely, so that they never read as the target's. It speaks
+// the transports of socket.io-client (probe.Target.Transports): a single
+// WebSocket (github.com/coder/websocket), HTTP long-polling, or long-polling
+// upgraded to WebSocket.
 //
 // Each established connection costs exactly one goroutine (its reader), a
-// ping watchdog timer and the WebSocket library's two 4 KiB buffers; read and
-// write scratch buffers are pooled per Driver. The reader answers Engine.IO
-// PINGs, delivers ACK and EVENT packets to probe.Handlers and classifies how
-// the connection ended. The Socket.IO codec lives in codec.go and
-// jsonscan.go as pure functions.
+// ping watchdog timer and its transport's buffers: the WebSocket library's
+// two 4 KiB buffers, or for long-polling a keep-alive HTTP transport of its
+// own (whose connections net/http serves with its usual goroutines). Over
+// long-polling the reader runs the GET loop itself, one long poll at a
+// time; writers POST on their own goroutine, batched, so that a write never
+// waits for the long poll. Read and write scratch buffers are pooled per
+// Driver. The reader answers Engine.IO PINGs, delivers ACK and EVENT packets
+// to probe.Handlers and classifies how the connection ended. The Socket.IO
+// codec lives in codec.go and jsonscan.go as pure functions; transport.go,
+// polling.go and upgrade.go move whole Engine.IO messages.
 //
-// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression,
-// custom Socket.IO parsers (socket.io-msgpack-parser). Socket.IO v2 servers
-// (Engine.IO v3) are refused with reason protocol. A refused handshake's
+// Not supported: HTTP proxies, WebSocket compression, custom Socket.IO
+// parsers (socket.io-msgpack-parser). Socket.IO v2 servers (Engine.IO v3)
+// are refused with reason protocol. A refused handshake's
 // ConnectError.Message carries the server's reason (read from the body,
 // bounded) and a hint naming what to change.
 package native
