@@ -21,6 +21,12 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
+// maxPayloadMessages bounds a long-polling response to this many times the
+// message limit: a server sends everything it buffered since the last poll
+// in one payload (a burst of small events can exceed one message's limit),
+// and each message is still checked against the limit.
+const maxPayloadMessages = 8
+
 // recordSeparator separates the packets of a long-polling payload.
 const recordSeparator = 0x1e
 
@@ -40,7 +46,8 @@ type pollingTransport struct {
 	url     string // polling URL with EIO, transport and (once known) sid
 	header  http.Header
 	host    string
-	maxBody int64
+	maxMsg  int64 // largest message, as the WebSocket read limit
+	maxBody int64 // largest payload: a server batches what it buffered
 
 	life context.Context // canceled by abort: ends every request
 	kill context.CancelFunc
@@ -78,14 +85,15 @@ func (d *Driver) newPolling(t *probe.Target, pollURL string) *pollingTransport {
 		IdleConnTimeout:        time.Minute,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
-	maxBody := t.MaxFrameBytes
-	if maxBody <= 0 {
-		maxBody = probe.DefaultMaxFrameBytes
+	maxMsg := t.MaxFrameBytes
+	if maxMsg <= 0 {
+		maxMsg = probe.DefaultMaxFrameBytes
 	}
 	life, kill := context.WithCancel(context.Background())
 	return &pollingTransport{
 		d: d, http: tr, client: &http.Client{Transport: tr}, url: pollURL,
-		header: t.Header, host: t.Header.Get("Host"), maxBody: maxBody,
+		header: t.Header, host: t.Header.Get("Host"),
+		maxMsg: maxMsg, maxBody: maxPayloadMessages * maxMsg,
 		life: life, kill: kill, send: make(chan struct{}, 1),
 	}
 }
@@ -122,6 +130,11 @@ func (p *pollingTransport) read(ctx context.Context) (websocket.MessageType, *[]
 		recs, err := decodePayload(body)
 		if err != nil {
 			return 0, nil, fmt.Errorf("long-polling payload: %w", err)
+		}
+		for _, r := range recs {
+			if int64(len(r.data)) > p.maxMsg {
+				return 0, nil, fmt.Errorf("long-polling message of %d bytes: %w", len(r.data), websocket.ErrMessageTooBig)
+			}
 		}
 		p.queue = recs
 	}
@@ -208,7 +221,7 @@ func (p *pollingTransport) do(ctx context.Context, method string, body []byte) (
 		return nil, fmt.Errorf("reading the %s answer: %w", method, err)
 	}
 	if int64(len(out)) > p.maxBody {
-		return nil, fmt.Errorf("%s: %w", frameLimitHint, websocket.ErrMessageTooBig)
+		return nil, fmt.Errorf("long-polling payload over %d bytes: %w", p.maxBody, websocket.ErrMessageTooBig)
 	}
 	return out, nil
 }

@@ -247,6 +247,12 @@ func TestThroughNginx(t *testing.T) {
 // TestRealServerMessageOverFrameLimit: a message larger than the frame limit
 // ends the connection with an error that names SOAK_MAX_FRAME_BYTES.
 func TestRealServerMessageOverFrameLimit(t *testing.T) {
+	for _, transports := range [][]string{{"websocket"}, {"polling"}} {
+		t.Run(transports[0], func(t *testing.T) { testMessageOverFrameLimit(t, transports) })
+	}
+}
+
+func testMessageOverFrameLimit(t *testing.T, transports []string) {
 	n := startVariant(t, "BIG_ON_CONNECT=200000")
 	closed := make(chan error, 1)
 	h := probe.Handlers{OnClose: func(r probe.DisconnectReason, err error) {
@@ -255,7 +261,7 @@ func TestRealServerMessageOverFrameLimit(t *testing.T) {
 		}
 		closed <- err
 	}}
-	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10}, h)
+	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10, Transports: transports}, h)
 	if err != nil {
 		// The message may also arrive before the CONNECT answer.
 		if !strings.Contains(err.Error(), "SOAK_MAX_FRAME_BYTES") {
