@@ -328,7 +328,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 			capturer.Suspected(source+"/"+kind, suspected, at)
 		}))
 	}
-	monitor, err := leak.New(cfg.LeakConfig, log.Named("leak"), reg, leakOpts...)
+	monitor, err := leak.New(cfg.LeakConfig, log, reg, leakOpts...)
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))
 		return exitUsage

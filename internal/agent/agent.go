@@ -21,6 +21,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
 	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
+	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/selfmem"
 )
 
@@ -109,6 +110,10 @@ type Options struct {
 	Observer pool.Observer
 	// Seed seeds the pools' jitter; zero picks random seeds.
 	Seed uint64
+	// EphemeralPorts is the size of the system's ephemeral port range, which
+	// bounds the connections per source address to one server address;
+	// zero reads it from target.EphemeralPortsFile.
+	EphemeralPorts int
 }
 
 // Agent is the pools and the probes running through them.
@@ -135,6 +140,18 @@ func New(cfg Config, o Options) (*Agent, error) {
 	now := o.Now
 	if now == nil {
 		now = time.Now
+	}
+	ports := o.EphemeralPorts
+	if ports <= 0 {
+		var err error
+		if ports, err = target.EphemeralPorts(target.EphemeralPortsFile); err != nil {
+			return nil, err
+		}
+	}
+	for i, pc := range cfg.PoolConfig.Split(len(o.Targets)) {
+		if err := target.CheckCapacity(o.Targets[i], pc.Clients, ports); err != nil {
+			return nil, err
+		}
 	}
 	a := &Agent{log: log}
 	for _, e := range cfg.probeTable() {

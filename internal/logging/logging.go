@@ -48,6 +48,7 @@ func New(c Config, w io.Writer) (*zap.Logger, error) {
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder // "1h0m0s" reads at a glance; seconds do not
 	var enc zapcore.Encoder
 	if format == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder

@@ -483,6 +483,9 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 	}
 	start := p.now()
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	if n := len(p.target.SourceAddrs); n > 0 {
+		dctx = probe.WithSource(dctx, p.target.SourceAddrs[s.idx%n])
+	}
 	conn, err := p.driver.Dial(dctx, p.target, h)
 	dctxErr := dctx.Err()
 	cancel()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -37,6 +38,12 @@ type Target struct {
 	// MaxFrameBytes bounds one incoming WebSocket message; a larger one is a
 	// protocol error that closes the connection. Zero means 1 MiB.
 	MaxFrameBytes int64
+	// SourceAddrs are the local addresses the connections bind to, one per
+	// client slot in turn (slot i uses SourceAddrs[i % len]), so that one
+	// agent can hold more connections to one server address than the
+	// ephemeral ports of a single source address allow. Empty: the system
+	// chooses. Drivers read the one for a dial with Source(ctx).
+	SourceAddrs []netip.Addr
 	// Transports lists the Engine.IO transports to use, as socket.io-client's
 	// transports option: ["websocket"], ["polling"] or ["polling",
 	// "websocket"] (long-polling, then upgrade). Empty means ["websocket"].

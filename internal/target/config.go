@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -39,6 +40,7 @@ type Config struct {
 	TLSServerName string                   `envconfig:"TLS_SERVER_NAME" desc:"Host name to verify the target's certificate against (and to send as SNI) instead of the URL's host."`
 	TLSInsecure   bool                     `envconfig:"TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Do not verify the target's certificate. For tests only; logged as a warning."`
 	MaxFrameBytes int64                    `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message (or long-polling response) accepted from the server; larger ones are a parse error."`
+	SourceAddrs   string                   `envconfig:"SOURCE_ADDRESSES" desc:"Local addresses the clients connect from, spread over the clients in turn: IPs and ranges, comma-separated (127.0.0.2-127.0.0.9; pod IPs in a cluster). Each gives about 28,000 connections to one server address (the ephemeral port range). Empty: the system chooses one. Native driver only; checked at start."`
 	// Transports defaults (when empty) to socket.io-client's own default,
 	// long-polling then upgrade, because that is what users' browsers do and
 	// what tests the proxy's sticky sessions; the zishang520 driver speaks
@@ -111,6 +113,14 @@ func (c Config) Validate() error {
 	if c.MaxFrameBytes < 1024 {
 		return fmt.Errorf("SOAK_MAX_FRAME_BYTES: must be >= 1024, got %d", c.MaxFrameBytes)
 	}
+	if c.SourceAddrs != "" {
+		if c.Driver != "native" {
+			return fmt.Errorf("SOAK_SOURCE_ADDRESSES: works with SOAK_DRIVER=native only, got SOAK_DRIVER=%s", c.Driver)
+		}
+		if _, err := ParseSourceAddrs(c.SourceAddrs); err != nil {
+			return fmt.Errorf("SOAK_SOURCE_ADDRESSES: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -135,6 +145,10 @@ func (c Config) Targets() ([]*probe.Target, error) {
 	names := splitList(c.TargetName)
 	seen := map[string]bool{}
 	var out []*probe.Target
+	src, err := c.sourceAddrs()
+	if err != nil {
+		return nil, err
+	}
 	for i, raw := range urls {
 		t, err := c.target(raw, auth, tlsConf)
 		if err != nil {
@@ -142,6 +156,10 @@ func (c Config) Targets() ([]*probe.Target, error) {
 		}
 		if len(names) > 0 {
 			t.Name = names[i]
+		}
+		t.SourceAddrs = src
+		if err := checkFamily(t); err != nil {
+			return nil, fmt.Errorf("SOAK_SOURCE_ADDRESSES: %w", err)
 		}
 		if seen[t.Name] {
 			return nil, fmt.Errorf("SOAK_TARGET_NAME: duplicate target name %q (name the targets apart)", t.Name)
@@ -162,7 +180,33 @@ func (c Config) Target(raw string) (*probe.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.target(raw, auth, tlsConf)
+	t, err := c.target(raw, auth, tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	if t.SourceAddrs, err = c.sourceAddrs(); err != nil {
+		return nil, err
+	}
+	if err := checkFamily(t); err != nil {
+		return nil, fmt.Errorf("SOAK_SOURCE_ADDRESSES: %w", err)
+	}
+	return t, nil
+}
+
+// sourceAddrs parses SOAK_SOURCE_ADDRESSES and checks that each address is
+// local; nil when it is empty.
+func (c Config) sourceAddrs() ([]netip.Addr, error) {
+	if c.SourceAddrs == "" {
+		return nil, nil
+	}
+	addrs, err := ParseSourceAddrs(c.SourceAddrs)
+	if err == nil {
+		err = checkLocal(addrs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("SOAK_SOURCE_ADDRESSES: %w", err)
+	}
+	return addrs, nil
 }
 
 func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*probe.Target, error) {

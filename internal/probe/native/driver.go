@@ -475,7 +475,15 @@ func dialCtx(ctx context.Context) context.Context {
 // connection.
 func (d *Driver) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	hold, _ := ctx.Value(rawHoldKey{}).(*rawHold)
-	c, err := d.dialer.DialContext(dialCtx(ctx), network, addr)
+	dctx := dialCtx(ctx)
+	dl := &d.dialer
+	if src, ok := probe.Source(dctx); ok {
+		local := d.dialer // a copy per dial: the Driver's dialer is shared
+		local.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		local.Control = bindNoPort
+		dl = &local
+	}
+	c, err := dl.DialContext(dctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

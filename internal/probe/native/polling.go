@@ -74,8 +74,14 @@ type pollRecord struct {
 
 var _ transport = (*pollingTransport)(nil)
 
-func (d *Driver) newPolling(t *probe.Target, pollURL string) *pollingTransport {
+// newPolling returns the session's transport; ctx is the Dial's, read for
+// the source address (probe.Source) every request of the session binds to.
+func (d *Driver) newPolling(ctx context.Context, t *probe.Target, pollURL string) *pollingTransport {
 	dialer := &net.Dialer{Timeout: d.connectTimeout}
+	if src, ok := probe.Source(ctx); ok {
+		dialer.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		dialer.Control = bindNoPort
+	}
 	tr := &http.Transport{
 		DialContext:            dialer.DialContext,
 		TLSClientConfig:        t.TLS,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func TestPollingWritesBatch(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := New(Options{})
-	p := d.newPolling(&probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
+	p := d.newPolling(context.Background(), &probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
 	defer p.closeNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -145,5 +146,44 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestPollingBindsTheSourceAddress: every request of a polling session
+// leaves from the source address the Dial's ctx names.
+func TestPollingBindsTheSourceAddress(t *testing.T) {
+	var mu sync.Mutex
+	var remotes []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes = append(remotes, r.RemoteAddr)
+		mu.Unlock()
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000}`)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src := netip.MustParseAddr("127.0.0.2")
+	p := New(Options{}).newPolling(probe.WithSource(ctx, src), &probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
+	defer p.closeNow()
+	if _, err := p.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.write(ctx, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(remotes) != 2 {
+		t.Fatalf("%d requests, want 2", len(remotes))
+	}
+	for _, r := range remotes {
+		if ap, err := netip.ParseAddrPort(r); err != nil || ap.Addr() != src {
+			t.Errorf("request from %s, want %s", r, src)
+		}
 	}
 }

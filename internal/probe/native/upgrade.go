@@ -70,7 +70,7 @@ func (d *Driver) dialPolling(ctx context.Context, t *probe.Target, u string, mod
 	if err != nil {
 		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
 	}
-	p := d.newPolling(t, pollURL)
+	p := d.newPolling(ctx, t, pollURL)
 	open, err := p.open(ctx)
 	if err != nil {
 		p.closeNow()
