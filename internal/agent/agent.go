@@ -20,9 +20,10 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
 	"github.com/generic-corp/soak-exporter/internal/probes/fanout"
 	"github.com/generic-corp/soak-exporter/internal/probes/push"
+	"github.com/generic-corp/soak-exporter/internal/probes/recovery"
 	"github.com/generic-corp/soak-exporter/internal/probes/scenario"
-	"github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/selfmem"
+	"github.com/generic-corp/soak-exporter/internal/target"
 )
 
 // Aliases give the embedded configurations distinct field names.
@@ -37,6 +38,8 @@ type (
 	FanoutConfig = fanout.Config
 	// ScenarioConfig is the scenario probe's configuration.
 	ScenarioConfig = scenario.Config
+	// RecoveryConfig is the connection-state recovery probe's configuration.
+	RecoveryConfig = recovery.Config
 )
 
 // Config is the agent's configuration: the pools' and every probe's,
@@ -47,11 +50,12 @@ type Config struct {
 	PushConfig
 	FanoutConfig
 	ScenarioConfig
+	RecoveryConfig
 }
 
 // Validate checks every part; errors name the variable.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.PoolConfig, c.EchoConfig, c.PushConfig, c.FanoutConfig, c.ScenarioConfig} {
+	for _, v := range []interface{ Validate() error }{c.PoolConfig, c.EchoConfig, c.PushConfig, c.FanoutConfig, c.ScenarioConfig, c.RecoveryConfig} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -74,6 +78,7 @@ func (c Config) probeTable() []probeEntry {
 		{push.Name, entry(push.New, c.PushConfig)},
 		{fanout.Name, entry(fanout.New, c.FanoutConfig)},
 		{scenario.Name, entry(scenario.New, c.ScenarioConfig)},
+		{recovery.Name, entry(recovery.New, c.RecoveryConfig)},
 	}
 }
 

@@ -50,6 +50,7 @@ func Families() ([]Family, error) {
 	cfg.PushConfig.Event, cfg.PushConfig.SeqField = "tick", "seq"
 	cfg.FanoutConfig.Event, cfg.FanoutConfig.Rate, cfg.FanoutConfig.Timeout, cfg.FanoutConfig.IDField = "publish", 1, time.Second, "id"
 	cfg.FanoutConfig.JoinEvent = "join"
+	cfg.RecoveryConfig.BreakRate = 1
 	// The scenario probe reads a file; its metrics do not depend on it.
 	f, err := os.CreateTemp("", "soak-contract-*.yaml")
 	if err != nil {

@@ -99,8 +99,10 @@ type Event struct {
 
 type slot struct {
 	idx      int
-	queued   bool // guarded by Pool.mu
-	attempts int  // guarded by Pool.mu: reconnect delays scheduled since a connection last opened (socket.io-client's backoff.attempts)
+	queued   bool         // guarded by Pool.mu
+	attempts int          // guarded by Pool.mu: reconnect delays scheduled since a connection last opened (socket.io-client's backoff.attempts)
+	resume   probe.Resume // guarded by Pool.mu: the session to offer on the next dial (connection-state recovery)
+	broken   bool         // guarded by Pool.mu: the last session ended with its transport (recoverable), not its socket
 	cur      atomic.Pointer[Session]
 }
 
@@ -113,6 +115,9 @@ type Session struct {
 	dialStart   time.Time  // set before Dial, read-only after
 	established time.Time  // set before Open, read-only after
 	state       []any      // by probe ID, set before Dial, read-only after
+
+	afterBreak bool // set before Dial, read-only after: the slot's previous session ended with its transport
+	offered    bool // set before Dial, read-only after: the dial offered that session for recovery
 
 	life   sync.Mutex // orders the parts' Open before their Close
 	closed bool       // guarded by Pool.mu: OnClose has run
@@ -136,6 +141,52 @@ func (s *Session) State(id ID) any { return s.state[id] }
 // Emit sends an event that wants no ack. It blocks at most until ctx ends.
 func (s *Session) Emit(ctx context.Context, event string, args ...json.RawMessage) error {
 	return s.conn.Emit(ctx, event, probe.NoAck, args...)
+}
+
+// Recovery is what a session knows of connection-state recovery.
+type Recovery struct {
+	// AfterBreak: the slot's previous session lost its transport (a break
+	// a Socket.IO server can recover from), so this session is a reconnect
+	// that socket.io-client would have tried to recover.
+	AfterBreak bool
+	// Offered: the dial offered the previous session's pid and offset (the
+	// server had given a pid).
+	Offered bool
+	// Supported: the driver reports recovery; Conn is then valid.
+	Supported bool
+	// Conn is what the connection learnt when it opened.
+	Conn probe.Recovery
+}
+
+// Recovery reports the session's connection-state recovery. Valid from
+// Part.Open on.
+func (s *Session) Recovery() Recovery {
+	r := Recovery{AfterBreak: s.afterBreak, Offered: s.offered}
+	if rc, ok := s.conn.(probe.Recoverable); ok {
+		r.Supported, r.Conn = true, rc.Recovery()
+	}
+	return r
+}
+
+// Break breaks the session's transport on purpose, as a network blip would
+// (no DISCONNECT packet); false when the driver cannot. The session then
+// ends with probe.ReasonClientBreak and its slot offers it for recovery.
+func (s *Session) Break() bool {
+	rc, ok := s.conn.(probe.Recoverable)
+	if ok {
+		rc.Break()
+	}
+	return ok
+}
+
+// recoverable lists the disconnects after which a Socket.IO server keeps the
+// session for recovery (the transport went away, not the socket).
+func recoverable(r probe.DisconnectReason) bool {
+	switch r {
+	case probe.ReasonTransportClose, probe.ReasonTransportError, probe.ReasonPingTimeout, probe.ReasonClientBreak:
+		return true
+	}
+	return false
 }
 
 // EmitAck sends an event that asks for an ack; the ack reaches probe id's
@@ -483,6 +534,17 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 	}
 	start := p.now()
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	p.mu.Lock()
+	resume, broken := s.resume, s.broken
+	// Put back if the dial fails: socket.io-client offers the session until
+	// a connection opens.
+	s.resume, s.broken = probe.Resume{}, false
+	p.mu.Unlock()
+	sess.afterBreak = broken
+	if resume.PID != "" {
+		dctx = probe.WithResume(dctx, resume)
+		sess.offered = true
+	}
 	if n := len(p.target.SourceAddrs); n > 0 {
 		dctx = probe.WithSource(dctx, p.target.SourceAddrs[s.idx%n])
 	}
@@ -509,6 +571,7 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 		p.log.Debug("connect failed", zap.Int("slot", s.idx), zap.String("reason", string(reason)), zap.Error(err))
 		p.mu.Lock()
 		p.lastErr = Event{Time: p.now(), Reason: string(reason), Message: msg}
+		s.resume, s.broken = resume, broken
 		p.reconnectLocked(s)
 		p.mu.Unlock()
 		return
@@ -602,6 +665,12 @@ func (p *Pool) onClose(s *slot, sess *Session, r probe.DisconnectReason, err err
 		s.cur.Store(nil)
 		p.connected.Add(-1)
 		p.byTransport[sess.transport].Add(-1)
+	}
+	s.resume, s.broken = probe.Resume{}, opened && recoverable(r)
+	if rc, ok := sess.conn.(probe.Recoverable); ok && s.broken {
+		if pid := rc.Recovery().PID; pid != "" {
+			s.resume = probe.Resume{PID: pid, Offset: rc.LastOffset()}
+		}
 	}
 	if opened {
 		// As socket.io-client: a connection that opened resets the

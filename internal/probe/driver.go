@@ -146,12 +146,16 @@ const (
 	// Engine.IO/Socket.IO (bad packet, frame over the size limit, missing
 	// binary attachment, unexpected packet type).
 	ReasonParseError DisconnectReason = "parse_error"
+	// ReasonClientBreak: this agent broke the transport on purpose, without
+	// a DISCONNECT packet, as a network blip would (the recovery probe).
+	ReasonClientBreak DisconnectReason = "client_break"
 )
 
 // DisconnectReasons lists every DisconnectReason, for pre-initialised metrics.
 var DisconnectReasons = [...]DisconnectReason{
 	ReasonServerDisconnect, ReasonClientClose, ReasonPingTimeout,
 	ReasonTransportClose, ReasonTransportError, ReasonParseError,
+	ReasonClientBreak,
 }
 
 // FailureReason is why a connection attempt failed; a bounded label value.

@@ -43,6 +43,13 @@ type conn struct {
 	endErr   error
 
 	done chan struct{} // closed when readLoop has returned, after OnClose
+
+	// Connection-state recovery: offered and rec are set by the handshake,
+	// early is emptied by the reader before its first read.
+	offered probe.Resume
+	rec     probe.Recovery
+	early   []earlyEvent
+	offset  atomic.Pointer[string] // last event's offset, when rec.PID is set
 }
 
 var _ probe.Conn = (*conn)(nil)
@@ -94,8 +101,15 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 	}
 	c.pingWait = open.pingInterval + open.pingTimeout
 
+	auth := t.Auth
+	if r, ok := probe.ResumeOffer(ctx); ok {
+		if auth, err = resumeAuth(t.Auth, r); err != nil {
+			return &probe.ConnectError{Reason: probe.FailOther, Err: fmt.Errorf("offering the session to recover: %w", err)}
+		}
+		c.offered = r
+	}
 	wb := c.d.getWriteBuf()
-	*wb = appendConnect((*wb)[:0], c.nsp, t.Auth)
+	*wb = appendConnect((*wb)[:0], c.nsp, auth)
 	err = c.tr.write(ctx, *wb)
 	clear(*wb) // it held the auth payload
 	c.d.putWriteBuf(wb)
@@ -190,6 +204,8 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 			return true, &probe.ConnectError{Reason: probe.FailProtocol, Message: socketIOv2Message,
 				Err: errors.New("connect answer without sid")}
 		}
+		c.rec.PID = connectReplyPID(p.data)
+		c.rec.Recovered = c.offered.PID != "" && c.rec.PID == c.offered.PID
 		return true, nil
 	case sioConnectError:
 		m, perr := parseConnectError(p.data)
@@ -202,7 +218,14 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 	case sioBinaryEvent, sioBinaryAck:
 		return protoErr(errors.New("binary packet before connect"))
 	}
-	return false, nil // EVENT or ACK before the answer: ignored
+	if p.typ == sioEvent {
+		// A recovering server replays the missed packets before its
+		// answer: keep them for the reader.
+		if err := c.keepEarly(payload); err != nil {
+			return protoErr(err)
+		}
+	}
+	return false, nil // ACK before the answer: ignored
 }
 
 // socketIOv2Message explains a refused Socket.IO v2 server.
@@ -296,6 +319,9 @@ type pendingBinary struct {
 func (c *conn) read() outcome {
 	var pend pendingBinary
 	ctx := context.Background() // no per-read timer: the watchdog bounds reads
+	if o := c.deliverEarly(); o.reason != "" {
+		return o
+	}
 	for {
 		typ, bp, err := c.readMessage(ctx)
 		if err != nil {
@@ -453,6 +479,7 @@ func (c *conn) deliverBinary(pend *pendingBinary) outcome {
 // deliverEvent calls OnEvent and, when the server asked for an ack, answers
 // it with an empty one.
 func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasID bool) outcome {
+	c.noteOffset(args)
 	if c.h.OnEvent != nil {
 		c.h.OnEvent(name, args)
 	}
