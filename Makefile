@@ -31,7 +31,7 @@ GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
 VULNDB_DIR          ?= $(or $(TMPDIR),/tmp)/soak-exporter-vulndb-$(VULNDB_VERSION)
 
-.PHONY: all build deps fixtures debian-packages test test-go test-short test-rules fuzz lint vuln vulndb bench bench-leak clean
+.PHONY: all build deps fixtures debian-packages test test-go test-short test-rules fuzz lint vuln vulndb bench bench-transports bench-leak clean
 
 all: build
 
@@ -84,6 +84,11 @@ fuzz:
 ## bench: the benchmarks; figures are written to docs/benchmarks.md's raw file.
 bench: deps
 	@scripts/bench.sh
+
+## bench-transports: the native driver's CPU per event over websocket beside
+## long-polling, 1,000 clients (SOAK_BENCH_CLIENTS, _RATE, _SECONDS override).
+bench-transports: deps
+	$(GO) test -run '^$$' -bench '^BenchmarkTransports$$' -benchtime 1x -timeout 20m ./internal/bench/
 
 bench-leak:
 	$(GO) run ./internal/leak/cmd/leakbench

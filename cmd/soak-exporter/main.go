@@ -284,6 +284,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 			return exitFailure
 		}
 		t.Name = "demo"
+		t.Transports = []string{"websocket"} // the demo server speaks WebSocket only
 		targets = []*probe.Target{t}
 		mode = "built-in demo target at " + srv.URL()
 		log.Info("SOAK_TARGET_URL is not set: soaking the built-in demo target (an in-process Socket.IO server that acks \"echo\"); set SOAK_TARGET_URL to soak your service",

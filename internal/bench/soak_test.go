@@ -143,15 +143,36 @@ func BenchmarkSoak(b *testing.B) {
 	for _, d := range drivers {
 		b.Run(d.Name(), func(b *testing.B) {
 			for b.Loop() {
-				runSoak(b, d, clients, rate, seconds, floor)
+				runSoak(b, d, "websocket", clients, rate, seconds, floor)
 			}
 		})
 	}
 }
 
-func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int, floor float64) {
+// BenchmarkTransports reports the native driver's cost per acked event over
+// WebSocket beside long-polling (SOAK_TRANSPORTS=polling, never upgraded):
+// SOAK_BENCH_CLIENTS (1,000) clients at SOAK_BENCH_RATE (200) acked events
+// per second for SOAK_BENCH_SECONDS (30) each. Run it with
+// make bench-transports.
+func BenchmarkTransports(b *testing.B) {
+	clients := setting("SOAK_BENCH_CLIENTS", 1000)
+	rate := setting("SOAK_BENCH_RATE", 200)
+	seconds := setting("SOAK_BENCH_SECONDS", 30)
+	floor := pacedEchoFloor(b, clients, rate, 10*time.Second)
+	b.Logf("bare TCP echo client: %.1f us CPU per event", floor)
+	for _, transports := range []string{"websocket", "polling"} {
+		b.Run(transports, func(b *testing.B) {
+			for b.Loop() {
+				runSoak(b, native.New(native.Options{}), transports, clients, rate, seconds, floor)
+			}
+		})
+	}
+}
+
+// runSoak holds clients on d with SOAK_TRANSPORTS=transports and measures.
+func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, seconds int, floor float64) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
-	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20}.Target(node.URL())
+	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, Transports: transports}.Target(node.URL())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -253,8 +274,12 @@ func runSoak(b *testing.B, d probe.Driver, clients, rate, seconds int, floor flo
 	b.ReportMetric(marginal, "us-marginal-CPU/event")
 	b.ReportMetric(idleCores*100, "%core-idle")
 	b.ReportMetric(cpu/acked*1e6/floor, "x-floor")
+	name := d.Name()
+	if transports != "websocket" {
+		name += " (" + transports + ")"
+	}
 	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle; %.1fx a bare TCP echo client's %.1f us | %.2f / %.2f ms | %.2f / %.2f ms | %.1f / %.1f ms | %.0f lost of %.0f acked |\n",
-		d.Name(), clients, rate, connectAll.Seconds(), failures+disconnects, failures, disconnects, perConn/1024,
+		name, clients, rate, connectAll.Seconds(), failures+disconnects, failures, disconnects, perConn/1024,
 		idleCores*100, cpu/acked*1e6, user/acked*1e6, sys/acked*1e6, cpu/acked*1000, marginal, cpu/acked*1e6/floor, floor, q[0]*1000, q[1]*1000,
 		float64(stats.EchoProcessing.P50Micros)/1000, float64(stats.EchoProcessing.P99Micros)/1000,
 		float64(scrapes[len(scrapes)/2].Microseconds())/1000, float64(scrapes[len(scrapes)-1].Microseconds())/1000,

@@ -12,13 +12,20 @@ import (
 const (
 	MetricClientsDesired   = "soak_clients_desired"
 	MetricClientsConnected = "soak_clients_connected"
-	MetricConnectAttempts  = "soak_connect_attempts_total"
-	MetricConnectFailures  = "soak_connect_failures_total"
-	MetricConnectDuration  = "soak_connect_duration_seconds"
-	MetricDisconnects      = "soak_disconnects_total"
-	MetricShortLived       = "soak_connections_short_lived_total"
-	MetricAcksUnexpected   = "soak_acks_unexpected_total"
-	MetricWritesStalled    = "soak_writes_stalled_total"
+	// MetricClientsByTransport splits MetricClientsConnected by the
+	// transport each client runs on now. A gauge rather than a transport
+	// label on the connect duration: it answers "how many clients stayed on
+	// long-polling" (a refused upgrade) at any moment, for sessions of any
+	// age, and leaves the existing histogram series, rules and dashboards
+	// unchanged. Bounded: probe.Transports.
+	MetricClientsByTransport = "soak_clients_connected_by_transport"
+	MetricConnectAttempts    = "soak_connect_attempts_total"
+	MetricConnectFailures    = "soak_connect_failures_total"
+	MetricConnectDuration    = "soak_connect_duration_seconds"
+	MetricDisconnects        = "soak_disconnects_total"
+	MetricShortLived         = "soak_connections_short_lived_total"
+	MetricAcksUnexpected     = "soak_acks_unexpected_total"
+	MetricWritesStalled      = "soak_writes_stalled_total"
 )
 
 // LatencyBuckets are the classic buckets of every event latency histogram:

@@ -82,10 +82,11 @@ type Pool struct {
 	lastErr  Event
 	lastDisc Event
 
-	connected atomic.Int64
-	running   atomic.Bool
-	paused    atomic.Bool
-	wake      chan struct{}
+	connected   atomic.Int64
+	byTransport [2]atomic.Int64 // by transportIndex
+	running     atomic.Bool
+	paused      atomic.Bool
+	wake        chan struct{}
 }
 
 // Event is a recent noteworthy happening, for the landing page.
@@ -112,6 +113,7 @@ type Session struct {
 	pool        *Pool
 	slot        *slot
 	conn        probe.Conn // set before Open, read-only after
+	transport   int        // transportIndex of conn, set before Open, read-only after
 	dialStart   time.Time  // set before Dial, read-only after
 	established time.Time  // set before Open, read-only after
 	state       []any      // by probe ID, set before Dial, read-only after
@@ -254,7 +256,15 @@ func New(cfg Config, o Options) (*Pool, error) {
 		Help:        "Clients connected to the target now (namespace CONNECT answered, not yet closed).",
 		ConstLabels: labels,
 	}, func() float64 { return float64(p.connected.Load()) })
-	for _, c := range []prometheus.Collector{desired, connected} {
+	collectors := []prometheus.Collector{desired, connected}
+	for i, name := range probe.Transports {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        MetricClientsByTransport,
+			Help:        "Clients connected to the target now, by the Engine.IO transport they run on (polling: long-polling, never upgraded).",
+			ConstLabels: prometheus.Labels{"target": o.Target.Name, "transport": name},
+		}, func() float64 { return float64(p.byTransport[i].Load()) }))
+	}
+	for _, c := range collectors {
 		if err := o.Registerer.Register(c); err != nil {
 			return nil, err
 		}
@@ -285,6 +295,25 @@ func (p *Pool) Share() float64 { return p.share }
 
 // Desired is the pool's size.
 func (p *Pool) Desired() int { return len(p.slots) }
+
+// transportIndex is the index in probe.Transports of the transport c runs on.
+func transportIndex(c probe.Conn) int {
+	if probe.TransportOf(c) == probe.TransportPolling {
+		return 1
+	}
+	return 0
+}
+
+// ConnectedByTransport is the number of connected clients now on transport
+// (one of probe.Transports).
+func (p *Pool) ConnectedByTransport(transport string) int {
+	for i, name := range probe.Transports {
+		if name == transport {
+			return int(p.byTransport[i].Load())
+		}
+	}
+	return 0
+}
 
 // Connected is the number of connected clients now.
 func (p *Pool) Connected() int { return int(p.connected.Load()) }
@@ -565,6 +594,7 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 	sess.life.Lock()
 	p.mu.Lock()
 	sess.conn = conn
+	sess.transport = transportIndex(conn)
 	sess.established = p.now()
 	switch {
 	case sess.closed: // ended before Dial returned; onClose left the reconnect to us
@@ -592,6 +622,7 @@ func (p *Pool) dial(ctx context.Context, s *slot) {
 		if !sess.closed {
 			s.cur.Store(sess)
 			p.connected.Add(1)
+			p.byTransport[sess.transport].Add(1)
 		}
 		p.mu.Unlock()
 	}
@@ -642,6 +673,7 @@ func (p *Pool) onClose(s *slot, sess *Session, r probe.DisconnectReason, err err
 	if s.cur.Load() == sess {
 		s.cur.Store(nil)
 		p.connected.Add(-1)
+		p.byTransport[sess.transport].Add(-1)
 	}
 	s.resume, s.broken, s.hadPID = probe.Resume{}, opened && recoverable(r), false
 	if rc, ok := sess.conn.(probe.Recoverable); ok && s.broken {

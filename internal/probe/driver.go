@@ -44,6 +44,36 @@ type Target struct {
 	// ephemeral ports of a single source address allow. Empty: the system
 	// chooses. Drivers read the one for a dial with Source(ctx).
 	SourceAddrs []netip.Addr
+	// Transports lists the Engine.IO transports to use, as socket.io-client's
+	// transports option: ["websocket"], ["polling"] or ["polling",
+	// "websocket"] (long-polling, then upgrade). Empty means ["websocket"].
+	// Drivers refuse a list they do not support.
+	Transports []string
+}
+
+// Transport names a connection may report through TransportReporter.
+const (
+	TransportWebSocket = "websocket"
+	TransportPolling   = "polling"
+)
+
+// Transports lists every transport name TransportReporter may return, the
+// bounded values of the transport label.
+var Transports = [...]string{TransportWebSocket, TransportPolling}
+
+// TransportReporter is optionally implemented by a Conn that can tell the
+// Engine.IO transport it runs on (after any upgrade): TransportWebSocket or
+// TransportPolling. A Conn that does not implement it runs on WebSocket.
+type TransportReporter interface {
+	Transport() string
+}
+
+// TransportOf returns the transport c runs on, one of Transports.
+func TransportOf(c Conn) string {
+	if r, ok := c.(TransportReporter); ok && r.Transport() == TransportPolling {
+		return TransportPolling
+	}
+	return TransportWebSocket
 }
 
 // Handlers receive what an established connection sees. Drivers call them

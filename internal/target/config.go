@@ -39,8 +39,32 @@ type Config struct {
 	TLSKeyFile    string                   `envconfig:"TLS_KEY_FILE" desc:"PEM private key of SOAK_TLS_CERT_FILE; read at start, never logged."`
 	TLSServerName string                   `envconfig:"TLS_SERVER_NAME" desc:"Host name to verify the target's certificate against (and to send as SNI) instead of the URL's host."`
 	TLSInsecure   bool                     `envconfig:"TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"Do not verify the target's certificate. For tests only; logged as a warning."`
-	MaxFrameBytes int64                    `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message accepted from the server; larger ones are a parse error."`
+	MaxFrameBytes int64                    `envconfig:"MAX_FRAME_BYTES" default:"1048576" desc:"Largest WebSocket message (or long-polling response) accepted from the server; larger ones are a parse error."`
 	SourceAddrs   string                   `envconfig:"SOURCE_ADDRESSES" desc:"Local addresses the clients connect from, spread over the clients in turn: IPs and ranges, comma-separated (127.0.0.2-127.0.0.9; pod IPs in a cluster). Each gives about 28,000 connections to one server address (the ephemeral port range). Empty: the system chooses one. Native driver only; checked at start."`
+	// Transports defaults (when empty) to socket.io-client's own default,
+	// long-polling then upgrade, because that is what users' browsers do and
+	// what tests the proxy's sticky sessions; the zishang520 driver speaks
+	// WebSocket only, so its default is websocket.
+	Transports string `envconfig:"TRANSPORTS" desc:"Engine.IO transports, as socket.io-client's transports option: polling,websocket (long-polling handshake, then upgrade to WebSocket; tests sticky sessions and Upgrade forwarding like a browser), websocket (WebSocket only; needs no sticky sessions) or polling (long-polling only, never upgrades). Default: polling,websocket with the native driver, websocket with zishang520 (which supports only websocket)."`
+}
+
+// Transport lists accepted in SOAK_TRANSPORTS.
+const (
+	transportsWebSocket = "websocket"
+	transportsPolling   = "polling"
+	transportsUpgrade   = "polling,websocket"
+)
+
+// transports returns the driver's transport list for SOAK_TRANSPORTS.
+func (c Config) transports() []string {
+	v := strings.ReplaceAll(c.Transports, " ", "")
+	if v == "" {
+		v = transportsUpgrade
+		if c.Driver == "zishang520" {
+			v = transportsWebSocket
+		}
+	}
+	return strings.Split(v, ",")
 }
 
 // Validate checks the configuration without touching files; Targets reads
@@ -48,6 +72,12 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.Driver != "native" && c.Driver != "zishang520" {
 		return fmt.Errorf("SOAK_DRIVER: must be native or zishang520, got %q", c.Driver)
+	}
+	switch v := strings.ReplaceAll(c.Transports, " ", ""); {
+	case v != "" && v != transportsWebSocket && v != transportsPolling && v != transportsUpgrade:
+		return fmt.Errorf("SOAK_TRANSPORTS: must be websocket, polling or polling,websocket, got %q", c.Transports)
+	case v != "" && v != transportsWebSocket && c.Driver == "zishang520":
+		return fmt.Errorf("SOAK_TRANSPORTS: the zishang520 driver supports websocket only, got %q: set SOAK_TRANSPORTS=websocket or SOAK_DRIVER=native", c.Transports)
 	}
 	urls := splitList(c.TargetURL)
 	for _, raw := range urls {
@@ -216,6 +246,7 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 		Query:         q,
 		TLS:           tlsConf,
 		MaxFrameBytes: c.MaxFrameBytes,
+		Transports:    c.transports(),
 	}, nil
 }
 

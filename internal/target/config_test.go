@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,6 +270,48 @@ func TestTokenFileErrorsDoNotPrintThePath(t *testing.T) {
 			_, err := c.Targets()
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Targets() = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigTransports(t *testing.T) {
+	tests := []struct {
+		driver, value string
+		want          []string
+		wantErr       string
+	}{
+		{driver: "native", value: "", want: []string{"polling", "websocket"}},
+		{driver: "zishang520", value: "", want: []string{"websocket"}},
+		{driver: "native", value: "websocket", want: []string{"websocket"}},
+		{driver: "native", value: "polling", want: []string{"polling"}},
+		{driver: "native", value: "polling, websocket", want: []string{"polling", "websocket"}},
+		{driver: "zishang520", value: "websocket", want: []string{"websocket"}},
+		{driver: "native", value: "websocket,polling", wantErr: `SOAK_TRANSPORTS: must be websocket, polling or polling,websocket, got "websocket,polling"`},
+		{driver: "native", value: "webtransport", wantErr: `SOAK_TRANSPORTS: must be websocket, polling or polling,websocket, got "webtransport"`},
+		{driver: "zishang520", value: "polling", wantErr: `SOAK_TRANSPORTS: the zishang520 driver supports websocket only, got "polling"`},
+		{driver: "zishang520", value: "polling,websocket", wantErr: `SOAK_TRANSPORTS: the zishang520 driver supports websocket only`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.driver+"/"+tc.value, func(t *testing.T) {
+			c := validConfig()
+			c.Driver, c.Transports, c.TargetURL = tc.driver, tc.value, "http://127.0.0.1:3000"
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("Validate() = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgs, err := c.Targets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tgs[0].Transports; !slices.Equal(got, tc.want) {
+				t.Errorf("Transports = %q, want %q", got, tc.want)
 			}
 		})
 	}

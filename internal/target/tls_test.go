@@ -87,6 +87,7 @@ func TestTargetTLS(t *testing.T) {
 func dialTLS(t *testing.T, drv probe.Driver, url string, cfg target.Config, want probe.FailureReason) {
 	t.Helper()
 	cfg.SocketIOPath, cfg.MaxFrameBytes, cfg.Driver = "/socket.io/", 1<<20, drv.Name()
+	cfg.Transports = "websocket" // the demo server speaks WebSocket only
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,9 +56,10 @@ type testCase struct {
 
 // env is what a case works with.
 type env struct {
-	d    probe.Driver
-	srv  Instance // nil for noServer cases
-	caps Capabilities
+	d          probe.Driver
+	srv        Instance // nil for noServer cases
+	caps       Capabilities
+	transports []string // probe.Target.Transports of every dial
 }
 
 // capability reports whether caps has the named capability.
@@ -91,6 +92,12 @@ func capability(caps Capabilities, name string) bool {
 // Run runs every conformance case that srv can host against driver d, each
 // as a subtest of t named after the case.
 func Run(t *testing.T, d probe.Driver, srv Server) {
+	RunTransports(t, d, srv, nil)
+}
+
+// RunTransports is Run with every dial's probe.Target.Transports set to
+// transports (nil: the driver's default).
+func RunTransports(t *testing.T, d probe.Driver, srv Server, transports []string) {
 	caps := srv.Capabilities()
 	for _, c := range cases() {
 		var missing []string
@@ -104,7 +111,7 @@ func Run(t *testing.T, d probe.Driver, srv Server) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
-			e := &env{d: d, caps: caps}
+			e := &env{d: d, caps: caps, transports: transports}
 			if !c.noServer {
 				e.srv = srv.Start(t, c.opts)
 			}
@@ -152,11 +159,11 @@ func cases() []testCase {
 func (e *env) target(t *testing.T, namespace string, auth json.RawMessage) *probe.Target {
 	t.Helper()
 	u := *e.srv.URL()
-	return targetAt(&u, namespace, auth)
+	return e.targetAt(&u, namespace, auth)
 }
 
-func targetAt(u *url.URL, namespace string, auth json.RawMessage) *probe.Target {
-	return &probe.Target{Name: "conformance", URL: u, Path: "/socket.io/", Namespace: namespace, Auth: auth}
+func (e *env) targetAt(u *url.URL, namespace string, auth json.RawMessage) *probe.Target {
+	return &probe.Target{Name: "conformance", URL: u, Path: "/socket.io/", Namespace: namespace, Auth: auth, Transports: e.transports}
 }
 
 // dial connects and registers the connection's Close and the handler
@@ -537,7 +544,7 @@ func caseRefusedPort(t *testing.T, e *env) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	ce := e.dialFail(t, ctx, targetAt(&url.URL{Scheme: "http", Host: addr}, "/", nil))
+	ce := e.dialFail(t, ctx, e.targetAt(&url.URL{Scheme: "http", Host: addr}, "/", nil))
 	if ce.Reason != probe.FailRefused {
 		t.Errorf("ConnectError reason %q (%v), want %q", ce.Reason, ce, probe.FailRefused)
 	}
@@ -591,7 +598,7 @@ func caseSilentServer(t *testing.T, e *env) {
 		defer cancel()
 		rec := newRecorder()
 		start := time.Now()
-		conn, err := e.d.Dial(ctx, targetAt(&url.URL{Scheme: "http", Host: ln.Addr().String()}, "/", nil), rec.handlers())
+		conn, err := e.d.Dial(ctx, e.targetAt(&url.URL{Scheme: "http", Host: ln.Addr().String()}, "/", nil), rec.handlers())
 		if conn != nil {
 			_ = conn.Close(context.Background())
 		}

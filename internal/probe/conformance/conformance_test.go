@@ -1,6 +1,7 @@
 package conformance_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
@@ -40,6 +41,14 @@ func TestConformance(t *testing.T) {
 					conformance.Run(t, d.new(t), srv)
 				})
 			}
+		})
+	}
+	// The native driver again over long-polling, and over long-polling
+	// upgraded to WebSocket, against the Node server (the demo server
+	// speaks WebSocket only).
+	for _, transports := range [][]string{{"polling"}, {"polling", "websocket"}} {
+		t.Run("native/"+strings.Join(transports, ","), func(t *testing.T) {
+			conformance.RunTransports(t, drivers[0].new(t), conformance.NodeServer(), transports)
 		})
 	}
 }

@@ -80,6 +80,7 @@ func decodeEngine(b []byte) (typ byte, payload []byte, err error) {
 // openPacket is the content of the Engine.IO OPEN packet.
 type openPacket struct {
 	sid          string
+	upgrades     []string
 	pingInterval time.Duration
 	pingTimeout  time.Duration
 	maxPayload   int64
@@ -90,10 +91,11 @@ type openPacket struct {
 // optional. It runs once per connection, so it may use encoding/json.
 func decodeOpen(payload []byte) (openPacket, error) {
 	var raw struct {
-		SID          *string `json:"sid"`
-		PingInterval *int64  `json:"pingInterval"`
-		PingTimeout  *int64  `json:"pingTimeout"`
-		MaxPayload   *int64  `json:"maxPayload"`
+		SID          *string  `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval *int64   `json:"pingInterval"`
+		PingTimeout  *int64   `json:"pingTimeout"`
+		MaxPayload   *int64   `json:"maxPayload"`
 	}
 	if err := json.Unmarshal(payload, &raw); err != nil {
 		return openPacket{}, fmt.Errorf("invalid open packet: %w", err)
@@ -110,6 +112,7 @@ func decodeOpen(payload []byte) (openPacket, error) {
 	}
 	p := openPacket{
 		sid:          *raw.SID,
+		upgrades:     raw.Upgrades,
 		pingInterval: time.Duration(*raw.PingInterval) * time.Millisecond,
 		pingTimeout:  time.Duration(*raw.PingTimeout) * time.Millisecond,
 	}

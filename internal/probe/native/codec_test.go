@@ -3,6 +3,7 @@ package native
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -51,7 +52,9 @@ func TestDecodeOpen(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "socket.io 4", in: `{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`,
-			want: openPacket{sid: "abc", pingInterval: 25 * time.Second, pingTimeout: 20 * time.Second, maxPayload: 1000000}},
+			want: openPacket{sid: "abc", upgrades: []string{}, pingInterval: 25 * time.Second, pingTimeout: 20 * time.Second, maxPayload: 1000000}},
+		{name: "polling offering websocket", in: `{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}`,
+			want: openPacket{sid: "abc", upgrades: []string{"websocket"}, pingInterval: 25 * time.Second, pingTimeout: 20 * time.Second}},
 		{name: "no maxPayload", in: `{"sid":"abc","pingInterval":1,"pingTimeout":2}`,
 			want: openPacket{sid: "abc", pingInterval: time.Millisecond, pingTimeout: 2 * time.Millisecond}},
 		{name: "missing sid", in: `{"pingInterval":1,"pingTimeout":2}`, wantErr: true},
@@ -76,7 +79,7 @@ func TestDecodeOpen(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})

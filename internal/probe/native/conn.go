@@ -25,11 +25,11 @@ var (
 	errAckWithoutID     = errors.New("ACK packet without ack id")
 )
 
-// conn is one established connection. Its only goroutine is readLoop.
+// conn is one established connection. Its only goroutine is readLoop (a
+// polling transport's GET loop runs on it too).
 type conn struct {
 	d   *Driver
-	ws  *websocket.Conn
-	raw net.Conn // the TCP connection under ws, closed to abort anything
+	tr  transport
 	h   probe.Handlers
 	nsp string
 
@@ -81,30 +81,10 @@ func (c *conn) ending() (probe.DisconnectReason, error) {
 	return c.reason, c.endErr
 }
 
-// readMessage reads one whole WebSocket message into a pooled buffer, which
+// readMessage reads one whole Engine.IO message into a pooled buffer, which
 // the caller must return with putReadBuf.
 func (c *conn) readMessage(ctx context.Context) (websocket.MessageType, *[]byte, error) {
-	typ, r, err := c.ws.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	bp := c.d.getReadBuf()
-	b := (*bp)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			*bp = b
-			if errors.Is(err, io.EOF) {
-				return typ, bp, nil
-			}
-			c.d.putReadBuf(bp)
-			return 0, nil, err
-		}
-	}
+	return c.tr.read(ctx)
 }
 
 // handshake reads the Engine.IO OPEN packet, sends the namespace CONNECT and
@@ -135,10 +115,13 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 	}
 	wb := c.d.getWriteBuf()
 	*wb = appendConnect((*wb)[:0], c.nsp, auth)
-	err = c.ws.Write(ctx, websocket.MessageText, *wb)
+	err = c.tr.write(ctx, *wb)
 	clear(*wb) // it held the auth payload
 	c.d.putWriteBuf(wb)
 	if err != nil {
+		if ce := statusConnectError(err); ce != nil {
+			return ce
+		}
 		return &probe.ConnectError{Reason: probe.ClassifyDialError(err, ctx.Err()), Err: fmt.Errorf("sending connect: %w", err)}
 	}
 
@@ -264,6 +247,9 @@ const frameLimitHint = "the server sent a message larger than the frame limit: r
 // handshakeReadError classifies a read failure during the handshake.
 func handshakeReadError(ctx context.Context, what string, err error) *probe.ConnectError {
 	err = fmt.Errorf("%s: %w", what, err)
+	if ce := statusConnectError(err); ce != nil {
+		return ce
+	}
 	var r probe.FailureReason
 	switch {
 	case ctx.Err() != nil:
@@ -289,7 +275,7 @@ func (c *conn) start() {
 
 func (c *conn) pingExpired() {
 	if c.end(probe.ReasonPingTimeout, fmt.Errorf("no ping from the server for %v", c.pingWait)) {
-		_ = c.raw.Close()
+		c.tr.abort()
 	}
 }
 
@@ -306,7 +292,7 @@ func (c *conn) readLoop() {
 	case o.graceful && reason == o.reason:
 		c.closeGracefully()
 	default:
-		_ = c.ws.CloseNow()
+		c.tr.closeNow()
 	}
 	c.d.log.Debug("connection ended", zap.String("reason", string(reason)), zap.Error(err))
 	if c.h.OnClose != nil {
@@ -315,12 +301,13 @@ func (c *conn) readLoop() {
 	close(c.done)
 }
 
-// closeGracefully runs the WebSocket close handshake, bounded by the
+// closeGracefully runs the transport's close handshake, bounded by the
 // driver's close timeout.
 func (c *conn) closeGracefully() {
-	t := time.AfterFunc(c.d.closeTimeout, func() { _ = c.raw.Close() })
-	_ = c.ws.Close(websocket.StatusNormalClosure, "")
-	t.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.closeTimeout)
+	_ = c.tr.close(ctx)
+	cancel()
+	c.tr.closeNow()
 }
 
 // pendingBinary is a BINARY_EVENT or BINARY_ACK waiting for attachments.
@@ -508,7 +495,7 @@ func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasI
 	defer cancel()
 	wb := c.d.getWriteBuf()
 	*wb = appendEmptyAck((*wb)[:0], c.nsp, id)
-	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	err := c.tr.write(ctx, *wb)
 	c.d.putWriteBuf(wb)
 	if err != nil {
 		return outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("writing ack: %w", err)}
@@ -519,7 +506,7 @@ func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasI
 func (c *conn) writePong(ctx context.Context, payload []byte) error {
 	wb := c.d.getWriteBuf()
 	*wb = append(append((*wb)[:0], eioPong), payload...)
-	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	err := c.tr.write(ctx, *wb)
 	c.d.putWriteBuf(wb)
 	return err
 }
@@ -573,7 +560,7 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 	}
 	wb := c.d.getWriteBuf()
 	*wb = appendEvent((*wb)[:0], c.nsp, ackID, event, args)
-	err := c.ws.Write(ctx, websocket.MessageText, *wb)
+	err := c.tr.write(ctx, *wb)
 	c.d.putWriteBuf(wb)
 	if err != nil {
 		return fmt.Errorf("emit: %w", err)
@@ -581,7 +568,7 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 	return nil
 }
 
-// Close sends DISCONNECT, then runs the WebSocket close handshake, all
+// Close sends DISCONNECT, then runs the transport's close handshake, all
 // bounded by ctx, and waits (also bounded by ctx) for OnClose to have run.
 // On a connection that already ended it only waits. Called from OnAck or
 // OnEvent (on the reader), it does not wait for OnClose, which runs once the
@@ -593,7 +580,7 @@ func (c *conn) Close(ctx context.Context) error {
 		return nil
 	}
 	// Closing the TCP connection unblocks every step below at once.
-	stop := context.AfterFunc(ctx, func() { _ = c.raw.Close() })
+	stop := context.AfterFunc(ctx, c.tr.abort)
 	defer stop()
 	err := ctx.Err()
 	if err == nil {
@@ -601,14 +588,14 @@ func (c *conn) Close(ctx context.Context) error {
 		*wb = appendDisconnect((*wb)[:0], c.nsp)
 		// Write returns once the packet is in the socket, before the close
 		// frame: the server sees a namespace disconnect, not a transport close.
-		err = c.ws.Write(ctx, websocket.MessageText, *wb)
+		err = c.tr.write(ctx, *wb)
 		c.d.putWriteBuf(wb)
 		if err == nil {
-			err = c.ws.Close(websocket.StatusNormalClosure, "")
+			err = c.tr.close(ctx)
 		}
 	}
 	if err != nil {
-		_ = c.ws.CloseNow()
+		c.tr.closeNow()
 	}
 	if !c.waitReader(ctx) && err == nil {
 		err = ctx.Err()
@@ -634,3 +621,7 @@ func (c *conn) waitReader(ctx context.Context) bool {
 		return false
 	}
 }
+
+// Transport returns the transport the connection runs on: "websocket", or
+// "polling" when it stayed on HTTP long-polling.
+func (c *conn) Transport() string { return c.tr.name() }

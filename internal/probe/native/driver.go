@@ -1,18 +1,25 @@
-// Package native is the agent's own Socket.IO v5 client over Engine.IO v4 and
-// a single WebSocket (github.com/coder/websocket), built to hold many
-// thousands of idle connections cheaply and to report its own failures
-// precisely, so that they never read as the target's.
+// Package native is the agent's own Socket.IO v5 client over Engine.IO v4,
+// built to hold many thousands of idle connections cheaply and to report its
+// own failures precisely, so that they never read as the target's. It speaks
+// the transports of socket.io-client (probe.Target.Transports): a single
+// WebSocket (github.com/coder/websocket), HTTP long-polling, or long-polling
+// upgraded to WebSocket.
 //
 // Each established connection costs exactly one goroutine (its reader), a
-// ping watchdog timer and the WebSocket library's two 4 KiB buffers; read and
-// write scratch buffers are pooled per Driver. The reader answers Engine.IO
-// PINGs, delivers ACK and EVENT packets to probe.Handlers and classifies how
-// the connection ended. The Socket.IO codec lives in codec.go and
-// jsonscan.go as pure functions.
+// ping watchdog timer and its transport's buffers: the WebSocket library's
+// two 4 KiB buffers, or for long-polling a keep-alive HTTP transport of its
+// own (whose connections net/http serves with its usual goroutines). Over
+// long-polling the reader runs the GET loop itself, one long poll at a
+// time; writers POST on their own goroutine, batched, so that a write never
+// waits for the long poll. Read and write scratch buffers are pooled per
+// Driver. The reader answers Engine.IO PINGs, delivers ACK and EVENT packets
+// to probe.Handlers and classifies how the connection ended. The Socket.IO
+// codec lives in codec.go and jsonscan.go as pure functions; transport.go,
+// polling.go and upgrade.go move whole Engine.IO messages.
 //
-// Not supported: HTTP proxies, HTTP long-polling, WebSocket compression,
-// custom Socket.IO parsers (socket.io-msgpack-parser). Socket.IO v2 servers
-// (Engine.IO v3) are refused with reason protocol. A refused handshake's
+// Not supported: HTTP proxies, WebSocket compression, custom Socket.IO
+// parsers (socket.io-msgpack-parser). Socket.IO v2 servers (Engine.IO v3)
+// are refused with reason protocol. A refused handshake's
 // ConnectError.Message carries the server's reason (read from the body,
 // bounded) and a hint naming what to change.
 package native
@@ -53,9 +60,6 @@ const (
 	defaultPath = "/socket.io/"
 	// maxResponseHeaderBytes bounds the HTTP upgrade response headers.
 	maxResponseHeaderBytes = 64 << 10
-	// Scratch buffers: initial size, and the size above which a buffer is
-	// dropped instead of pooled.
-	readBufSize   = 512
 	// sendBufferBytes caps each socket's kernel send buffer (Linux doubles
 	// it: 256 KiB). Autotuned, it grows to 4 MiB (tcp_wmem) per connection:
 	// at tens of thousands of connections that is kernel memory the agent
@@ -64,6 +68,9 @@ const (
 	// of showing as blocked writes (soak_writes_stalled_total) within
 	// seconds.
 	sendBufferBytes = 128 << 10
+	// Scratch buffers: initial size, and the size above which a buffer is
+	// dropped instead of pooled.
+	readBufSize   = 512
 	writeBufSize  = 256
 	maxPooledSize = 64 << 10
 )
@@ -153,6 +160,35 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 	if err != nil {
 		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
 	}
+	mode, err := modeOf(t)
+	if err != nil {
+		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
+	}
+	var tr transport
+	if mode == modeWebSocket {
+		ws, ce := d.dialWebSocket(ctx, t, u)
+		if ce != nil {
+			return nil, ce
+		}
+		tr = ws
+	} else {
+		var ce *probe.ConnectError
+		if tr, ce = d.dialPolling(ctx, t, u, mode); ce != nil {
+			return nil, ce
+		}
+	}
+	c := &conn{d: d, tr: tr, h: h, nsp: nsp, done: make(chan struct{})}
+	if err := c.handshake(ctx, t); err != nil {
+		tr.closeNow()
+		tr.abort()
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+// dialWebSocket opens the WebSocket at u.
+func (d *Driver) dialWebSocket(ctx context.Context, t *probe.Target, u string) (*wsTransport, *probe.ConnectError) {
 	opts := &websocket.DialOptions{
 		HTTPClient:      d.client(t.TLS),
 		HTTPHeader:      t.Header,
@@ -180,14 +216,7 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 		maxFrame = probe.DefaultMaxFrameBytes
 	}
 	ws.SetReadLimit(maxFrame)
-	c := &conn{d: d, ws: ws, raw: raw, h: h, nsp: nsp, done: make(chan struct{})}
-	if err := c.handshake(ctx, t); err != nil {
-		ws.CloseNow()
-		hold.close()
-		return nil, err
-	}
-	c.start()
-	return c, nil
+	return &wsTransport{d: d, ws: ws, raw: raw}, nil
 }
 
 // upgradeError classifies a failed WebSocket dial. When the server answered
@@ -247,7 +276,7 @@ func explainStatus(code int, status string, body []byte) (probe.FailureReason, s
 	hint := ""
 	switch {
 	case eioCode == eioErrUnknownTransport || serverMsg == "Transport unknown":
-		hint = "websocket transport disabled on the server (its transports option lacks \"websocket\"); this driver needs it"
+		hint = "websocket transport disabled on the server (its transports option lacks \"websocket\"): set SOAK_TRANSPORTS=polling"
 	case eioCode == eioErrUnsupportedProto || serverMsg == "Unsupported protocol version":
 		reason = probe.FailProtocol
 		hint = "the server does not speak Engine.IO v4 (Socket.IO v3+)"

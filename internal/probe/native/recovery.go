@@ -127,6 +127,6 @@ func (c *conn) LastOffset() string {
 // then ends the connection with ReasonClientBreak.
 func (c *conn) Break() {
 	if c.end(probe.ReasonClientBreak, errBreak) {
-		_ = c.raw.Close()
+		c.tr.abort()
 	}
 }

@@ -174,19 +174,32 @@ func TestRealSocketIOv2Refused(t *testing.T) {
 	waitClientGoroutines(t, 0)
 }
 
-// TestThroughNginx dials real socket.io 4 servers through nginx from Debian.
+// TestThroughNginx dials real socket.io 4 servers through nginx from Debian,
+// with each transport setting.
 func TestThroughNginx(t *testing.T) {
+	ws, polling, upgrade := []string{"websocket"}, []string{"polling"}, []string{"polling", "websocket"}
 	tests := []struct {
-		name     string
-		replicas int
-		upgrade  bool
-		want     string // substring of the failure message; empty: works
+		name          string
+		replicas      int
+		upgrade       bool
+		transports    []string
+		want          string // substring of the failure message; empty: works
+		wantTransport string // when it works
 	}{
-		{name: "forwarding Upgrade", replicas: 1, upgrade: true},
-		{name: "dropping Upgrade", replicas: 1, want: "Upgrade/Connection headers"},
+		{name: "forwarding Upgrade", replicas: 1, upgrade: true, transports: ws, wantTransport: "websocket"},
+		{name: "dropping Upgrade", replicas: 1, transports: ws, want: "Upgrade/Connection headers"},
+		{name: "forwarding Upgrade, upgrade", replicas: 1, upgrade: true, transports: upgrade, wantTransport: "websocket"},
+		// As socket.io-client: the upgrade fails, the session stays on
+		// long-polling and works.
+		{name: "dropping Upgrade, upgrade", replicas: 1, transports: upgrade, wantTransport: "polling"},
+		{name: "dropping Upgrade, polling", replicas: 1, transports: polling, wantTransport: "polling"},
 		// WebSocket-only needs no sticky sessions: the whole session is one
 		// TCP connection to one replica.
-		{name: "two replicas without sticky sessions", replicas: 2, upgrade: true},
+		{name: "two replicas without sticky sessions", replicas: 2, upgrade: true, transports: ws, wantTransport: "websocket"},
+		// Long-polling does: the second request of the session reaches the
+		// other replica, as it would for a browser.
+		{name: "two replicas without sticky sessions, polling", replicas: 2, upgrade: true, transports: polling, want: "no sticky sessions?"},
+		{name: "two replicas without sticky sessions, upgrade", replicas: 2, upgrade: true, transports: upgrade, want: "no sticky sessions?"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,18 +211,21 @@ func TestThroughNginx(t *testing.T) {
 			for i := range 2 * tc.replicas { // every replica gets a connection
 				acks := make(chan []json.RawMessage, 1)
 				h := probe.Handlers{OnAck: func(_ uint64, args []json.RawMessage) { acks <- args }}
-				conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, ngx.URL())}, h)
+				conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, ngx.URL()), Transports: tc.transports}, h)
 				if tc.want != "" {
 					ce := asConnectError(t, err)
 					t.Logf("error: %v", err)
 					if ce.Reason != probe.FailHandshake || !strings.Contains(ce.Message, tc.want) {
-						t.Errorf("got %v, want a handshake failure mentioning %q", err, tc.want)
+						t.Errorf("got %v (%q), want a handshake failure mentioning %q", err, ce.Message, tc.want)
 					}
 					waitClientGoroutines(t, 0)
 					return
 				}
 				if err != nil {
 					t.Fatalf("dial %d: %v", i, err)
+				}
+				if got := probe.TransportOf(conn); got != tc.wantTransport {
+					t.Errorf("transport %q, want %q", got, tc.wantTransport)
 				}
 				if err := conn.Emit(testCtx(t), "echo", 1, json.RawMessage(`1`)); err != nil {
 					t.Fatal(err)
@@ -231,6 +247,12 @@ func TestThroughNginx(t *testing.T) {
 // TestRealServerMessageOverFrameLimit: a message larger than the frame limit
 // ends the connection with an error that names SOAK_MAX_FRAME_BYTES.
 func TestRealServerMessageOverFrameLimit(t *testing.T) {
+	for _, transports := range [][]string{{"websocket"}, {"polling"}} {
+		t.Run(transports[0], func(t *testing.T) { testMessageOverFrameLimit(t, transports) })
+	}
+}
+
+func testMessageOverFrameLimit(t *testing.T, transports []string) {
 	n := startVariant(t, "BIG_ON_CONNECT=200000")
 	closed := make(chan error, 1)
 	h := probe.Handlers{OnClose: func(r probe.DisconnectReason, err error) {
@@ -239,7 +261,7 @@ func TestRealServerMessageOverFrameLimit(t *testing.T) {
 		}
 		closed <- err
 	}}
-	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10}, h)
+	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10, Transports: transports}, h)
 	if err != nil {
 		// The message may also arrive before the CONNECT answer.
 		if !strings.Contains(err.Error(), "SOAK_MAX_FRAME_BYTES") {

@@ -78,6 +78,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,6 +289,9 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 func checkTarget(t *probe.Target) (base, nsp string, auth map[string]any, err error) {
 	if t == nil || t.URL == nil {
 		return "", "", nil, errors.New("zishang dial: no target URL")
+	}
+	if len(t.Transports) > 0 && !slices.Equal(t.Transports, []string{probe.TransportWebSocket}) {
+		return "", "", nil, fmt.Errorf("zishang dial: transports %q: this driver speaks websocket only (SOAK_TRANSPORTS=websocket)", t.Transports)
 	}
 	switch t.URL.Scheme {
 	case "http", "https", "ws", "wss":

@@ -704,3 +704,18 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusesOtherTransports: the driver speaks websocket only and says so
+// instead of dialing a WebSocket when asked for long-polling.
+func TestRefusesOtherTransports(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	for _, tr := range [][]string{{"polling"}, {"polling", "websocket"}} {
+		t.Run(strings.Join(tr, ","), func(t *testing.T) {
+			_, err := New(Options{}).Dial(context.Background(), &probe.Target{URL: u, Transports: tr}, probe.Handlers{})
+			var ce *probe.ConnectError
+			if !errors.As(err, &ce) || ce.Reason != probe.FailOther || !strings.Contains(err.Error(), "SOAK_TRANSPORTS=websocket") {
+				t.Fatalf("Dial = %v, want a FailOther naming SOAK_TRANSPORTS=websocket", err)
+			}
+		})
+	}
+}
