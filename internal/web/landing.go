@@ -34,6 +34,7 @@ type Note struct {
 type TargetSummary struct {
 	Target                        string
 	Desired, Connected            float64
+	OnPolling                     float64 // clients connected over long-polling now
 	Attempts, Failures            float64
 	Disconnects                   float64
 	Sent, Acked, Lost, Late, Skip float64
@@ -67,6 +68,12 @@ func Summarize(mfs []*dto.MetricFamily) []TargetSummary {
 				get(m).Desired += m.GetGauge().GetValue()
 			case "soak_clients_connected":
 				get(m).Connected += m.GetGauge().GetValue()
+			case "soak_clients_connected_by_transport":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "transport" && l.GetValue() == "polling" {
+						get(m).OnPolling += m.GetGauge().GetValue()
+					}
+				}
 			case "soak_connect_attempts_total":
 				get(m).Attempts += m.GetCounter().GetValue()
 			case "soak_connect_failures_total":

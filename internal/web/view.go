@@ -139,6 +139,11 @@ func buildTargets(views []health.View, totals []TargetSummary, notes map[string]
 		}
 		tp := targetPage{Name: name,
 			Clients: cell{Text: fmt.Sprintf("%d / %d", connected, desired), Class: classOf(connected < desired, desired > 0)}}
+		if ts.OnPolling > 0 {
+			// Clients that stayed on long-polling: an upgrade refused (a
+			// proxy without Upgrade headers) or SOAK_TRANSPORTS=polling.
+			tp.Clients.Text += fmt.Sprintf(" (%d on long-polling)", int(ts.OnPolling))
+		}
 		m, ten := v.Minute, v.TenMinutes
 		recent := func(f func(health.Figures) cell) [2]cell {
 			if !hasView {

@@ -26,8 +26,11 @@ func newTestServer(t *testing.T, ready bool) (*Server, *prometheus.Registry) {
 	desired := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "soak_clients_desired", Help: "h"}, []string{"target"})
 	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soak_events_sent_total", Help: "h"}, []string{"target", "event"})
 	lost := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "soak_events_lost_total", Help: "h"}, []string{"target", "event"})
-	reg.MustRegister(connected, desired, sent, lost)
+	byTransport := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "soak_clients_connected_by_transport", Help: "h"}, []string{"target", "transport"})
+	reg.MustRegister(connected, desired, sent, lost, byTransport)
 	connected.WithLabelValues("a").Set(49)
+	byTransport.WithLabelValues("a", "websocket").Set(46)
+	byTransport.WithLabelValues("a", "polling").Set(3)
 	desired.WithLabelValues("a").Set(50)
 	sent.WithLabelValues("a", "echo").Add(1000)
 	lost.WithLabelValues("a", "echo").Add(1)
@@ -54,7 +57,7 @@ func TestEndpoints(t *testing.T) {
 		{name: "not ready", path: "/-/ready", status: 503, contains: []string{"Not ready"}},
 		{name: "metrics", path: "/metrics", status: 200, contains: []string{`soak_clients_connected{target="a"} 49`, "promhttp_metric_handler_requests_total"}},
 		{name: "landing", path: "/", status: 200,
-			contains: []string{"49 / 50", "1000", "0.1%", "native", "&lt;b&gt;nope&lt;/b&gt;", `href="metrics"`},
+			contains: []string{"49 / 50 (3 on long-polling)", "1000", "0.1%", "native", "&lt;b&gt;nope&lt;/b&gt;", `href="metrics"`},
 			excludes: []string{"<b>nope</b>", "pprof"}},
 		{name: "unknown path", path: "/nope", status: 404},
 		{name: "no pprof by default", path: "/debug/pprof/", status: 404},
