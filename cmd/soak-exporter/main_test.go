@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
+
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -190,19 +192,15 @@ func TestDemoModeSoaksAndShutsDownGracefully(t *testing.T) {
 	}{{"native", syscall.SIGTERM}, {"zishang520", syscall.SIGTERM}, {"native", syscall.SIGINT}} {
 		t.Run(tc.driver+"/"+tc.sig.String(), func(t *testing.T) {
 			a := startAgent(t, "SOAK_DRIVER="+tc.driver)
-			deadline := time.Now().Add(30 * time.Second)
-			for {
+			var connected, acked, rss float64
+			if !soaktest.Poll(30*time.Second, 200*time.Millisecond, func() bool {
 				body := a.get(t, "/metrics")
-				connected := metric(t, body, "soak_clients_connected", map[string]string{"target": "demo"})
-				acked := metric(t, body, "soak_events_acked_total", map[string]string{"target": "demo", "event": "echo"})
-				rss := metric(t, body, "soak_memory_bytes", map[string]string{"source": "self", "kind": "rss"})
-				if connected == 50 && acked > 50 && rss > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("after 30 s: connected=%v acked=%v self rss=%v, want 50, > 50 and > 0", connected, acked, rss)
-				}
-				time.Sleep(200 * time.Millisecond)
+				connected = metric(t, body, "soak_clients_connected", map[string]string{"target": "demo"})
+				acked = metric(t, body, "soak_events_acked_total", map[string]string{"target": "demo", "event": "echo"})
+				rss = metric(t, body, "soak_memory_bytes", map[string]string{"source": "self", "kind": "rss"})
+				return connected == 50 && acked > 50 && rss > 0
+			}) {
+				t.Fatalf("after 30 s: connected=%v acked=%v self rss=%v, want 50, > 50 and > 0", connected, acked, rss)
 			}
 			if got := a.get(t, "/-/ready"); !strings.Contains(got, "Ready") {
 				t.Fatalf("/-/ready = %q", got)
@@ -346,17 +344,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 			// Wait until clients are connected and events acked, so that
 			// connection and probe code paths have logged what they log.
 			var seen string
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				body := a.get(t, "/metrics")
-				if metric(t, body, "soak_events_acked_total", map[string]string{"target": "demo"}) > 0 {
-					seen = body
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no acked event within 30 s; log:\n%s", a.raw)
-				}
-				time.Sleep(200 * time.Millisecond)
+			if !soaktest.Poll(30*time.Second, 200*time.Millisecond, func() bool {
+				seen = a.get(t, "/metrics")
+				return metric(t, seen, "soak_events_acked_total", map[string]string{"target": "demo"}) > 0
+			}) {
+				t.Fatalf("no acked event within 30 s; log:\n%s", a.raw)
 			}
 			landing := a.get(t, "/")
 			seen += landing

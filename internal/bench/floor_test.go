@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/pool"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // echoServerJS is a bare TCP echo server for Node: no Engine.IO, no
@@ -88,7 +89,7 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 	start := time.Now()
 	sent := 0
 	for i := 1; time.Since(start) < d; i++ {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * tick)))
+		time.Sleep(time.Until(start.Add(time.Duration(i) * tick))) // benchmark: paces the sends in wall time, as the agent's send tick does
 		for due := int(float64(i) * perTick); sent < due; sent++ {
 			if _, err := conns[sent%len(conns)].Write(msg); err != nil {
 				b.Fatalf("write: %v", err)
@@ -96,9 +97,7 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 		}
 	}
 	// Wait for the last echoes, so that their reads are in the figure.
-	for deadline := time.Now().Add(5 * time.Second); echoed.Load() < int64(sent*len(msg)) && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	soaktest.Poll(5*time.Second, time.Millisecond, func() bool { return echoed.Load() >= int64(sent*len(msg)) })
 	user1, sys1 := cpuSeconds()
 	if got := echoed.Load(); got < int64(sent*len(msg)) {
 		b.Fatalf("echo floor: %d of %d bytes came back", got, sent*len(msg))

@@ -30,6 +30,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 	"github.com/generic-corp/soak-exporter/internal/web"
@@ -94,7 +95,7 @@ func rss(b *testing.B) float64 {
 func settledRSS(b *testing.B) float64 {
 	runtime.GC()
 	debug.FreeOSMemory()
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // benchmark: let the RSS settle after returning memory to the OS; wall time is the measurement
 	runtime.GC()
 	debug.FreeOSMemory()
 	return rss(b)
@@ -201,11 +202,8 @@ func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, sec
 		cancel()
 		<-done
 	}()
-	for p.Connected() < clients {
-		if time.Since(start) > 5*time.Minute {
-			b.Fatalf("only %d of %d connected after 5 min", p.Connected(), clients)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !soaktest.Poll(5*time.Minute-time.Since(start), 50*time.Millisecond, func() bool { return p.Connected() >= clients }) {
+		b.Fatalf("only %d of %d connected after 5 min", p.Connected(), clients)
 	}
 	connectAll := time.Since(start)
 	idle := settledRSS(b)
@@ -229,13 +227,13 @@ func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, sec
 	// so that the per-event figure can be split into holding and probing.
 	idleSeconds := max(10, seconds/4)
 	iu0, is0 := cpuSeconds()
-	time.Sleep(time.Duration(idleSeconds) * time.Second)
+	time.Sleep(time.Duration(idleSeconds) * time.Second) // benchmark: the idle window measured in wall time
 	iu1, is1 := cpuSeconds()
 	idleCores := (iu1 - iu0 + is1 - is0) / float64(idleSeconds)
 
 	// Steady phase: warm up 10 s, then measure.
 	p.Pause(false)
-	time.Sleep(10 * time.Second)
+	time.Sleep(10 * time.Second) // benchmark: warm-up in wall time before the measured window
 	lat.reset()
 	acked0 := sum(reg, "soak_events_acked_total", "", "")
 	user0, sys0 := cpuSeconds()
@@ -250,7 +248,7 @@ func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, sec
 		}
 		defer f.Close()
 	}
-	time.Sleep(time.Duration(seconds) * time.Second)
+	time.Sleep(time.Duration(seconds) * time.Second) // benchmark: the measured steady window in wall time
 	pprof.StopCPUProfile()
 	user1, sys1 := cpuSeconds()
 	user, sys := user1-user0, sys1-sys0

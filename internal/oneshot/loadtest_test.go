@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/agent"
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
 )
 
@@ -199,20 +200,17 @@ func checkFiles(t *testing.T, rep LoadReport, htmlPath, junitPath string) {
 // agent's metrics, or until timeout; it returns the last body.
 func scrapeDuringRun(addr string, timeout time.Duration) string {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(timeout)
 	var last string
-	for time.Now().Before(deadline) {
+	soaktest.Poll(timeout, 100*time.Millisecond, func() bool {
 		resp, err := client.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			last = string(b)
-			if strings.Contains(last, "soak_events_acked_total{") {
-				return last
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		last = string(b)
+		return strings.Contains(last, "soak_events_acked_total{")
+	})
 	return last
 }
 

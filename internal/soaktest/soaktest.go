@@ -10,6 +10,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,12 +63,44 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // that take longer (refills, restarts).
 func WaitWithin(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, 5*time.Millisecond, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Poll checks cond every interval until it holds or timeout has passed, and
+// reports whether it held. It is the one place where the tests wait in wall
+// time for a condition of other goroutines or of real processes (a Node or
+// Redis server, Prometheus, a subprocess's /metrics) that offer nothing to
+// wait on; callers that need their own failure message use it directly.
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(5 * time.Millisecond) // polling a condition of other goroutines or processes
+		time.Sleep(interval) // polling a condition of other goroutines or processes
+	}
+	return true
+}
+
+// Settle waits, inside a testing/synctest bubble, until cond holds: it lets
+// every goroutine of the bubble run until blocked (synctest.Wait) and, while
+// cond does not hold, advances the bubble's fake clock by step so that
+// timers (the pool's dial schedule, tickers) fire. It fails the test after
+// a minute of fake time. Nothing here waits in wall time.
+func Settle(t testing.TB, what string, step time.Duration, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for {
+		synctest.Wait()
+		if cond() {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("not settled after a minute of fake time: %s", what)
+		}
+		time.Sleep(step) // fake time: the bubble's clock jumps at once
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // NginxOptions configure a reverse proxy started by StartNginx.
@@ -76,24 +78,33 @@ func StartNginx(t testing.TB, opts NginxOptions) *Nginx {
 			t.Logf("testfixture: nginx output:\n%s", n.out.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	listening := func() bool {
 		c, err := net.DialTimeout("tcp", n.Addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return n
+		if err != nil {
+			return false
 		}
+		_ = c.Close()
+		return true
+	}
+	exited := func() bool {
 		select {
 		case <-n.exited:
-			t.Fatalf("testfixture: nginx exited: %s", n.out.String())
+			return true
 		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testfixture: nginx not listening within 10 s: %s", n.out.String())
-		}
-		// A bounded poll of an external process's readiness, as for Redis.
-		time.Sleep(20 * time.Millisecond)
 	}
+	// An external process's readiness has nothing to wait on but its port.
+	soaktest.Poll(10*time.Second, 20*time.Millisecond, func() bool { return listening() || exited() })
+	switch {
+	case listening():
+		return n
+	case exited():
+		t.Fatalf("testfixture: nginx exited: %s", n.out.String())
+	default:
+		t.Fatalf("testfixture: nginx not listening within 10 s: %s", n.out.String())
+	}
+	return nil
 }
 
 func nginxConfig(dir string, port int, opts NginxOptions) string {

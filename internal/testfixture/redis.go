@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // Redis is a redis-server process on 127.0.0.1 for one test: no persistence
@@ -82,21 +84,28 @@ func (r *Redis) start() error {
 	r.mu.Lock()
 	r.cmd, r.exited, r.stderr = cmd, exited, out
 	r.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r.ping() == nil {
-			return nil
-		}
+	var pingErr error
+	exitedNow := func() bool {
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server exited: %s", out.String())
+			return true
 		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			r.stop()
-			return fmt.Errorf("redis-server not answering PING within 10 s: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	// An external process's readiness has nothing to wait on but PING.
+	soaktest.Poll(10*time.Second, 20*time.Millisecond, func() bool {
+		pingErr = r.ping()
+		return pingErr == nil || exitedNow()
+	})
+	switch {
+	case pingErr == nil:
+		return nil
+	case exitedNow():
+		return fmt.Errorf("redis-server exited: %s", out.String())
+	default:
+		r.stop()
+		return fmt.Errorf("redis-server not answering PING within 10 s: %s", out.String())
 	}
 }
 

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // FixtureDir is the fixture's directory relative to the module root.
@@ -700,17 +702,17 @@ func (n *Node) stats() (Stats, error) {
 // timeout.
 func (n *Node) WaitStats(timeout time.Duration, cond func(Stats) bool) Stats {
 	n.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s, err := n.stats()
-		if err == nil && cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("testfixture: stats condition not met within %v; last stats %+v (err %v)", timeout, s, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var (
+		s   Stats
+		err error
+	)
+	if !soaktest.Poll(timeout, 20*time.Millisecond, func() bool {
+		s, err = n.stats()
+		return err == nil && cond(s)
+	}) {
+		n.t.Fatalf("testfixture: stats condition not met within %v; last stats %+v (err %v)", timeout, s, err)
 	}
+	return s
 }
 
 // Metrics fetches the fixture's /metrics text.

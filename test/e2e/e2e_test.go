@@ -383,19 +383,19 @@ func (h *harness) value(expr string) float64 {
 func (h *harness) eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
+	var why string
+	// Prometheus rule evaluations and alert states are only seen by asking.
+	if !soaktest.Poll(timeout, pollEvery, func() bool {
 		h.promP.checkRunning(t)
 		h.amP.checkRunning(t)
 		h.agent.checkRunning(t)
-		ok, why := check()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("e2e: %s: not within %v\n%s", what, timeout, why)
-		}
-		time.Sleep(pollEvery)
+		var ok bool
+		ok, why = check()
+		return ok
+	}) {
+		t.Fatalf("e2e: %s: not within %v\n%s", what, timeout, why)
 	}
+	return time.Since(start)
 }
 
 // activeAlerts returns Alertmanager's active alerts.

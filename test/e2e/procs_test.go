@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
+
+	"github.com/generic-corp/soak-exporter/internal/soaktest"
 )
 
 // tools are the external programs the test runs.
@@ -277,24 +279,20 @@ func startAgent(t *testing.T, bin string, env []string) *agent {
 // or when p exits.
 func waitHTTPOK(t *testing.T, c *http.Client, p *process, url string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last string
-	for {
+	// Prometheus and Alertmanager say they are ready only when asked.
+	if !soaktest.Poll(timeout, 200*time.Millisecond, func() bool {
 		p.checkRunning(t)
 		resp, err := c.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = resp.Status
-		} else {
+		if err != nil {
 			last = err.Error()
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("e2e: %s not ready within %v (last: %s); output:\n%s", url, timeout, last, p.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+		_ = resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("e2e: %s not ready within %v (last: %s); output:\n%s", url, timeout, last, p.out.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,7 +155,7 @@ func newRig(t *testing.T, cfg Config, d *soaktest.MemDriver) *rig {
 		}
 	}
 	t.Cleanup(r.stop)
-	soaktest.WaitFor(t, "5 clients taking part", func() bool {
+	soaktest.Settle(t, "5 clients taking part", time.Millisecond, func() bool {
 		n := 0
 		for _, fm := range f.members {
 			for i := range fm.pool.Desired() {
@@ -174,7 +175,7 @@ func (r *rig) sendN(n int) {
 	for range n {
 		r.send <- time.Now()
 	}
-	soaktest.WaitFor(r.t, "messages sent", func() bool { return r.sent() >= r.lastSent+float64(n) })
+	soaktest.Settle(r.t, "messages sent", time.Millisecond, func() bool { return r.sent() >= r.lastSent+float64(n) })
 	r.lastSent += float64(n)
 	r.f.resolve(time.Now().Add(time.Hour), false)
 	if got := r.f.InFlight(); got != 0 {
@@ -193,7 +194,11 @@ func (r *rig) counts(sender, receiver string) pairCounts {
 	return pairCounts{get(MetricExpected), get(MetricDelivered), get(MetricLost)}
 }
 
-func TestAccounting(t *testing.T) {
+// TestAccounting runs in a synctest bubble: the pools and the probe run on fake
+// time, and waits are for their goroutines to block.
+func TestAccounting(t *testing.T) { synctest.Test(t, testAccounting) }
+
+func testAccounting(t *testing.T) {
 	d := soaktest.NewMemDriver()
 	r := newRig(t, validConfig(), d)
 
@@ -247,8 +252,12 @@ func TestAccounting(t *testing.T) {
 }
 
 // With a join step, a client takes part only once its join is acked; a
-// client whose join is never acked neither sends nor is expected.
-func TestJoinStep(t *testing.T) {
+// client whose join is never acked neither sends nor is expected. It runs
+// in a synctest bubble: the pools and the probe run on fake time, and waits
+// are for their goroutines to block.
+func TestJoinStep(t *testing.T) { synctest.Test(t, testJoinStep) }
+
+func testJoinStep(t *testing.T) {
 	d := soaktest.NewMemDriver()
 	cfg := validConfig()
 	cfg.JoinEvent, cfg.JoinPayload = "room:join", `{"roomId":"soak"}`
@@ -273,11 +282,15 @@ func TestJoinStep(t *testing.T) {
 	}
 }
 
-func TestDeliveryDoesNotAllocate(t *testing.T) {
+// TestDeliveryDoesNotAllocate runs in a synctest bubble: the pools and the
+// probe run on fake time, and waits are for their goroutines to block.
+func TestDeliveryDoesNotAllocate(t *testing.T) { synctest.Test(t, testDeliveryDoesNotAllocate) }
+
+func testDeliveryDoesNotAllocate(t *testing.T) {
 	cfg := validConfig()
 	r := newRig(t, cfg, soaktest.NewMemDriver())
 	r.send <- time.Now()
-	soaktest.WaitFor(t, "sent", func() bool { return r.sent() == 1 })
+	soaktest.Settle(t, "sent", time.Millisecond, func() bool { return r.sent() == 1 })
 	fm := r.f.members[0]
 	sess := fm.pool.Session(1)
 	allocs := testing.AllocsPerRun(1000, func() { fm.deliver(sess, 1) })
@@ -286,7 +299,11 @@ func TestDeliveryDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestMetricsLint(t *testing.T) {
+// TestMetricsLint runs in a synctest bubble: the pools and the probe run on fake
+// time, and waits are for their goroutines to block.
+func TestMetricsLint(t *testing.T) { synctest.Test(t, testMetricsLint) }
+
+func testMetricsLint(t *testing.T) {
 	r := newRig(t, validConfig(), soaktest.NewMemDriver())
 	problems, err := testutil.GatherAndLint(r.reg)
 	if err != nil {
