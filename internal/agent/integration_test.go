@@ -141,24 +141,26 @@ func TestInjectedDelayShowsInTheHistogram(t *testing.T) {
 	node.SetAckDelay(50 * time.Millisecond)
 	time.Sleep(200 * time.Millisecond) // events scheduled before the change are still in flight
 	sum1, n1 := h.meanLatency()
-	fast1, _ := h.below(0.05)
+	// Half the delay: Node's timers may fire a little early (libuv's loop
+	// time is cached), so some acks land just under 50 ms.
+	fast1, _ := h.below(0.025)
 	mid1, _ := h.below(0.1)
 	soaktest.WaitWithin(h.t, "delayed acks", 10*time.Second, func() bool { _, n := h.meanLatency(); return n >= n1+400 })
 	sum2, n2 := h.meanLatency()
-	fast2, _ := h.below(0.05)
+	fast2, _ := h.below(0.025)
 	mid2, _ := h.below(0.1)
 	base := (sumB - sumA) / (nB - nA)
 	delayed := (sum2 - sum1) / (n2 - n1)
 	baseFast := (fastB - fastA) / (nB - nA)
 	delayedFast := (fast2 - fast1) / (n2 - n1)
 	delayedMid := (mid2 - mid1) / (n2 - n1)
-	t.Logf("mean latency: baseline %.2f ms, with 50 ms ack delay %.2f ms; <= 50 ms: %.3f then %.3f; <= 100 ms with the delay: %.3f",
+	t.Logf("mean latency: baseline %.2f ms, with 50 ms ack delay %.2f ms; <= 50 ms before: %.3f; with the delay <= 25 ms: %.3f, <= 100 ms: %.3f",
 		base*1000, delayed*1000, baseFast, delayedFast, delayedMid)
 	if baseFast < 0.5 {
 		t.Fatalf("baseline median above 50 ms (%.3f of acks <= 50 ms)", baseFast)
 	}
 	if delayedFast > 0.05 || delayedMid < 0.5 {
-		t.Fatalf("with a 50 ms ack delay, %.3f of acks <= 50 ms (want none) and %.3f <= 100 ms (want the median): the delay does not show as about 50 ms", delayedFast, delayedMid)
+		t.Fatalf("with a 50 ms ack delay, %.3f of acks <= 25 ms (want none) and %.3f <= 100 ms (want the median): the delay does not show as about 50 ms", delayedFast, delayedMid)
 	}
 	if lost := h.value("soak_events_lost_total", "", ""); lost != 0 {
 		t.Fatalf("lost = %v with a 50 ms delay and a 1 s timeout", lost)

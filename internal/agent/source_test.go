@@ -65,7 +65,7 @@ func TestSourceAddressesSpreadClients(t *testing.T) {
 	go func() { srvDone <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-srvDone })
 
-	tc := target.Config{Driver: "native", TargetURL: srv.URL(), SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, SourceAddrs: "127.0.0.2-127.0.0.4"}
+	tc := target.Config{Driver: "native", TargetURL: srv.URL(), SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, SourceAddrs: "127.0.0.2-127.0.0.4", Transports: "websocket"} // the demo server speaks WebSocket only
 	if err := tc.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,10 @@ type Target struct {
 	// "websocket"] (long-polling, then upgrade). Empty means ["websocket"].
 	// Drivers refuse a list they do not support.
 	Transports []string
+	// Parser is the Socket.IO parser the server uses: "json" (the default,
+	// also when empty) or "msgpack" (socket.io-msgpack-parser). Drivers
+	// refuse one they do not speak.
+	Parser string
 }
 
 // Transport names a connection may report through TransportReporter.

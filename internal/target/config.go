@@ -45,6 +45,7 @@ type Config struct {
 	// long-polling then upgrade, because that is what users' browsers do and
 	// what tests the proxy's sticky sessions; the zishang520 driver speaks
 	// WebSocket only, so its default is websocket.
+	Parser     string `envconfig:"PARSER" default:"json" desc:"Socket.IO parser of the server: json (the default parser) or msgpack (socket.io-msgpack-parser). Native driver only for msgpack."`
 	Transports string `envconfig:"TRANSPORTS" desc:"Engine.IO transports, as socket.io-client's transports option: polling,websocket (long-polling handshake, then upgrade to WebSocket; tests sticky sessions and Upgrade forwarding like a browser), websocket (WebSocket only; needs no sticky sessions) or polling (long-polling only, never upgrades). Default: polling,websocket with the native driver, websocket with zishang520 (which supports only websocket)."`
 }
 
@@ -72,6 +73,12 @@ func (c Config) transports() []string {
 func (c Config) Validate() error {
 	if c.Driver != "native" && c.Driver != "zishang520" {
 		return fmt.Errorf("SOAK_DRIVER: must be native or zishang520, got %q", c.Driver)
+	}
+	switch {
+	case c.Parser != "" && c.Parser != "json" && c.Parser != "msgpack":
+		return fmt.Errorf("SOAK_PARSER: must be json or msgpack, got %q", c.Parser)
+	case c.Parser == "msgpack" && c.Driver != "native":
+		return fmt.Errorf("SOAK_PARSER: msgpack works with SOAK_DRIVER=native only, got SOAK_DRIVER=%s", c.Driver)
 	}
 	switch v := strings.ReplaceAll(c.Transports, " ", ""); {
 	case v != "" && v != transportsWebSocket && v != transportsPolling && v != transportsUpgrade:
@@ -247,6 +254,7 @@ func (c Config) target(raw string, auth json.RawMessage, tlsConf *tls.Config) (*
 		TLS:           tlsConf,
 		MaxFrameBytes: c.MaxFrameBytes,
 		Transports:    c.transports(),
+		Parser:        c.Parser,
 	}, nil
 }
 

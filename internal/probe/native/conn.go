@@ -43,6 +43,7 @@ type conn struct {
 	endErr   error
 
 	done chan struct{} // closed when readLoop has returned, after OnClose
+	mp   bool          // Socket.IO packets use socket.io-msgpack-parser's format
 
 	// Connection-state recovery: offered and rec are set by the handshake,
 	// early is emptied by the reader before its first read.
@@ -114,8 +115,14 @@ func (c *conn) handshake(ctx context.Context, t *probe.Target) *probe.ConnectErr
 		c.offset.Store(&off)
 	}
 	wb := c.d.getWriteBuf()
-	*wb = appendConnect((*wb)[:0], c.nsp, auth)
-	err = c.tr.write(ctx, *wb)
+	if c.mp {
+		if *wb, err = appendMsgpackConnect((*wb)[:0], c.nsp, auth); err == nil {
+			err = c.tr.writeBinary(ctx, *wb)
+		}
+	} else {
+		*wb = appendConnect((*wb)[:0], c.nsp, auth)
+		err = c.tr.write(ctx, *wb)
+	}
 	clear(*wb) // it held the auth payload
 	c.d.putWriteBuf(wb)
 	if err != nil {
@@ -165,7 +172,10 @@ func (c *conn) handshakeMessage(ctx context.Context, typ websocket.MessageType, 
 		return true, &probe.ConnectError{Reason: probe.FailProtocol, Err: fmt.Errorf("during the handshake: %w", e)}
 	}
 	if typ != websocket.MessageText {
-		return protoErr(errors.New("unexpected binary message"))
+		if c.mp {
+			return c.handshakeMsgpack(msg)
+		}
+		return protoErr(errors.New("unexpected binary message: does the server use socket.io-msgpack-parser? Then set SOAK_PARSER=msgpack"))
 	}
 	et, payload, perr := decodeEngine(msg)
 	if perr != nil {
@@ -239,7 +249,7 @@ const socketIOv2Message = "the server speaks Socket.IO v2 (Engine.IO v3), which 
 // connectDroppedHint explains a server that accepted the Engine.IO session
 // and closed it on our namespace CONNECT: typically a server whose Socket.IO
 // parser is not the default JSON one.
-const connectDroppedHint = "the server closed the connection on the namespace CONNECT: does it use a custom parser such as socket.io-msgpack-parser? This driver speaks the default JSON parser only"
+const connectDroppedHint = "the server closed the connection on the namespace CONNECT: its Socket.IO parser is likely not the one SOAK_PARSER names (json, or msgpack for socket.io-msgpack-parser)"
 
 // frameLimitHint explains a message larger than the driver's frame limit.
 const frameLimitHint = "the server sent a message larger than the frame limit: raise SOAK_MAX_FRAME_BYTES"
@@ -358,6 +368,9 @@ func parseError(err error) outcome {
 // handleMessage handles one message of an established connection; a
 // non-empty reason ends the connection.
 func (c *conn) handleMessage(typ websocket.MessageType, msg []byte, pend *pendingBinary) outcome {
+	if typ == websocket.MessageBinary && c.mp {
+		return c.handleMsgpack(msg)
+	}
 	if typ == websocket.MessageBinary {
 		if pend.remaining == 0 {
 			return parseError(errors.New("unexpected binary message"))
@@ -494,8 +507,15 @@ func (c *conn) deliverEvent(name string, args []json.RawMessage, id uint64, hasI
 	ctx, cancel := context.WithTimeout(context.Background(), c.d.controlTimeout)
 	defer cancel()
 	wb := c.d.getWriteBuf()
-	*wb = appendEmptyAck((*wb)[:0], c.nsp, id)
-	err := c.tr.write(ctx, *wb)
+	var err error
+	if c.mp {
+		if *wb, err = appendMsgpack((*wb)[:0], sioAck, c.nsp, []any{}, true, int64(id)); err == nil {
+			err = c.tr.writeBinary(ctx, *wb)
+		}
+	} else {
+		*wb = appendEmptyAck((*wb)[:0], c.nsp, id)
+		err = c.tr.write(ctx, *wb)
+	}
 	c.d.putWriteBuf(wb)
 	if err != nil {
 		return outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("writing ack: %w", err)}
@@ -559,8 +579,15 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 		}
 	}
 	wb := c.d.getWriteBuf()
-	*wb = appendEvent((*wb)[:0], c.nsp, ackID, event, args)
-	err := c.tr.write(ctx, *wb)
+	var err error
+	if c.mp {
+		if *wb, err = appendMsgpackEvent((*wb)[:0], c.nsp, ackID, event, args); err == nil {
+			err = c.tr.writeBinary(ctx, *wb)
+		}
+	} else {
+		*wb = appendEvent((*wb)[:0], c.nsp, ackID, event, args)
+		err = c.tr.write(ctx, *wb)
+	}
 	c.d.putWriteBuf(wb)
 	if err != nil {
 		return fmt.Errorf("emit: %w", err)
@@ -585,10 +612,16 @@ func (c *conn) Close(ctx context.Context) error {
 	err := ctx.Err()
 	if err == nil {
 		wb := c.d.getWriteBuf()
-		*wb = appendDisconnect((*wb)[:0], c.nsp)
 		// Write returns once the packet is in the socket, before the close
 		// frame: the server sees a namespace disconnect, not a transport close.
-		err = c.tr.write(ctx, *wb)
+		if c.mp {
+			if *wb, err = appendMsgpack((*wb)[:0], sioDisconnect, c.nsp, nil, false, -1); err == nil {
+				err = c.tr.writeBinary(ctx, *wb)
+			}
+		} else {
+			*wb = appendDisconnect((*wb)[:0], c.nsp)
+			err = c.tr.write(ctx, *wb)
+		}
 		c.d.putWriteBuf(wb)
 		if err == nil {
 			err = c.tr.close(ctx)

@@ -14,11 +14,14 @@
 // waits for the long poll. Read and write scratch buffers are pooled per
 // Driver. The reader answers Engine.IO PINGs, delivers ACK and EVENT packets
 // to probe.Handlers and classifies how the connection ended. The Socket.IO
-// codec lives in codec.go and jsonscan.go as pure functions; transport.go,
-// polling.go and upgrade.go move whole Engine.IO messages.
+// codec lives in codec.go and jsonscan.go as pure functions, the
+// socket.io-msgpack-parser format (probe.Target.Parser) in msgpack.go;
+// transport.go, polling.go and upgrade.go move whole Engine.IO messages.
+// Connection-state recovery (recovery.go) offers the session of a broken
+// transport on the next dial, as socket.io-client does.
 //
-// Not supported: HTTP proxies, WebSocket compression, custom Socket.IO
-// parsers (socket.io-msgpack-parser). Socket.IO v2 servers (Engine.IO v3)
+// Not supported: HTTP proxies, WebSocket compression, Socket.IO parsers
+// other than the default and msgpack. Socket.IO v2 servers (Engine.IO v3)
 // are refused with reason protocol. A refused handshake's
 // ConnectError.Message carries the server's reason (read from the body,
 // bounded) and a hint naming what to change.
@@ -177,7 +180,7 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 			return nil, ce
 		}
 	}
-	c := &conn{d: d, tr: tr, h: h, nsp: nsp, done: make(chan struct{})}
+	c := &conn{d: d, tr: tr, h: h, nsp: nsp, done: make(chan struct{}), mp: t.Parser == ParserMsgpack}
 	if err := c.handshake(ctx, t); err != nil {
 		tr.closeNow()
 		tr.abort()

@@ -155,6 +155,13 @@ func (p *pollingTransport) read(ctx context.Context) (websocket.MessageType, *[]
 	return websocket.MessageText, bp, nil
 }
 
+// writeBinary sends a binary message as a "b" + base64 record.
+func (p *pollingTransport) writeBinary(ctx context.Context, msg []byte) error {
+	rec := make([]byte, 0, 1+base64.StdEncoding.EncodedLen(len(msg)))
+	rec = base64.StdEncoding.AppendEncode(append(rec, 'b'), msg)
+	return p.write(ctx, rec)
+}
+
 func (p *pollingTransport) write(ctx context.Context, msg []byte) error {
 	p.wmu.Lock()
 	b := p.next

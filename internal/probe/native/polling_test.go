@@ -11,6 +11,10 @@ import (
 // TestRealServerTransports dials real socket.io 4 servers with each
 // transport setting and checks the transport the connection ends on, acks,
 // server events with acks, pings over polling and a clean close.
+// echoArg is echoed by the server: every JSON type, as the parsers carry
+// them (keys sorted, as the msgpack conversion prints them).
+const echoArg = `{"a":1,"b":[true,null,1.5,-7],"c":"x","d":{"e":"ü"}}`
+
 func TestRealServerTransports(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -18,6 +22,7 @@ func TestRealServerTransports(t *testing.T) {
 		proxy      bool // through a proxy that drops the Upgrade headers
 		transports []string
 		want       string // transport the connection ends on
+		parser     string
 	}{
 		{name: "websocket", transports: []string{"websocket"}, want: "websocket"},
 		{name: "polling", transports: []string{"polling"}, want: "polling"},
@@ -25,6 +30,9 @@ func TestRealServerTransports(t *testing.T) {
 		{name: "upgrade", transports: []string{"polling", "websocket"}, want: "websocket"},
 		{name: "upgrade offered none", env: []string{"TRANSPORTS=polling"}, transports: []string{"polling", "websocket"}, want: "polling"},
 		{name: "upgrade refused by proxy", proxy: true, transports: []string{"polling", "websocket"}, want: "polling"},
+		{name: "msgpack websocket", env: []string{"PARSER=msgpack"}, parser: ParserMsgpack, transports: []string{"websocket"}, want: "websocket"},
+		{name: "msgpack polling", env: []string{"PARSER=msgpack"}, parser: ParserMsgpack, transports: []string{"polling"}, want: "polling"},
+		{name: "msgpack upgrade", env: []string{"PARSER=msgpack"}, parser: ParserMsgpack, transports: []string{"polling", "websocket"}, want: "websocket"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +50,7 @@ func TestRealServerTransports(t *testing.T) {
 				OnEvent: func(name string, _ []json.RawMessage) { events <- name },
 				OnClose: func(r probe.DisconnectReason, _ error) { closed <- r },
 			}
-			conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Transports: tc.transports}, h)
+			conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Transports: tc.transports, Parser: tc.parser}, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +69,7 @@ func TestRealServerTransports(t *testing.T) {
 			const emits = 20
 			errs := make(chan error, emits)
 			for i := range emits {
-				go func() { errs <- conn.Emit(testCtx(t), "echo", int64(i), json.RawMessage(`"hi"`)) }()
+				go func() { errs <- conn.Emit(testCtx(t), "echo", int64(i), json.RawMessage(echoArg)) }()
 			}
 			for range emits {
 				if err := <-errs; err != nil {
@@ -71,7 +79,7 @@ func TestRealServerTransports(t *testing.T) {
 			for range emits {
 				select {
 				case args := <-acks:
-					if len(args) != 1 || string(args[0]) != `"hi"` {
+					if len(args) != 1 || string(args[0]) != echoArg {
 						t.Errorf("ack %s", args)
 					}
 				case <-testCtx(t).Done():

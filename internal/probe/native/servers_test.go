@@ -34,6 +34,7 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 		want       []string // substrings of the Message
 		wantData   string
 		notInError string
+		parser     string
 	}{
 		{name: "websocket disabled", env: []string{"TRANSPORTS=polling"}, wantReason: probe.FailHandshake,
 			want: []string{"400", `"Transport unknown"`, "websocket transport disabled on the server"}},
@@ -43,8 +44,10 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 			want: []string{"400", `"Bad request"`, "Upgrade/Connection headers"}},
 		{name: "wrong path", env: []string{"IO_PATH=/elsewhere/"}, wantReason: probe.FailReset,
 			want: []string{"SOAK_SOCKETIO_PATH"}},
-		{name: "msgpack parser", env: []string{"PARSER=msgpack"}, wantReason: probe.FailReset,
-			want: []string{"socket.io-msgpack-parser"}},
+		{name: "msgpack server, json client", env: []string{"PARSER=msgpack"}, wantReason: probe.FailReset,
+			want: []string{"SOAK_PARSER", "socket.io-msgpack-parser"}},
+		{name: "json server, msgpack client", parser: ParserMsgpack, wantReason: probe.FailReset,
+			want: []string{"SOAK_PARSER"}},
 		{name: "connect_error with data", env: []string{`CONNECT_ERROR_DATA={"retryAfter":30}`}, wantReason: probe.FailConnectError,
 			want: []string{"rejected"}, wantData: `{"retryAfter":30}`},
 		{name: "connect_error data with a secret", env: []string{`CONNECT_ERROR_DATA={"token":"hunter2-value"}`}, wantReason: probe.FailConnectError,
@@ -57,7 +60,7 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 			if tc.proxy {
 				target = upgradeDroppingProxy(t, n.URL())
 			}
-			_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target)}, probe.Handlers{})
+			_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Parser: tc.parser}, probe.Handlers{})
 			ce := asConnectError(t, err)
 			t.Logf("error: %v", err)
 			if ce.Reason != tc.wantReason {

@@ -28,6 +28,9 @@ type transport interface {
 	// write sends one text message; safe for concurrent use. msg is not
 	// kept after write returns.
 	write(ctx context.Context, msg []byte) error
+	// writeBinary sends one binary message (a msgpack Socket.IO packet),
+	// as write does.
+	writeBinary(ctx context.Context, msg []byte) error
 	// close ends the transport gracefully (WebSocket close handshake,
 	// Engine.IO CLOSE over polling), bounded by ctx.
 	close(ctx context.Context) error
@@ -87,6 +90,10 @@ func (w *wsTransport) read(ctx context.Context) (websocket.MessageType, *[]byte,
 
 func (w *wsTransport) write(ctx context.Context, msg []byte) error {
 	return w.ws.Write(ctx, websocket.MessageText, msg)
+}
+
+func (w *wsTransport) writeBinary(ctx context.Context, msg []byte) error {
+	return w.ws.Write(ctx, websocket.MessageBinary, msg)
 }
 
 func (w *wsTransport) close(ctx context.Context) error {
