@@ -190,7 +190,9 @@ func TestMalformedInputThroughThePool(t *testing.T) {
 			cfg.Clients, cfg.EventRate, cfg.AckTimeout = clients, 50, 300*time.Millisecond
 			cfg.ConnectTimeout = 300 * time.Millisecond
 			cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 100*time.Millisecond
-			h := startPool(t, cfg, target(t, srv.srv.URL, maxFrame))
+			tg := target(t, srv.srv.URL, maxFrame)
+			tg.Transports = []string{"websocket"} // the scripted server speaks WebSocket only
+			h := startPool(t, cfg, tg)
 			switch {
 			case tc.wantDisconnect != "":
 				soaktest.WaitWithin(t, "repeated "+string(tc.wantDisconnect), 15*time.Second, func() bool {
