@@ -295,7 +295,7 @@ func (e *env) waitServerReason(t *testing.T, reason string, want int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("server disconnect reasons = %v, want %q x%d", got, reason, want)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling a real server's counters: it sends no event when they change
 	}
 }
 

@@ -499,7 +499,7 @@ func TestServerPingsKeepConnectionAlive(t *testing.T) {
 		}
 		n := 0
 		for range 15 {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // a real server's ping pacing, on the wire: the client's watchdog runs on wall time
 			if !s.send("2probe") || !s.expect("3probe") {
 				break
 			}
@@ -788,7 +788,7 @@ func TestConnectionOutlivesDialContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // wall time for a wrongly tied connection to end with the cancelled Dial ctx: there is no event to wait on when it does not
 	if err := conn.Emit(testCtx(t), "echo", 1, json.RawMessage(`1`)); err != nil {
 		t.Fatalf("Emit after the Dial ctx ended: %v", err)
 	}
