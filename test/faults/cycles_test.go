@@ -84,8 +84,11 @@ func TestThousandReconnectCycles(t *testing.T) {
 	if after.fds > base.fds+fdSlack {
 		t.Errorf("fds: %d after close, baseline %d (+%d allowed)", after.fds, base.fds, fdSlack)
 	}
-	if peak.fds < base.fds+clients {
-		t.Errorf("fds mid-run %d, baseline %d: the count does not see the %d connections", peak.fds, base.fds, clients)
+	// Against the count after close, not the baseline: run after other tests
+	// (go test -count=10), the baseline may still hold their connections'
+	// last descriptors, closing.
+	if peak.fds < after.fds+clients {
+		t.Errorf("fds mid-run %d, after close %d: the count does not see the %d connections", peak.fds, after.fds, clients)
 	}
 }
 
