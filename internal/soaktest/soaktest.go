@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
 )
@@ -22,32 +23,38 @@ import (
 // sample count) that carry every given label pair (name, value, ...).
 func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
+	sum := 0.0
+next:
+	for _, m := range samples(t, g, name) {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+	}
+	return sum
+}
+
+// samples gathers g and returns the samples of the family name.
+func samples(t testing.TB, g prometheus.Gatherer, name string) []*dto.Metric {
+	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0.0
 	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		if mf.GetName() == name {
+			return mf.GetMetric()
 		}
 	}
-	return sum
+	return nil
 }
 
 // WaitFor polls cond until it holds, and fails the test after 10 s. It is
@@ -313,20 +320,11 @@ func (c *memConn) end(r probe.DisconnectReason) {
 // with upper bound le, summed over the histogram's series.
 func BucketCount(t testing.TB, g prometheus.Gatherer, name string, le float64) float64 {
 	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, b := range m.GetHistogram().GetBucket() {
-				if b.GetUpperBound() == le {
-					sum += float64(b.GetCumulativeCount())
-				}
+	for _, m := range samples(t, g, name) {
+		for _, b := range m.GetHistogram().GetBucket() {
+			if b.GetUpperBound() == le {
+				sum += float64(b.GetCumulativeCount())
 			}
 		}
 	}
