@@ -62,6 +62,7 @@ type Config struct {
 	HoldShare        float64         `envconfig:"LEAK_HOLD_SHARE" default:"0.5" desc:"a held leak verdict holds while a window's floor slope reaches this share of its practical minimum (with p < SOAK_LEAK_HOLD_P_VALUE)"`
 	HoldPValue       float64         `envconfig:"LEAK_HOLD_P_VALUE" default:"0.05" desc:"Mann-Kendall p-value below which a rising floor keeps a held leak verdict"`
 	ClearAfter       time.Duration   `envconfig:"LEAK_CLEAR_AFTER" default:"1h" desc:"a held leak verdict clears when no window's floor has kept rising for this long (or at a restart)"`
+	Cycle            time.Duration   `envconfig:"LEAK_CYCLE" default:"24h" desc:"period of a traffic cycle: once the floor shows one, each window is judged against the floor one cycle earlier (0: off)"`
 }
 
 // DefaultConfig returns the defaults of the envconfig tags.
@@ -95,6 +96,7 @@ func DefaultConfig() Config {
 		HoldShare:         d.HoldShare,
 		HoldPValue:        d.HoldAlpha,
 		ClearAfter:        d.ClearAfter,
+		Cycle:             d.Cycle,
 	}
 }
 
@@ -144,6 +146,7 @@ func (c Config) Detect() detect.Config {
 		HoldShare:    c.HoldShare,
 		HoldAlpha:    c.HoldPValue,
 		ClearAfter:   c.ClearAfter,
+		Cycle:        c.Cycle,
 	}
 }
 
@@ -241,5 +244,6 @@ func detectVar(field string) string {
 		"HoldShare":    "SOAK_LEAK_HOLD_SHARE",
 		"HoldAlpha":    "SOAK_LEAK_HOLD_P_VALUE",
 		"ClearAfter":   "SOAK_LEAK_CLEAR_AFTER",
+		"Cycle":        "SOAK_LEAK_CYCLE",
 	}[field]
 }

@@ -112,6 +112,13 @@ type Config struct {
 	// ClearAfter is how long the evidence must stay gone before a held
 	// verdict clears.
 	ClearAfter time.Duration
+	// Cycle is the period of a traffic cycle (a day) that the floor is
+	// compared against (cycle.go): once the segment holds a window plus one
+	// cycle, a rise of that window's floor is a leak only when the floor is
+	// higher than one cycle earlier by the window's practical minimum over
+	// the cycle, or rises faster than then by that minimum; the held verdict
+	// is then kept by the same day-over-day evidence. 0 disables it.
+	Cycle time.Duration
 }
 
 // DefaultConfig returns the defaults tuned with the quality benchmark
@@ -140,6 +147,7 @@ func DefaultConfig() Config {
 		HoldShare:   0.5,
 		HoldAlpha:   0.05,
 		ClearAfter:  time.Hour,
+		Cycle:       24 * time.Hour,
 	}
 }
 
@@ -193,6 +201,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("HoldAlpha: must be in (0, 1), got %g", c.HoldAlpha)
 	case c.ClearAfter < 0:
 		return fmt.Errorf("ClearAfter: must be >= 0, got %q", c.ClearAfter)
+	case c.Cycle < 0 || (c.Cycle > 0 && c.Cycle < c.Bucket):
+		return fmt.Errorf("Cycle: must be 0 (off) or at least Bucket (%s), got %q", c.Bucket, c.Cycle)
 	}
 	return nil
 }

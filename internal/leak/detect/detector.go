@@ -52,6 +52,11 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
+	day    *dayRing // floors for the day-over-day comparison; nil when Config.Cycle is 0
+	dx, dy []float64
+	cycle      bool      // the segment showed a daily cycle (cycle.go)
+	cycleSince time.Time // since when the cycle test has passed; zero when it does not
+
 	hold    Hold // the held verdict (hold.go)
 	holdSeg int  // segment the held verdict belongs to
 
@@ -95,6 +100,7 @@ func New(cfg Config) (*Detector, error) {
 		win.reset()
 		d.wins = append(d.wins, win)
 	}
+	d.day = newDayRing(cfg)
 	return d, nil
 }
 
@@ -142,6 +148,9 @@ func (d *Detector) Add(p Point) error {
 	for _, w := range d.wins {
 		w.add(t, p.Bytes)
 	}
+	if d.day != nil {
+		d.day.add(t, p.Bytes)
+	}
 	return nil
 }
 
@@ -183,6 +192,10 @@ func (d *Detector) newSegment(p Point) {
 	for _, w := range d.wins {
 		w.reset()
 	}
+	if d.day != nil {
+		d.day.reset()
+	}
+	d.cycle, d.cycleSince = false, time.Time{}
 }
 
 func (w *window) bucket(idx int64) *bucket {

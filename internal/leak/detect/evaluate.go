@@ -72,6 +72,8 @@ type figures struct {
 	seg   [3]float64
 	segSE [3]float64
 	segOK bool
+
+	day dayFigures // day-over-day figures (cycle.go)
 }
 
 // Result is the evaluation of one window.
@@ -130,6 +132,14 @@ type Result struct {
 	StepAt   time.Time
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
+	// HasDay tells whether the day-over-day figures are set (the segment
+	// holds the window plus Config.Cycle): DayLevel is the median of the
+	// floor minus the floor one cycle earlier (bytes), DaySlope the slope of
+	// that difference (bytes/s) and DayP its trend's one-sided p-value.
+	HasDay   bool
+	DayLevel float64
+	DaySlope float64
+	DayP     float64
 	// YoungSegment tells whether the warm-up test applied (a window still
 	// holds the first bucket of the segment, see Config.WarmupShare), and
 	// NotWarmUp whether the curve passed it (true when it did not apply).
@@ -172,6 +182,14 @@ type Report struct {
 	Since           time.Time
 	SuspectedWindow time.Duration
 	HoldReason      string
+	// Cycle tells whether the segment's floor has shown a daily cycle
+	// (Config.Cycle: the floor was much closer to itself one cycle earlier
+	// than half a cycle earlier), so that windows judge rises against the
+	// previous cycle; once shown it stays for the segment. CycleRatio is the
+	// test's ratio of spreads now (NaN before the segment is 1.5 cycles
+	// old), below CycleRatio for a cycle.
+	Cycle      bool
+	CycleRatio float64
 	// Points is the number of accepted points; SegmentPoints those since the
 	// last restart; Restarts the restarts seen.
 	Points, SegmentPoints, Restarts int
@@ -228,6 +246,23 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 		}
 	}
 	seg, young := d.segmentFigures()
+	rep.CycleRatio = math.NaN()
+	if d.day != nil {
+		var shown bool
+		shown, rep.CycleRatio = d.day.cycleShown(int64(age.Seconds()/d.day.widthS), d.cfg.Cycle.Seconds(), d.cfg.StepSigma, &d.dx, &d.dy)
+		switch {
+		case !shown:
+			d.cycleSince = time.Time{}
+		case d.cycleSince.IsZero():
+			d.cycleSince = now
+		}
+		// A segment that showed a cycle for CycleConfirm keeps it; a step
+		// or a leak's start passes the test only for a while.
+		if !d.cycleSince.IsZero() && now.Sub(d.cycleSince) >= CycleConfirm {
+			d.cycle = true
+		}
+	}
+	rep.Cycle = d.cycle
 	for _, w := range d.wins {
 		rep.Windows = append(rep.Windows, d.judge(w, age, limit, seg, young))
 	}
@@ -369,6 +404,7 @@ func (d *Detector) compute(w *window, c int64) figures {
 	if c <= int64(w.n) {
 		d.segmentThirds(&f, xs, rawFloor)
 	}
+	d.dayCompare(w, &f, lo, xs, rawFloor, pos)
 	return f
 }
 
@@ -465,6 +501,10 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figur
 		MinSlope:    d.cfg.MinSlope(w.dur),
 		StepFit:     f.stepFit, StepSize: f.stepSize,
 		SecondsToLimit: math.NaN(),
+		HasDay:         f.day.ok && d.cycle, DayLevel: math.NaN(), DaySlope: math.NaN(), DayP: math.NaN(),
+	}
+	if r.HasDay {
+		r.DayLevel, r.DaySlope, r.DayP = f.day.level, f.day.slope, f.day.p
 	}
 	if f.floor && !math.IsNaN(f.stepAt) {
 		r.StepAt = d.origin.Add(time.Duration(f.stepAt * float64(time.Second)))
@@ -522,6 +562,17 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, w.n)
 	case !f.floor:
 		return InsufficientData, "floor could not be fitted"
+	case d.cycle && !f.day.ok:
+		return NoLeak, fmt.Sprintf("daily cycle: the floor follows a cycle of %s; this window is judged against one cycle earlier once the segment holds the window plus the cycle",
+			fmtDur(cfg.Cycle))
+	case d.cycle:
+		// Judged on the day-over-day figures alone (the warm-up test cannot
+		// apply: a cycle is shown only in a segment older than the windows).
+		if ok, why := cycleLeak(f.day, w.dur.Seconds(), cfg.Cycle.Seconds(), minSlope, cfg.Alpha, cfg.StepRatio); ok {
+			return LeakSuspected, why
+		} else {
+			return NoLeak, why
+		}
 	case f.floorSlope < minSlope:
 		return NoLeak, fmt.Sprintf("floor slope %s below the practical minimum %s", fmtRate(f.floorSlope), fmtRate(minSlope))
 	case !(f.trend.P < cfg.Alpha):

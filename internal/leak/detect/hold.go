@@ -82,18 +82,34 @@ func (d *Detector) apply(rep *Report, now time.Time) {
 
 // HoldEvidence tells whether a window's result keeps a held verdict: a
 // verdict was given and the floor slope reaches HoldShare of the window's
-// practical minimum with p < HoldAlpha.
+// practical minimum with p < HoldAlpha, or, once the window has day-over-day
+// figures (Config.Cycle), the floor is higher than one cycle earlier by
+// HoldShare of the minimum over the cycle, or rises faster than then by
+// HoldShare of it with p < HoldAlpha. (A held verdict that a cycle's rise
+// raised before the cycle was known clears when the cycle falls.)
 func (c Config) HoldEvidence(r Result) bool {
-	return r.Verdict != InsufficientData && r.HasFloor && r.FloorSlope >= c.HoldShare*r.MinSlope && r.P < c.HoldAlpha
+	if r.Verdict == InsufficientData || !r.HasFloor {
+		return false
+	}
+	m := c.HoldShare * r.MinSlope
+	if r.HasDay && (r.DayLevel/c.Cycle.Seconds() >= m || (r.DaySlope >= m && r.DayP < c.HoldAlpha)) {
+		return true
+	}
+	return r.FloorSlope >= m && r.P < c.HoldAlpha
 }
 
 // evidence tells whether any window still shows the floor rising (see
 // HoldEvidence).
 func (d *Detector) evidence(rs []Result) (bool, string) {
 	for _, r := range rs {
-		if d.cfg.HoldEvidence(r) {
+		if !d.cfg.HoldEvidence(r) {
+			continue
+		}
+		if m := d.cfg.HoldShare * r.MinSlope; r.FloorSlope >= m && r.P < d.cfg.HoldAlpha {
 			return true, fmt.Sprintf("window %s: floor still rising %s (p=%.3g)", fmtDur(r.Window), fmtRate(r.FloorSlope), r.P)
 		}
+		return true, fmt.Sprintf("window %s: floor %+.3g MB against one cycle earlier, rising %s faster than then (p=%.3g)",
+			fmtDur(r.Window), r.DayLevel/MB, fmtRate(r.DaySlope), r.DayP)
 	}
 	return false, ""
 }

@@ -73,6 +73,10 @@ type trace struct {
 	verdict              []bool // the detector's own verdict with Config.Grace
 	notWarm              []bool // the window passed the warm-up test (or it did not apply)
 	evidence             []bool // the window keeps a held verdict (detect.Config.HoldEvidence)
+	// cycle is 0 when the window was judged on its floor, 1 when it was
+	// judged against one cycle earlier and said leak, 2 when it said no
+	// leak (a daily cycle shown, detect.Report.Cycle).
+	cycle []uint8
 	// held is the detector's own held verdict (Report.Suspected), indexed
 	// by evaluation; valid only when Config.Grace is 0 (the detector runs
 	// without grace).
@@ -167,6 +171,7 @@ func runSeries(o Options, s Series) (*trace, error) {
 		floor: make([]float32, nw*evals), p: make([]float32, nw*evals),
 		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
 		verdict: make([]bool, nw*evals), notWarm: make([]bool, nw*evals), evidence: make([]bool, nw*evals),
+		cycle: make([]uint8, nw*evals),
 		held: make([]bool, evals),
 	}
 	t0 := time.Unix(1_700_000_000, 0)
@@ -188,6 +193,13 @@ func runSeries(o Options, s Series) (*trace, error) {
 			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
 			tr.notWarm[k] = r.NotWarmUp
 			tr.evidence[k] = cfg.HoldEvidence(r)
+			switch {
+			case !rep.Cycle:
+			case r.Verdict == detect.LeakSuspected:
+				tr.cycle[k] = 1
+			default:
+				tr.cycle[k] = 2
+			}
 		}
 		tr.held[ei] = rep.Suspected
 		ei++
@@ -252,6 +264,13 @@ func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
 				continue
 			}
 			k := w*evals + i
+			if tr.cycle[k] != 0 {
+				// Judged against one cycle earlier: the detector's own verdict.
+				if tr.gates[k] && tr.cycle[k] == 1 {
+					return true
+				}
+				continue
+			}
 			if tr.gates[k] && tr.persist[k] && tr.notWarm[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
 				!(p.StepRatio > 0 && float64(tr.stepFit[k]) < p.StepRatio) {
 				return true

@@ -1,0 +1,274 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/stats"
+)
+
+// A daily traffic cycle moves the floor up for hours every day: within a
+// window shorter than the cycle that rise looks like a leak, and even a
+// window of one whole cycle has a floor slope that depends on where in the
+// cycle it starts. A leak, unlike the cycle, leaves the floor higher than it
+// was at the same time of the previous cycle. So once the segment holds a
+// window plus one cycle (Config.Cycle), each window's floor is also compared
+// with the floor one cycle earlier, bucket by bucket: the day-over-day
+// difference. Its median (the level) is the growth over one cycle; its slope
+// is how much faster the floor rises than at the same time the day before (a
+// leak that started within the last cycle). A rise of the floor is a leak
+// only when one of the two reaches the window's practical minimum (see
+// cycleLeak); a rise that the previous cycle showed too, with the floor no
+// higher than then, is the cycle.
+
+// dayRing keeps the floor (minimum) of every Config.Bucket of the segment
+// over the last cycle plus the longest window, for the day-over-day
+// comparison.
+type dayRing struct {
+	widthS float64
+	idx    []int64 // bucket index since the segment origin; -1 when unused
+	min    []float64
+	tmp    []float64 // scratch of the cycle test
+}
+
+func newDayRing(c Config) *dayRing {
+	if c.Cycle <= 0 {
+		return nil
+	}
+	longest := c.Windows[len(c.Windows)-1] // sorted by New
+	n := int((c.Cycle+longest)/c.Bucket) + 2
+	r := &dayRing{widthS: c.Bucket.Seconds(), idx: make([]int64, n), min: make([]float64, n)}
+	r.reset()
+	return r
+}
+
+func (r *dayRing) reset() {
+	for i := range r.idx {
+		r.idx[i] = -1
+	}
+}
+
+func (r *dayRing) add(t, y float64) {
+	k := int64(t / r.widthS)
+	i := k % int64(len(r.idx))
+	if r.idx[i] != k {
+		r.idx[i], r.min[i] = k, math.Inf(1)
+	}
+	r.min[i] = min(r.min[i], y)
+}
+
+// floor returns the minimum over the ring's buckets that start in [a, b)
+// (seconds since the segment origin), and false when none holds data.
+func (r *dayRing) floor(a, b float64) (float64, bool) {
+	lo := int64(math.Ceil(a/r.widthS - 1e-9))
+	hi := int64(math.Ceil(b/r.widthS-1e-9)) - 1
+	m, ok := math.Inf(1), false
+	for k := max(lo, 0); k <= hi; k++ {
+		i := k % int64(len(r.idx))
+		if r.idx[i] == k {
+			m, ok = min(m, r.min[i]), true
+		}
+	}
+	return m, ok
+}
+
+// CycleRatio is the cycle test's threshold: the floor shows a cycle when
+// the spread (median absolute deviation) of its differences to one cycle
+// earlier is below CycleRatio of the spread of its differences to half a
+// cycle earlier. Without a cycle (steady, a leak, a warm-up long done) the
+// two spreads are alike; with one, the half-cycle differences swing by twice
+// its amplitude while the whole-cycle ones do not.
+const CycleRatio = 0.5
+
+// CycleConfirm is how long the cycle test must pass without a break before
+// the segment counts as cycling: with one cycle of history, a level step or
+// the start of a leak can pass it for a few hours.
+const CycleConfirm = 4 * time.Hour
+
+// cycleShown runs the cycle test over the last complete buckets (c of them
+// since the segment origin): the comparison needs at least a quarter of a
+// cycle of differences to one cycle earlier, so the segment must be 1.25
+// cycles old; it uses up to one cycle of them.
+// It returns the ratio of the spreads (NaN when it cannot tell).
+func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[]float64) (bool, float64) {
+	per := int64(math.Round(cycle / r.widthS))
+	half := per / 2
+	span := min(per, c-per)
+	if half < 4 || span < per/4 {
+		return false, math.NaN()
+	}
+	get := func(k int64) (float64, bool) {
+		if k < 0 {
+			return 0, false
+		}
+		i := k % int64(len(r.idx))
+		return r.min[i], r.idx[i] == k
+	}
+	w, h := (*whole)[:0], (*halves)[:0]
+	for k := c - span; k < c; k++ {
+		y, ok1 := get(k)
+		y1, ok2 := get(k - per)
+		y2, ok3 := get(k - half)
+		if ok1 && ok2 && ok3 {
+			w, h = append(w, y-y1), append(h, y-y2)
+		}
+	}
+	*whole, *halves = w, h
+	if len(w) < int(per/8) {
+		return false, math.NaN()
+	}
+	// A level step of the floor (a cache filled at once) makes both
+	// differences jump, the half-cycle one up and back down within the
+	// cycle: jumps either way are taken out first, so that a step does not
+	// pass for a cycle. Then the lines, so that a leak that started within
+	// the last cycle does not hide one.
+	for _, v := range [2][]float64{w, h} {
+		removeJumps(v, stepSigma, &r.tmp)
+		detrend(v)
+	}
+	a, b := mad(w), mad(h)
+	if !(b > 0) {
+		return false, math.NaN()
+	}
+	return a < CycleRatio*b, a / b
+}
+
+// removeJumps takes out of v, in place, every jump between successive
+// values that lies more than k robust standard deviations from the median
+// change, up or down, by moving the values before it (k <= 0: none).
+func removeJumps(v []float64, k float64, tmp *[]float64) {
+	if len(v) < 5 || !(k > 0) {
+		return
+	}
+	d := (*tmp)[:0]
+	for i := 1; i < len(v); i++ {
+		d = append(d, v[i]-v[i-1])
+	}
+	*tmp = d
+	med := stats.Median(d)
+	spread := 1.4826 * mad(d)
+	if !(spread > 0) {
+		return
+	}
+	moved, hi := 0.0, v[len(v)-1]
+	for i := len(v) - 1; i >= 1; i-- {
+		lo := v[i-1]
+		if e := hi - lo - med; math.Abs(e) > k*spread {
+			moved += e
+		}
+		v[i-1], hi = lo+moved, lo
+	}
+}
+
+// detrend subtracts v's least-squares line (over its index) from v, so
+// that a leak that started within the last cycle, which makes the
+// differences ramp, does not hide the cycle.
+func detrend(v []float64) {
+	var m stats.Moments
+	for i, y := range v {
+		m.Add(float64(i), y)
+	}
+	slope, icept, _, ok := m.Line()
+	if !ok {
+		return
+	}
+	for i := range v {
+		v[i] -= icept + slope*float64(i)
+	}
+}
+
+// mad is the median absolute deviation from the median; it reorders v.
+func mad(v []float64) float64 {
+	m := stats.Median(v)
+	for i := range v {
+		v[i] = math.Abs(v[i] - m)
+	}
+	return stats.Median(v)
+}
+
+// dayFigures are a window's day-over-day figures.
+type dayFigures struct {
+	ok     bool
+	level  float64 // median of floor minus the floor one cycle earlier, bytes
+	lowest float64 // the least of that median over each third of the window
+	slope  float64 // Theil-Sen slope of that difference, bytes/s
+	p      float64 // one-sided Mann-Kendall (Hamed-Rao) p-value of its rise
+	step   float64 // SSR of its best level step / SSR of its line
+}
+
+// dayCompare fills f.day from the window's bucket floors (times xs, raw
+// floors ys, bucket indices lo+pos) when the segment holds the window plus
+// one cycle.
+func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64, pos []int64) {
+	if d.day == nil {
+		return
+	}
+	cycle := d.cfg.Cycle.Seconds()
+	if float64(lo)*w.widthS < cycle {
+		return
+	}
+	dx, dy := d.dx[:0], d.dy[:0]
+	for i, p := range pos {
+		a := float64(lo+p) * w.widthS
+		prev, ok := d.day.floor(a-cycle, a+w.widthS-cycle)
+		if !ok {
+			continue
+		}
+		dx = append(dx, xs[i])
+		dy = append(dy, ys[i]-prev)
+	}
+	d.dx, d.dy = dx, dy
+	if len(dy) < d.cfg.MinBuckets || float64(len(dy)) < MinCoverage*float64(w.n) {
+		return
+	}
+	slope, _, buf, ok := stats.TheilSen(dx, dy, d.buf)
+	d.buf = buf
+	if !ok {
+		return
+	}
+	trend := stats.MannKendallHamedRao(dx, dy, slope)
+	day := dayFigures{ok: true, slope: slope, p: trend.P, step: math.Inf(1), lowest: math.Inf(1)}
+	if st, ok := stats.BestStep(dy); ok {
+		var m stats.Moments
+		for i := range dx {
+			m.Add(dx[i], dy[i])
+		}
+		if line := m.SYY - m.SXY*m.SXY/m.SXX; line > 0 {
+			day.step = st.SSR / line
+		}
+	}
+	tmp := append(d.tmp[:0], dy...)
+	n := len(tmp)
+	for j := range 3 {
+		day.lowest = min(day.lowest, stats.Median(tmp[j*n/3:(j+1)*n/3]))
+	}
+	day.level = stats.Median(tmp)
+	f.day = day
+	d.tmp = tmp
+}
+
+// ShortCycleAlpha scales the significance level of the day-over-day slope
+// in windows shorter than the cycle: the difference of two floors a cycle
+// apart carries the wander of both, which a short window cannot average.
+const ShortCycleAlpha = 0.1
+
+// cycleLeak tells whether the day-over-day figures show a leak at the
+// practical minimum minSlope (bytes/s), and says why or why not: the floor
+// is higher than one cycle earlier by at least minSlope over the cycle in
+// every third of the window (a leak older than the cycle; a level step
+// leaves a third without), or the difference rises by minSlope,
+// significantly (p < alpha, ShortCycleAlpha times that in windows shorter
+// than the cycle), and no single level step explains it better than a line
+// (stepRatio; a leak that started within the last cycle).
+func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64) (bool, string) {
+	switch {
+	case day.lowest/cycle >= minSlope:
+		return true, fmt.Sprintf("floor %+.3g MB above one cycle earlier (%s), in every third of the window", day.level/MB, fmtRate(day.level/cycle))
+	case window < cycle && !(day.p < alpha*ShortCycleAlpha):
+	case day.slope >= minSlope && day.p < alpha && !(stepRatio > 0 && day.step < stepRatio):
+		return true, fmt.Sprintf("floor rising %s faster than one cycle earlier (p=%.3g)", fmtRate(day.slope), day.p)
+	}
+	return false, fmt.Sprintf("daily cycle: against one cycle earlier the floor is %+.3g MB and rising %s (p=%.3g), below the practical minimum %s",
+		day.level/MB, fmtRate(day.slope), day.p, fmtRate(minSlope))
+}

@@ -1,0 +1,131 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cycleSeries is a memory series with a daily swing of ±amp bytes around
+// 300 MB, a GC sawtooth, noise, and a leak of rate bytes/s from leakAt
+// (seconds) on.
+func cycleSeries(amp, rate, leakAt float64) func(float64) float64 {
+	r := rand.New(rand.NewPCG(7, 11))
+	return func(s float64) float64 {
+		floor := 300*MB + amp*math.Sin(2*math.Pi*s/86400+1)
+		if s > leakAt {
+			floor += rate * (s - leakAt)
+		}
+		phase := math.Mod(s, 60) / 60
+		return floor*(1+0.3*phase) + 0.5*MB*r.NormFloat64()
+	}
+}
+
+// daySteps evaluates d every 5 minutes over [from, to) hours while feeding
+// f every 30 s, and calls see with each report.
+func daySteps(t *testing.T, d *Detector, f func(float64) float64, from, to float64, see func(h float64, rep Report)) {
+	t.Helper()
+	next := from * 3600
+	for s := from * 3600; s < to*3600; s += 30 {
+		if s >= next {
+			see(next/3600, d.Evaluate(t0.Add(time.Duration(next*float64(time.Second))), 0))
+			next += 300
+		}
+		if err := d.Add(Point{Time: t0.Add(time.Duration(s * float64(time.Second))), Bytes: f(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDailyCycle(t *testing.T) {
+	// A swing of ±30 MB a day rises up to 7.9 MB/h: in a 5h window that is
+	// above the practical minimum (4.2 MB/h) every day, and over 24h the
+	// floor's slope depends on where the window starts.
+	cases := []struct {
+		name  string
+		cycle time.Duration
+		rate  float64 // bytes/s from 48 h on
+		// Raw leak verdicts expected from 40 h on; the first hours
+		// cannot tell a cycle from a leak (no previous day yet).
+		wantRaw bool
+		// Held verdict expected true from 72 h to the end.
+		wantHeld bool
+	}{
+		{name: "cycle, no leak", cycle: 24 * time.Hour},
+		{name: "cycle, no leak, comparison off", cycle: 0, wantRaw: true},
+		{name: "cycle and a 2 MB/h leak", cycle: 24 * time.Hour, rate: 2 * MB / 3600, wantRaw: true, wantHeld: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Cycle = tc.cycle
+			d, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, notHeld, cycleFrom := 0, 0, -1.0
+			var lastWhy string
+			daySteps(t, d, cycleSeries(30*MB, tc.rate, 48*3600), 0, 96, func(h float64, rep Report) {
+				if rep.Cycle && cycleFrom < 0 {
+					cycleFrom = h
+				}
+				if h >= 40 && rep.Verdict == LeakSuspected {
+					raw++
+					lastWhy = rep.Reason
+				}
+				if h >= 72 && !rep.Suspected {
+					notHeld++
+				}
+			})
+			if tc.cycle > 0 && !(cycleFrom > 0 && cycleFrom <= 36) {
+				t.Errorf("cycle shown from %.1f h, want by 36 h", cycleFrom)
+			}
+			if got := raw > 0; got != tc.wantRaw {
+				t.Errorf("raw leak verdicts after 40 h: %d (last: %q), want some: %v", raw, lastWhy, tc.wantRaw)
+			}
+			if tc.wantHeld && notHeld > 0 {
+				t.Errorf("held verdict false at %d evaluations after 72 h", notHeld)
+			}
+			if tc.wantHeld && !strings.Contains(lastWhy, "one cycle earlier") {
+				t.Errorf("reason %q does not say it compared with one cycle earlier", lastWhy)
+			}
+		})
+	}
+}
+
+func TestCycleTestIgnoresStepsAndLeaks(t *testing.T) {
+	// Neither a level step nor a leak that started within the last day is a
+	// cycle: only a floor that comes back to where it was a day earlier.
+	cases := []struct {
+		name string
+		f    func(float64) float64
+		want bool
+	}{
+		{"steady", cycleSeries(0, 0, 0), false},
+		{"up-step 20 h before", func(s float64) float64 {
+			y := cycleSeries(0, 0, 0)(s)
+			if s > 40*3600 {
+				y += 70 * MB
+			}
+			return y
+		}, false},
+		{"leak from 40 h", cycleSeries(0, 3*MB/3600, 40*3600), false},
+		{"daily swing", cycleSeries(15*MB, 0, 0), true},
+		{"daily swing and a leak from 40 h", cycleSeries(15*MB, 1*MB/3600, 40*3600), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep Report
+			daySteps(t, d, tc.f, 0, 60, func(_ float64, r Report) { rep = r })
+			if rep.Cycle != tc.want {
+				t.Errorf("Cycle = %v (ratio %.2f), want %v", rep.Cycle, rep.CycleRatio, tc.want)
+			}
+		})
+	}
+}
