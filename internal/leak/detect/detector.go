@@ -52,8 +52,8 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
-	day    *dayRing // floors for the day-over-day comparison; nil when Config.Cycle is 0
-	dx, dy []float64
+	day        *dayRing // floors for the day-over-day comparison; nil when Config.Cycle is 0
+	dx, dy     []float64
 	cycle      bool      // the segment showed a daily cycle (cycle.go)
 	cycleSince time.Time // since when the cycle test has passed; zero when it does not
 

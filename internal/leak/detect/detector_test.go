@@ -206,23 +206,44 @@ func TestLevelStepIsNotALeak(t *testing.T) {
 	if w.Verdict != NoLeak {
 		t.Fatalf("6h: %v (%s)", w.Verdict, w.Reason)
 	}
-	if w.StepFit > 0.1 || math.Abs(w.StepSize-80*MB) > 5*MB {
-		t.Errorf("step fit %v size %.1f MB", w.StepFit, w.StepSize/MB)
+	// The step is taken out of the floor as a level shift (so it cannot
+	// veto a trend that the rest of the floor shows); without that, the
+	// step test finds it.
+	if w.Shifts != 1 || math.Abs(w.ShiftTotal-80*MB) > 5*MB {
+		t.Errorf("shifts %d total %.1f MB, want one of 80 MB", w.Shifts, w.ShiftTotal/MB)
+	}
+	c := testConfig()
+	c.StepSigma = 0
+	d, _ = New(c)
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+		v := sawtooth(200*MB, 0)(s)
+		if s >= 5*3600 {
+			v += 80 * MB
+		}
+		return v
+	}, 0)
+	w = d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+	if w.Verdict != NoLeak || w.StepFit > 0.1 || math.Abs(w.StepSize-80*MB) > 5*MB {
+		t.Errorf("without shift removal: %v (%s), step fit %v size %.1f MB", w.Verdict, w.Reason, w.StepFit, w.StepSize/MB)
 	}
 }
 
 func TestWarmUpIsNotALeak(t *testing.T) {
-	c := testConfig()
-	c.Grace = 0
-	d, _ := New(c)
 	// A cache filling as 200 MB (1 - exp(-t/1h)): judged on [1h, 7h] the
-	// first third rises far faster than the last.
-	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
-		return sawtooth(100*MB, 0)(s) + 200*MB*(1-math.Exp(-s/3600))
-	}, 0)
-	w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
-	if w.Verdict != NoLeak || !strings.Contains(w.Reason, "flattening") && !strings.Contains(w.Reason, "persistent") {
-		t.Fatalf("6h: %v (%s)", w.Verdict, w.Reason)
+	// first third rises far faster than the last. The persistence guard
+	// alone (no level-shift removal, which takes out part of the steep
+	// start) must reject it, and so must the defaults.
+	for _, sigma := range []float64{0, testConfig().StepSigma} {
+		c := testConfig()
+		c.Grace, c.StepSigma = 0, sigma
+		d, _ := New(c)
+		feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+			return sawtooth(100*MB, 0)(s) + 200*MB*(1-math.Exp(-s/3600))
+		}, 0)
+		w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+		if w.Verdict != NoLeak || sigma == 0 && !strings.Contains(w.Reason, "flattening") && !strings.Contains(w.Reason, "persistent") {
+			t.Fatalf("step sigma %g, 6h: %v (%s)", sigma, w.Verdict, w.Reason)
+		}
 	}
 }
 
@@ -532,5 +553,43 @@ func TestGuard(t *testing.T) {
 				t.Errorf("guard = %v %q, want %v %q", ok, why, tc.ok, tc.reason)
 			}
 		})
+	}
+}
+
+func TestRampedStepIsNotALeak(t *testing.T) {
+	// A cache filling 80 MB over 20 minutes (a configuration change), then
+	// flat: taken out as one level shift like an instant one.
+	d, _ := New(testConfig())
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+		v := sawtooth(200*MB, 0)(s)
+		if r := (s - 5*3600) / 1200; r > 0 {
+			v += 80 * MB * min(r, 1)
+		}
+		return v
+	}, 0)
+	w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
+	if w.Verdict != NoLeak || w.Shifts != 1 || math.Abs(w.ShiftTotal-80*MB) > 8*MB {
+		t.Errorf("6h: %v (%s), shifts %d total %.1f MB, want no_leak and one shift of 80 MB", w.Verdict, w.Reason, w.Shifts, w.ShiftTotal/MB)
+	}
+}
+
+func TestStepDoesNotVetoATrend(t *testing.T) {
+	// A 100 MB up-step in the middle of a 1 MB/h leak: the floor without
+	// the step still rises, so the step test must not call it a level step
+	// (on the floor with the step, a step fits far better than a line).
+	c := DefaultConfig()
+	c.Windows, c.Grace = []time.Duration{24 * time.Hour}, 0
+	d, _ := New(c)
+	feed(t, d, 0, 25*time.Hour, 5*time.Second, func(s float64) float64 {
+		v := sawtooth(200*MB, 1*MB/3600)(s)
+		if s >= 12*3600 {
+			v += 100 * MB
+		}
+		return v
+	}, 0)
+	rep := d.Evaluate(t0.Add(25*time.Hour), 0)
+	w := rep.Windows[len(rep.Windows)-1]
+	if w.Verdict != LeakSuspected || w.Shifts != 1 {
+		t.Errorf("%s: %v (%s), shifts %d, want leak_suspected with the step taken out", FormatDuration(w.Window), w.Verdict, w.Reason, w.Shifts)
 	}
 }

@@ -62,6 +62,7 @@ type figures struct {
 	noise      float64 // robust sd of the floor's bucket-to-bucket scatter
 	thirdsOK   bool
 	stepFit    float64 // SSR of the best step / SSR of the line
+	stepFitAdj float64 // the same on the floor without level shifts
 	stepSize   float64
 	stepAt     float64 // seconds since origin
 	shifts     stats.Shifts
@@ -130,6 +131,11 @@ type Result struct {
 	StepFit  float64
 	StepSize float64
 	StepAt   time.Time
+	// StepFitNoShifts is StepFit on the floor without the level shifts
+	// (equal to StepFit when none was taken out). The window is a level
+	// step only when both are below Config.StepRatio: a step that was
+	// taken out does not veto the trend of the rest.
+	StepFitNoShifts float64
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
 	// HasDay tells whether the day-over-day figures are set (the segment
@@ -357,20 +363,20 @@ func (d *Detector) compute(w *window, c int64) figures {
 	f.trend = stats.MannKendallHamedRao(xs, ys, slope)
 	f.amplitude = stats.Median(amps)
 	f.stepFit, f.stepSize, f.stepAt = math.NaN(), math.NaN(), math.NaN()
-	if st, ok := stats.BestStep(rawFloor); ok {
-		var m stats.Moments
-		for i := range xs {
-			m.Add(xs[i], rawFloor[i])
-		}
-		lineSSR := m.SYY - m.SXY*m.SXY/m.SXX
-		switch {
-		case lineSSR > 0:
-			f.stepFit = st.SSR / lineSSR
-		default:
-			f.stepFit = math.Inf(1)
-		}
-		f.stepSize = st.Size
+	f.stepFitAdj = math.NaN()
+	if st, fit, ok := stepFit(xs, rawFloor); ok {
+		f.stepFit, f.stepSize = fit, st.Size
 		f.stepAt = (xs[st.At-1] + xs[st.At]) / 2
+		f.stepFitAdj = fit
+		// A step that the shift removal took out must not veto the trend
+		// that the floor without it still shows: the step test must then
+		// hold on that floor too.
+		if f.shifts.Count > 0 {
+			f.stepFitAdj = math.Inf(1)
+			if _, fa, ok := stepFit(xs, ys); ok {
+				f.stepFitAdj = fa
+			}
+		}
 	}
 
 	// Slopes of the thirds, by position in the window, and their standard
@@ -440,6 +446,24 @@ func (d *Detector) segmentThirds(f *figures, xs, ys []float64) {
 	f.segOK = true
 }
 
+// stepFit returns the best single level step of ys and the residual sum of
+// squares of that two-level fit divided by that of the least-squares line
+// (+Inf for an exact line).
+func stepFit(xs, ys []float64) (stats.Step, float64, bool) {
+	st, ok := stats.BestStep(ys)
+	if !ok {
+		return st, math.NaN(), false
+	}
+	var m stats.Moments
+	for i := range xs {
+		m.Add(xs[i], ys[i])
+	}
+	if line := m.SYY - m.SXY*m.SXY/m.SXX; line > 0 {
+		return st, st.SSR / line, true
+	}
+	return st, math.Inf(1), true
+}
+
 // diffNoise estimates the standard deviation of the noise of a series from
 // its successive differences, robustly (median absolute deviation), so a
 // trend, a step or a few outliers barely move it.
@@ -499,7 +523,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figur
 		Shifts:      f.shifts.Count,
 		ShiftTotal:  f.shifts.Total,
 		MinSlope:    d.cfg.MinSlope(w.dur),
-		StepFit:     f.stepFit, StepSize: f.stepSize,
+		StepFit:     f.stepFit, StepSize: f.stepSize, StepFitNoShifts: f.stepFitAdj,
 		SecondsToLimit: math.NaN(),
 		HasDay:         f.day.ok && d.cycle, DayLevel: math.NaN(), DaySlope: math.NaN(), DayP: math.NaN(),
 	}
@@ -516,7 +540,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figur
 		r.P = f.trend.P
 	} else {
 		r.FloorSlope, r.FloorR2, r.Baseline, r.Amplitude = math.NaN(), math.NaN(), math.NaN(), math.NaN()
-		r.StepFit, r.StepSize = math.NaN(), math.NaN()
+		r.StepFit, r.StepSize, r.StepFitNoShifts = math.NaN(), math.NaN(), math.NaN()
 		r.ThirdSlopes = [3]float64{math.NaN(), math.NaN(), math.NaN()}
 		r.ThirdSE = r.ThirdSlopes
 		r.Noise = math.NaN()
@@ -584,7 +608,7 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, why
 	}
 	switch {
-	case cfg.StepRatio > 0 && f.stepFit < cfg.StepRatio:
+	case cfg.StepRatio > 0 && f.stepFit < cfg.StepRatio && f.stepFitAdj < cfg.StepRatio:
 		return NoLeak, fmt.Sprintf("level step: a shift of %+.3g MB explains the floor better than a trend (fit ratio %.2f)",
 			f.stepSize/MB, f.stepFit)
 	}

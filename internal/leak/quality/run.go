@@ -56,7 +56,7 @@ func DefaultOptions() Options {
 		MissAfter:   48 * time.Hour,
 		LeakRates:   []float64{1 * mb / 3600, 5 * mb / 3600, 25 * mb / 3600},
 		LeakKinds:   []LeakKind{LeakLate, LeakDiurnal, LeakFromStart, LeakWarmStart},
-		Families:    []Family{Steady, WarmUp, Steps, Diurnal},
+		Families:    []Family{Steady, WarmUp, Steps, Diurnal, RampSteps},
 		Config:      detect.DefaultConfig(),
 		OLSTargetFP: 0.05,
 	}
@@ -172,7 +172,7 @@ func runSeries(o Options, s Series) (*trace, error) {
 		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
 		verdict: make([]bool, nw*evals), notWarm: make([]bool, nw*evals), evidence: make([]bool, nw*evals),
 		cycle: make([]uint8, nw*evals),
-		held: make([]bool, evals),
+		held:  make([]bool, evals),
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	every := o.EvalEvery.Seconds()
@@ -189,7 +189,11 @@ func runSeries(o Options, s Series) (*trace, error) {
 			tr.p[k] = float32(r.P)
 			tr.ols[k] = float32(r.OLSSlope)
 			tr.r2[k] = float32(r.OLSR2)
+			// The detector vetoes a level step only when both fits say so.
 			tr.stepFit[k] = float32(r.StepFit)
+			if r.StepFitNoShifts > r.StepFit {
+				tr.stepFit[k] = float32(r.StepFitNoShifts)
+			}
 			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
 			tr.notWarm[k] = r.NotWarmUp
 			tr.evidence[k] = cfg.HoldEvidence(r)

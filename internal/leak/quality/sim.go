@@ -21,11 +21,14 @@ const (
 	// Leak: a series of shape Series.Base (steady, warm-up or diurnal),
 	// plus a linear leak from LeakStart on.
 	Leak
+	// RampSteps: one to three level steps, up or down, each ramping over 5
+	// to 45 minutes (a cache filling after a configuration change).
+	RampSteps
 )
 
 // String names the family.
 func (f Family) String() string {
-	return [...]string{"steady", "warm-up", "steps", "diurnal", "leak"}[f]
+	return [...]string{"steady", "warm-up", "steps", "diurnal", "leak", "ramped steps"}[f]
 }
 
 const mb = 1e6
@@ -58,7 +61,8 @@ type Params struct {
 	WarmTau    float64 // seconds
 	StepTimes  []float64
 	StepSizes  []float64
-	DiurnalAmp float64 // half the peak-to-peak swing, bytes
+	StepRamps  []float64 // seconds each step takes (0: at once)
+	DiurnalAmp float64   // half the peak-to-peak swing, bytes
 	DiurnalPh  float64
 }
 
@@ -82,7 +86,7 @@ func (s Series) Draw(r *rand.Rand, length float64) Params {
 	case WarmUp:
 		p.WarmC = uniform(r, 50, 300) * mb
 		p.WarmTau = uniform(r, 0.5, 4) * 3600
-	case Steps:
+	case Steps, RampSteps:
 		n := 1 + r.IntN(3)
 		level := p.Live
 		for range n {
@@ -93,6 +97,11 @@ func (s Series) Draw(r *rand.Rand, length float64) Params {
 			level += h
 			p.StepTimes = append(p.StepTimes, uniform(r, 0, length))
 			p.StepSizes = append(p.StepSizes, h)
+		}
+		if shape == RampSteps {
+			for range n {
+				p.StepRamps = append(p.StepRamps, uniform(r, 5, 45)*60)
+			}
 		}
 	case Diurnal:
 		p.DiurnalAmp = uniform(r, 20, 60) * mb / 2
@@ -123,7 +132,11 @@ func (s Series) Generate(length, step float64, emit func(t, y float64)) Params {
 			live += p.WarmC * (1 - math.Exp(-t/p.WarmTau))
 		}
 		for i, st := range p.StepTimes {
-			if t >= st {
+			switch {
+			case t < st:
+			case i < len(p.StepRamps) && t < st+p.StepRamps[i]:
+				live += p.StepSizes[i] * (t - st) / p.StepRamps[i]
+			default:
 				live += p.StepSizes[i]
 			}
 		}

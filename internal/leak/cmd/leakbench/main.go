@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	windows := fs.String("windows", "", "robust detector: windows, comma-separated (default that of the agent)")
 	growthBy := fs.String("min-growth-by-window", "", "robust detector: minimum growth for given windows, window:amount comma-separated like 1h:18MB (default that of the agent)")
 	tune := fs.Bool("tune", false, "print a grid over alpha, min growth and grace instead of the table")
-	explainFam := fs.String("explain", "", "list the robust detector's alarms on this family (steady, warm-up, steps, diurnal) instead of the table")
+	explainFam := fs.String("explain", "", "list the robust detector's alarms on this family (steady, warm-up, steps, diurnal, ramped-steps) instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -174,8 +174,8 @@ func tuneGrid(w io.Writer, d *quality.Data) {
 }
 
 func explain(w io.Writer, d *quality.Data, fam string, limit int) {
-	for _, f := range []quality.Family{quality.Steady, quality.WarmUp, quality.Steps, quality.Diurnal, quality.Leak} {
-		if f.String() == fam {
+	for _, f := range []quality.Family{quality.Steady, quality.WarmUp, quality.Steps, quality.Diurnal, quality.Leak, quality.RampSteps} {
+		if f.String() == fam || strings.ReplaceAll(f.String(), " ", "-") == fam {
 			d.Explain(w, d.Detector("robust"), f, limit)
 			return
 		}
