@@ -30,6 +30,7 @@ type dayRing struct {
 	idx    []int64 // bucket index since the segment origin; -1 when unused
 	min    []float64
 	tmp    []float64 // scratch of the cycle test
+	adj    []float64
 }
 
 func newDayRing(c Config) *dayRing {
@@ -124,7 +125,7 @@ func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[
 	// pass for a cycle. Then the lines, so that a leak that started within
 	// the last cycle does not hide one.
 	for _, v := range [2][]float64{w, h} {
-		removeJumps(v, stepSigma, &r.tmp)
+		r.removeJumps(v, stepSigma)
 		detrend(v)
 	}
 	a, b := mad(w), mad(h)
@@ -134,30 +135,18 @@ func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[
 	return a < CycleRatio*b, a / b
 }
 
-// removeJumps takes out of v, in place, every jump between successive
-// values that lies more than k robust standard deviations from the median
-// change, up or down, by moving the values before it (k <= 0: none).
-func removeJumps(v []float64, k float64, tmp *[]float64) {
-	if len(v) < 5 || !(k > 0) {
+// removeJumps takes out of v, in place, its level shifts up and down
+// (stats.RemoveShifts, which takes out rises, instant or ramped, applied to
+// v and then to -v; k <= 0: none). r.tmp and r.adj are scratch.
+func (r *dayRing) removeJumps(v []float64, k float64) {
+	if !(k > 0) {
 		return
 	}
-	d := (*tmp)[:0]
-	for i := 1; i < len(v); i++ {
-		d = append(d, v[i]-v[i-1])
-	}
-	*tmp = d
-	med := stats.Median(d)
-	spread := 1.4826 * mad(d)
-	if !(spread > 0) {
-		return
-	}
-	moved, hi := 0.0, v[len(v)-1]
-	for i := len(v) - 1; i >= 1; i-- {
-		lo := v[i-1]
-		if e := hi - lo - med; math.Abs(e) > k*spread {
-			moved += e
+	for range 2 {
+		r.adj, _, r.tmp = stats.RemoveShifts(v, k, r.adj, r.tmp)
+		for i := range v {
+			v[i] = -r.adj[i]
 		}
-		v[i-1], hi = lo+moved, lo
 	}
 }
 
@@ -254,19 +243,24 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 const ShortCycleAlpha = 0.1
 
 // cycleLeak tells whether the day-over-day figures show a leak at the
-// practical minimum minSlope (bytes/s), and says why or why not: the floor
-// is higher than one cycle earlier by at least minSlope over the cycle in
-// every third of the window (a leak older than the cycle; a level step
-// leaves a third without), or the difference rises by minSlope,
-// significantly (p < alpha, ShortCycleAlpha times that in windows shorter
-// than the cycle), and no single level step explains it better than a line
-// (stepRatio; a leak that started within the last cycle).
+// practical minimum minSlope (bytes/s), and says why or why not. No single
+// level step may explain the difference better than a line (stepRatio: a
+// level step of the floor makes it a block); then the floor must be higher
+// than one cycle earlier by at least minSlope over the cycle in every third
+// of the window (a leak older than the cycle), or the difference must rise
+// by minSlope, significantly (p < alpha, ShortCycleAlpha times that in
+// windows shorter than the cycle: a leak that started within the last
+// cycle).
 func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64) (bool, string) {
+	stepped := stepRatio > 0 && day.step < stepRatio
 	switch {
+	case stepped:
+		// A level step of the floor within the last cycle and a half makes
+		// the difference a block: not a leak.
 	case day.lowest/cycle >= minSlope:
 		return true, fmt.Sprintf("floor %+.3g MB above one cycle earlier (%s), in every third of the window", day.level/MB, fmtRate(day.level/cycle))
 	case window < cycle && !(day.p < alpha*ShortCycleAlpha):
-	case day.slope >= minSlope && day.p < alpha && !(stepRatio > 0 && day.step < stepRatio):
+	case day.slope >= minSlope && day.p < alpha:
 		return true, fmt.Sprintf("floor rising %s faster than one cycle earlier (p=%.3g)", fmtRate(day.slope), day.p)
 	}
 	return false, fmt.Sprintf("daily cycle: against one cycle earlier the floor is %+.3g MB and rising %s (p=%.3g), below the practical minimum %s",
