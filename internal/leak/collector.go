@@ -35,6 +35,8 @@ var (
 		"Unix time when the held leak verdict became true; 0 while no leak is suspected.", labelsSK, nil)
 	descState = prometheus.NewDesc("soak_leak_state",
 		"1 for the series' current detector state: state=warming_up (no verdict yet; reason no_samples, window_not_full, too_few_buckets, start_up_grace, gaps or no_floor), no_leak or leak_suspected (reason none).", []string{"source", "kind", "state", "reason"}, nil)
+	descCycle = prometheus.NewDesc("soak_leak_daily_cycle",
+		"1 when the floor has shown a daily cycle since the target's last restart, so every window is judged against the floor one cycle earlier (SOAK_LEAK_CYCLE), else 0.", labelsSK, nil)
 	descWindowVerdict = prometheus.NewDesc("soak_leak_window_suspected",
 		"1 when the window's own verdict at the last evaluation is leak_suspected, else 0 (unheld, may flap).", labelsSKW, nil)
 )
@@ -45,7 +47,7 @@ type collector struct{ m *Monitor }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMemory, descLimit, descSlope, descR2, descP, descSamples, descBaseline, descToLimit, descSuspected, descSince, descState, descWindowVerdict} {
+	for _, d := range []*prometheus.Desc{descMemory, descLimit, descSlope, descR2, descP, descSamples, descBaseline, descToLimit, descSuspected, descSince, descState, descWindowVerdict, descCycle} {
 		ch <- d
 	}
 }
@@ -63,6 +65,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			since = float64(r.Report.Since.UnixNano()) / 1e9
 		}
 		ch <- prometheus.MustNewConstMetric(descSince, prometheus.GaugeValue, since, src, kind)
+		cycle := 0.0
+		if r.Report.Cycle {
+			cycle = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCycle, prometheus.GaugeValue, cycle, src, kind)
 		state, reason := "warming_up", r.Report.Wait
 		switch {
 		case r.Report.Suspected:

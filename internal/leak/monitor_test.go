@@ -341,7 +341,7 @@ soak_leak_suspected_since_timestamp_seconds{kind="heap",source="scrape"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "soak_leak_state", "soak_leak_suspected_since_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}
-	for _, name := range []string{"soak_leak_window_samples", "soak_leak_suspected", "soak_leak_window_suspected"} {
+	for _, name := range []string{"soak_leak_window_samples", "soak_leak_suspected", "soak_leak_window_suspected", "soak_leak_daily_cycle"} {
 		if got := testutil.CollectAndCount(&collector{m: m}, name); got != 1 {
 			t.Errorf("%s: %d series in the first minute, want 1", name, got)
 		}
