@@ -218,14 +218,8 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 	}
 	trend := stats.MannKendallHamedRao(dx, dy, slope)
 	day := dayFigures{ok: true, slope: slope, p: trend.P, step: math.Inf(1), lowest: math.Inf(1)}
-	if st, ok := stats.BestStep(dy); ok {
-		var m stats.Moments
-		for i := range dx {
-			m.Add(dx[i], dy[i])
-		}
-		if line := m.SYY - m.SXY*m.SXY/m.SXX; line > 0 {
-			day.step = st.SSR / line
-		}
+	if _, fit, ok := stepFit(dx, dy); ok {
+		day.step = fit
 	}
 	tmp := append(d.tmp[:0], dy...)
 	n := len(tmp)
@@ -252,11 +246,11 @@ const ShortCycleAlpha = 0.1
 // windows shorter than the cycle: a leak that started within the last
 // cycle).
 func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64) (bool, string) {
-	stepped := stepRatio > 0 && day.step < stepRatio
 	switch {
-	case stepped:
+	case stepRatio > 0 && day.step < stepRatio:
 		// A level step of the floor within the last cycle and a half makes
 		// the difference a block: not a leak.
+		return false, fmt.Sprintf("daily cycle: a level step explains the floor's difference to one cycle earlier better than a trend (fit ratio %.2f)", day.step)
 	case day.lowest/cycle >= minSlope:
 		return true, fmt.Sprintf("floor %+.3g MB above one cycle earlier (%s), in every third of the window", day.level/MB, fmtRate(day.level/cycle))
 	case window < cycle && !(day.p < alpha*ShortCycleAlpha):
