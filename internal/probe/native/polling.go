@@ -42,6 +42,7 @@ const recordSeparator = 0x1e
 type pollingTransport struct {
 	d       *Driver
 	http    *http.Transport
+	conns   *sessionConns
 	client  *http.Client
 	url     string // polling URL with EIO, transport and (once known) sid
 	header  http.Header
@@ -82,8 +83,9 @@ func (d *Driver) newPolling(ctx context.Context, t *probe.Target, pollURL string
 		dialer.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
 		dialer.Control = socketControl(true)
 	}
+	conns := &sessionConns{open: map[*trackedConn]struct{}{}}
 	tr := &http.Transport{
-		DialContext:            dialer.DialContext,
+		DialContext:            conns.dialer(dialer.DialContext),
 		TLSClientConfig:        t.TLS,
 		TLSHandshakeTimeout:    d.connectTimeout,
 		DisableCompression:     true,
@@ -97,7 +99,7 @@ func (d *Driver) newPolling(ctx context.Context, t *probe.Target, pollURL string
 	}
 	life, kill := context.WithCancel(context.Background())
 	return &pollingTransport{
-		d: d, http: tr, client: &http.Client{Transport: tr}, url: pollURL,
+		d: d, http: tr, conns: conns, client: &http.Client{Transport: tr}, url: pollURL,
 		header: t.Header, host: t.Header.Get("Host"),
 		maxMsg: maxMsg, maxBody: maxPayloadMessages * maxMsg,
 		life: life, kill: kill, send: make(chan struct{}, 1),
@@ -249,6 +251,67 @@ func (p *pollingTransport) close(ctx context.Context) error {
 func (p *pollingTransport) closeNow() {
 	p.kill()
 	p.http.CloseIdleConnections()
+	p.conns.closeAll()
+}
+
+// sessionConns holds the TCP connections of one session's HTTP transport so
+// that ending the session closes every one of them: CloseIdleConnections
+// misses a connection whose last response is still on its way back to the
+// idle pool, which would then stay open, with two goroutines, for
+// IdleConnTimeout. After closeAll no new connection is made.
+type sessionConns struct {
+	mu     sync.Mutex
+	closed bool
+	open   map[*trackedConn]struct{}
+}
+
+// trackedConn is a connection of a sessionConns; closing it removes it.
+type trackedConn struct {
+	net.Conn
+	set  *sessionConns
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.open, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// dialer wraps dial so that its connections are tracked.
+func (s *sessionConns) dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, set: s}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			_ = c.Close()
+			return nil, fmt.Errorf("long-polling session closed: %w", net.ErrClosed)
+		}
+		s.open[tc] = struct{}{}
+		return tc, nil
+	}
+}
+
+// closeAll closes every open connection and refuses new ones.
+func (s *sessionConns) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	open := make([]*trackedConn, 0, len(s.open))
+	for c := range s.open {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
 }
 
 func (p *pollingTransport) abort() { p.closeNow() }
