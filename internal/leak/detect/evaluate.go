@@ -138,8 +138,9 @@ type Result struct {
 	StepFitNoShifts float64
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
-	// HasDay tells whether the day-over-day figures are set (the segment
-	// holds the window plus Config.Cycle): DayLevel is the median of the
+	// HasDay tells whether the day-over-day figures are set (the floor has
+	// shown a daily cycle, Report.Cycle, and the segment holds the window
+	// plus Config.Cycle): DayLevel is the median of the
 	// floor minus the floor one cycle earlier (bytes), DaySlope the slope of
 	// that difference (bytes/s) and DayP its trend's one-sided p-value.
 	HasDay   bool
