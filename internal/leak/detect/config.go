@@ -202,7 +202,7 @@ func (c Config) Validate() error {
 	case c.ClearAfter < 0:
 		return fmt.Errorf("ClearAfter: must be >= 0, got %q", c.ClearAfter)
 	case c.Cycle < 0 || (c.Cycle > 0 && c.Cycle < c.Bucket):
-		return fmt.Errorf("Cycle: must be 0 (off) or at least Bucket (%s), got %q", c.Bucket, c.Cycle)
+		return fmt.Errorf("Cycle: must be 0 (off) or at least the bucket width (%s), got %q", c.Bucket, c.Cycle)
 	}
 	return nil
 }
