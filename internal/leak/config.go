@@ -48,7 +48,10 @@ type Config struct {
 	Bucket           time.Duration   `envconfig:"LEAK_BUCKET" default:"5m" desc:"smallest bucket whose minimum is the floor of the GC sawtooth; at least twice the target's longest GC period"`
 	MaxBuckets       int             `envconfig:"LEAK_MAX_BUCKETS" default:"72" desc:"buckets per window at most (bucket = max(SOAK_LEAK_BUCKET, window/this))"`
 	MinBuckets       int             `envconfig:"LEAK_MIN_BUCKETS" default:"10" desc:"fewest buckets a window needs for a verdict"`
-	Grace            time.Duration   `envconfig:"LEAK_GRACE" default:"10h" desc:"start-up grace after the first sample or a restart: a window gives no verdict while it holds data from this first part of the segment (warm-up)"`
+	Grace            time.Duration   `envconfig:"LEAK_GRACE" default:"10h" desc:"start-up period after the first sample or a restart in which a warm-up may be under way: a window holding data from it suspects a leak only if the segment's floor passes the warm-up test (SOAK_LEAK_WARMUP_SHARE; with the test off, no verdict)"`
+	WarmupShare      float64         `envconfig:"LEAK_WARMUP_SHARE" default:"0.7" desc:"warm-up test: the floor's slope over the last third of the segment so far must reach this share of its slope over the first third (a warm-up decelerates, a leak does not); 0: off, windows wait out SOAK_LEAK_GRACE"`
+	WarmupSE         float64         `envconfig:"LEAK_WARMUP_SE" default:"1" desc:"warm-up test margin, in standard errors of the thirds' slopes"`
+	WarmupMinAge     time.Duration   `envconfig:"LEAK_WARMUP_MIN_AGE" default:"3h" desc:"youngest segment the warm-up test judges (a shorter one gives no verdict)"`
 	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.002" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
 	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
 	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
@@ -83,6 +86,9 @@ func DefaultConfig() Config {
 		MaxBuckets:        d.MaxBuckets,
 		MinBuckets:        d.MinBuckets,
 		Grace:             d.Grace,
+		WarmupShare:       d.WarmupShare,
+		WarmupSE:          d.WarmupSE,
+		WarmupMinAge:      d.WarmupMinAge,
 		PValue:            d.Alpha,
 		MinGrowth:         Bytes(d.MinGrowth),
 		MinGrowthWindows:  GrowthByWindow(d.MinGrowthFor),
@@ -133,6 +139,9 @@ func (c Config) Detect() detect.Config {
 		MaxBuckets:   c.MaxBuckets,
 		MinBuckets:   c.MinBuckets,
 		Grace:        c.Grace,
+		WarmupShare:  c.WarmupShare,
+		WarmupSE:     c.WarmupSE,
+		WarmupMinAge: c.WarmupMinAge,
 		Alpha:        c.PValue,
 		MinGrowth:    float64(c.MinGrowth),
 		MinGrowthFor: map[time.Duration]float64(c.MinGrowthWindows),
@@ -232,6 +241,9 @@ func detectVar(field string) string {
 		"MaxBuckets":   "SOAK_LEAK_MAX_BUCKETS",
 		"MinBuckets":   "SOAK_LEAK_MIN_BUCKETS",
 		"Grace":        "SOAK_LEAK_GRACE",
+		"WarmupShare":  "SOAK_LEAK_WARMUP_SHARE",
+		"WarmupSE":     "SOAK_LEAK_WARMUP_SE",
+		"WarmupMinAge": "SOAK_LEAK_WARMUP_MIN_AGE",
 		"Alpha":        "SOAK_LEAK_P_VALUE",
 		"MinGrowth":    "SOAK_LEAK_MIN_GROWTH",
 		"MinGrowthFor": "SOAK_LEAK_MIN_GROWTH_BY_WINDOW",

@@ -38,20 +38,26 @@ type Config struct {
 	MaxBuckets int
 	// MinBuckets is the fewest complete buckets a window needs for a verdict.
 	MinBuckets int
-	// Grace is an optional start-up grace: a window gives no verdict while
-	// it holds data from the first Grace of the current segment (the time
-	// since the first sample or the last restart): the first verdict of
-	// window W comes at W+Grace. The warm-up test (WarmupShare) tells a
-	// warm-up from a leak by its shape instead; it is off by default until
-	// it meets the false-alarm target on warm-up series.
+	// Grace is the start-up period of a segment (the time since the first
+	// sample or the last restart) in which a warm-up may still be under
+	// way. A window that holds data from it is judged only once the segment
+	// is WarmupMinAge old and only if the floor of the whole segment passes
+	// the warm-up test (WarmupShare); with the test off (WarmupShare 0) it
+	// gives no verdict at all, so the first verdict of window W comes at
+	// W+Grace.
 	Grace time.Duration
-	// WarmupShare is the warm-up test, applied while any window still holds
-	// the first bucket of the segment: a window suspects a leak only when
-	// the floor's slope over the last third of the segment so far reaches
-	// WarmupShare of that over its first third by at least WarmupSE
-	// standard errors. A warm-up decelerates toward a plateau; a leak
-	// present from process start does not. 0 disables the test.
+	// WarmupShare is the warm-up test, applied to the windows that hold
+	// data from the first Grace of the segment: such a window suspects a
+	// leak only when the floor's slope over the last third of the segment
+	// so far reaches WarmupShare of that over its first third by at least
+	// WarmupSE standard errors. A warm-up decelerates toward a plateau; a
+	// leak present from process start does not. 0 disables the test (and
+	// such windows then wait for the grace to pass).
 	WarmupShare float64
+	// WarmupMinAge is the youngest segment the warm-up test judges: over a
+	// shorter time a warm-up with a time constant of hours is still a
+	// straight line.
+	WarmupMinAge time.Duration
 	// WarmupSE is the margin of the warm-up test in standard errors of the
 	// thirds' slopes (see WarmupShare).
 	WarmupSE float64
@@ -125,15 +131,16 @@ type Config struct {
 // (internal/leak/quality).
 func DefaultConfig() Config {
 	return Config{
-		Windows:     []time.Duration{time.Hour, 5 * time.Hour, 24 * time.Hour},
-		Bucket:      5 * time.Minute,
-		MaxBuckets:  72,
-		MinBuckets:  10,
-		Grace:       10 * time.Hour,
-		WarmupShare: 0, // measured, not yet good enough to replace Grace: see leakbench -warmup-share
-		WarmupSE:    1,
-		Alpha:       0.002,
-		MinGrowth:   21 * MB,
+		Windows:      []time.Duration{time.Hour, 5 * time.Hour, 24 * time.Hour},
+		Bucket:       5 * time.Minute,
+		MaxBuckets:   72,
+		MinBuckets:   10,
+		Grace:        10 * time.Hour,
+		WarmupShare:  0.7,
+		WarmupSE:     1,
+		WarmupMinAge: 3 * time.Hour,
+		Alpha:        0.002,
+		MinGrowth:    21 * MB,
 		MinGrowthFor: map[time.Duration]float64{
 			time.Hour:      18 * MB,
 			24 * time.Hour: 12 * MB,
@@ -175,6 +182,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Grace: must be >= 0, got %q", c.Grace)
 	case !(c.WarmupShare >= 0 && c.WarmupShare <= 1):
 		return fmt.Errorf("WarmupShare: must be in [0, 1], got %g", c.WarmupShare)
+	case c.WarmupMinAge < 0:
+		return fmt.Errorf("WarmupMinAge: must be >= 0, got %q", c.WarmupMinAge)
 	case !(c.WarmupSE >= 0) || math.IsInf(c.WarmupSE, 0):
 		return fmt.Errorf("WarmupSE: must be a finite number >= 0, got %g", c.WarmupSE)
 	case !(c.Alpha > 0 && c.Alpha < 1):

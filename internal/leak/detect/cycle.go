@@ -22,9 +22,10 @@ import (
 // cycleLeak); a rise that the previous cycle showed too, with the floor no
 // higher than then, is the cycle.
 
-// dayRing keeps the floor (minimum) of every Config.Bucket of the segment
+// dayRing keeps the floor (minimum) of every Config.Bucket of the segment:
 // over the last cycle plus the longest window, for the day-over-day
-// comparison.
+// comparison, and over the start-up grace plus the longest window, for the
+// warm-up test (warmup.go).
 type dayRing struct {
 	widthS float64
 	idx    []int64 // bucket index since the segment origin; -1 when unused
@@ -33,12 +34,21 @@ type dayRing struct {
 	adj    []float64
 }
 
+// newDayRing returns the ring that c needs, or nil when neither the cycle
+// rule nor the warm-up test is on.
 func newDayRing(c Config) *dayRing {
-	if c.Cycle <= 0 {
+	longest := c.Windows[len(c.Windows)-1] // sorted by New
+	var span time.Duration
+	if c.Cycle > 0 {
+		span = c.Cycle + longest
+	}
+	if c.WarmupShare > 0 {
+		span = max(span, c.Grace+longest)
+	}
+	if span == 0 {
 		return nil
 	}
-	longest := c.Windows[len(c.Windows)-1] // sorted by New
-	n := int((c.Cycle+longest)/c.Bucket) + 2
+	n := int(span/c.Bucket) + 2
 	r := &dayRing{widthS: c.Bucket.Seconds(), idx: make([]int64, n), min: make([]float64, n)}
 	r.reset()
 	return r
@@ -190,7 +200,7 @@ type dayFigures struct {
 // floors ys, bucket indices lo+pos) when the segment holds the window plus
 // one cycle.
 func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64, pos []int64) {
-	if d.day == nil {
+	if d.day == nil || d.cfg.Cycle <= 0 {
 		return
 	}
 	cycle := d.cfg.Cycle.Seconds()

@@ -52,10 +52,16 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
-	day        *dayRing // floors for the day-over-day comparison; nil when Config.Cycle is 0
+	day        *dayRing // bucket floors for the cycle rule and the warm-up test; nil when both are off
 	dx, dy     []float64
 	cycle      bool      // the segment showed a daily cycle (cycle.go)
 	cycleSince time.Time // since when the cycle test has passed; zero when it does not
+
+	// The warm-up test's segment figures (warmup.go), cached per segment
+	// and complete ring bucket.
+	seg         segFigures
+	segCacheSeg int
+	segCacheC   int64
 
 	hold    Hold // the held verdict (hold.go)
 	holdSeg int  // segment the held verdict belongs to
@@ -150,6 +156,9 @@ func (d *Detector) Add(p Point) error {
 	}
 	if d.day != nil {
 		d.day.add(t, p.Bytes)
+		if int64(t/d.day.widthS) < d.segCacheC {
+			d.segCacheC = -1 // a bucket the cached segment figures counted as complete changed
+		}
 	}
 	return nil
 }

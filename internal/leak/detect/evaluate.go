@@ -67,13 +67,6 @@ type figures struct {
 	stepAt     float64 // seconds since origin
 	shifts     stats.Shifts
 
-	// The floor's slopes over the thirds of the segment so far (by time),
-	// set when the window still holds the segment's first bucket
-	// (segOK), for the warm-up test.
-	seg   [3]float64
-	segSE [3]float64
-	segOK bool
-
 	day dayFigures // day-over-day figures (cycle.go)
 }
 
@@ -147,8 +140,8 @@ type Result struct {
 	DayLevel float64
 	DaySlope float64
 	DayP     float64
-	// YoungSegment tells whether the warm-up test applied (a window still
-	// holds the first bucket of the segment, see Config.WarmupShare), and
+	// YoungSegment tells whether the warm-up test applied (the window holds
+	// data of the segment's first Config.Grace, see Config.WarmupShare), and
 	// NotWarmUp whether the curve passed it (true when it did not apply).
 	YoungSegment bool
 	NotWarmUp    bool
@@ -252,9 +245,12 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 			w.cacheSeg, w.cacheC, w.dirty = d.segment, c, false
 		}
 	}
-	seg, young := d.segmentFigures()
+	var seg *segFigures
+	if d.cfg.WarmupShare > 0 && age >= d.cfg.WarmupMinAge && age < d.wins[len(d.wins)-1].dur+d.cfg.Grace {
+		seg = d.segmentFigures(age)
+	}
 	rep.CycleRatio = math.NaN()
-	if d.day != nil {
+	if d.day != nil && d.cfg.Cycle > 0 {
 		var shown bool
 		shown, rep.CycleRatio = d.day.cycleShown(int64(age.Seconds()/d.day.widthS), d.cfg.Cycle.Seconds(), d.cfg.StepSigma, &d.dx, &d.dy)
 		switch {
@@ -271,7 +267,7 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 	}
 	rep.Cycle = d.cycle
 	for _, w := range d.wins {
-		rep.Windows = append(rep.Windows, d.judge(w, age, limit, seg, young))
+		rep.Windows = append(rep.Windows, d.judge(w, age, limit, seg))
 	}
 	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
 	if rep.Verdict == InsufficientData {
@@ -279,28 +275,6 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 	}
 	d.apply(&rep, now)
 	return rep
-}
-
-// segmentFigures returns the figures of the window with the finest buckets
-// that still holds the whole segment and could fit its thirds (nil when
-// none), and whether any window still holds the segment's first bucket
-// (young: the warm-up test applies).
-func (d *Detector) segmentFigures() (*figures, bool) {
-	var best *window
-	young := false
-	for _, w := range d.wins {
-		if w.fig.complete > int64(w.n) {
-			continue
-		}
-		young = true
-		if w.fig.segOK && (best == nil || w.width < best.width) {
-			best = w
-		}
-	}
-	if best == nil {
-		return nil, young
-	}
-	return &best.fig, young
 }
 
 func summarise(rs []Result) (Verdict, time.Duration, string) {
@@ -408,43 +382,8 @@ func (d *Detector) compute(w *window, c int64) figures {
 		}
 		start = end
 	}
-	if c <= int64(w.n) {
-		d.segmentThirds(&f, xs, rawFloor)
-	}
 	d.dayCompare(w, &f, lo, xs, rawFloor, pos)
 	return f
-}
-
-// segmentThirds fits the floor of each third of the segment so far (by
-// time, from the segment's start to the end of the last complete bucket),
-// for the warm-up test. The raw floor is used: a warm-up's first rises can
-// look like level steps to stats.RemoveShifts.
-func (d *Detector) segmentThirds(f *figures, xs, ys []float64) {
-	if !(f.xEnd > 0) || math.IsNaN(f.noise) {
-		return
-	}
-	start := 0
-	for j := range 3 {
-		end := start
-		for end < len(xs) && min(int(3*xs[end]/f.xEnd), 2) <= j {
-			end++
-		}
-		if end-start < 3 {
-			return
-		}
-		s, _, buf, ok := stats.TheilSen(xs[start:end], ys[start:end], d.buf)
-		d.buf = buf
-		if !ok {
-			return
-		}
-		var m stats.Moments
-		for i := start; i < end; i++ {
-			m.Add(xs[i], 0)
-		}
-		f.seg[j], f.segSE[j] = s, f.noise/math.Sqrt(m.SXX)
-		start = end
-	}
-	f.segOK = true
 }
 
 // stepFit returns the best single level step of ys and the residual sum of
@@ -505,7 +444,7 @@ func fitR2(xs, ys []float64, slope, icept float64) float64 {
 }
 
 // judge turns cached figures into a Result as of segment age age.
-func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figures, young bool) Result {
+func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFigures) Result {
 	f := w.fig
 	r := Result{
 		Window: w.dur, BucketWidth: w.width, Buckets: w.n,
@@ -546,7 +485,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *figur
 		r.ThirdSE = r.ThirdSlopes
 		r.Noise = math.NaN()
 	}
-	r.YoungSegment = young && d.cfg.WarmupShare > 0
+	r.YoungSegment = d.cfg.WarmupShare > 0 && age < w.dur+d.cfg.Grace
 	r.NotWarmUp, r.warmWhy = true, ""
 	if r.YoungSegment {
 		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.WarmupSE)
@@ -580,9 +519,12 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case w.n < cfg.MinBuckets:
 		return InsufficientData, fmt.Sprintf("window too short for a verdict: %d buckets of %s, need at least %d (longer window or smaller bucket)",
 			w.n, fmtDur(w.width), cfg.MinBuckets)
-	case age < w.dur+cfg.Grace:
+	case age < w.dur+cfg.Grace && cfg.WarmupShare == 0:
 		return InsufficientData, fmt.Sprintf("start-up grace: the window must hold no data of the first %s of the segment (segment is %s old)",
 			fmtDur(cfg.Grace), fmtDur(age))
+	case age < w.dur+cfg.Grace && age < cfg.WarmupMinAge:
+		return InsufficientData, fmt.Sprintf("start-up grace: the warm-up test needs a segment of %s (segment is %s old)",
+			fmtDur(cfg.WarmupMinAge), fmtDur(age))
 	case f.buckets < cfg.MinBuckets || float64(f.buckets) < MinCoverage*float64(w.n):
 		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, w.n)
 	case !f.floor:

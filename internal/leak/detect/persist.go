@@ -47,18 +47,18 @@ func laterMin(c Config, minSlope float64) float64 {
 	return 0
 }
 
-// warmup is the warm-up test, applied while a window still holds the
-// segment's first bucket (a young segment): a warm-up decelerates toward a
+// warmup is the warm-up test, applied to a window that holds data of the
+// segment's start-up grace (Config.Grace): a warm-up decelerates toward a
 // plateau, a leak does not. The floor's slope over the last third of the
 // segment so far must reach share of its slope over the first third, by at
 // least z standard errors: the curve must be shown not to flatten, not
 // merely be unproven to flatten, because early in a slow warm-up the two
 // look alike.
-func warmup(seg *figures, share, z float64) (bool, string) {
+func warmup(seg *segFigures, share, z float64) (bool, string) {
 	if seg == nil {
 		return false, "warm-up test: too few buckets since the segment started to tell a warm-up from a leak"
 	}
-	t, se := seg.seg, seg.segSE
+	t, se := seg.thirds, seg.se
 	if t[2]-share*t[0] < z*math.Hypot(se[2], share*se[0]) {
 		return false, fmt.Sprintf("warm-up: since the segment started the floor rose %s, %s, %s by thirds (decelerating, or not yet shown steady)",
 			fmtRate(t[0]), fmtRate(t[1]), fmtRate(t[2]))

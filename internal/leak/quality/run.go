@@ -78,8 +78,8 @@ type trace struct {
 	// leak (a daily cycle shown, detect.Report.Cycle).
 	cycle []uint8
 	// held is the detector's own held verdict (Report.Suspected), indexed
-	// by evaluation; valid only when Config.Grace is 0 (the detector runs
-	// without grace).
+	// by evaluation; valid only when the detector ran with the run's grace
+	// (the warm-up test on) or the grace is 0.
 	held []bool
 }
 
@@ -158,7 +158,14 @@ feed:
 func runSeries(o Options, s Series) (*trace, error) {
 	cfg := o.Config
 	grace := cfg.Grace
-	cfg.Grace = 0 // gates are recorded without grace; it is applied when scoring
+	if cfg.WarmupShare == 0 {
+		// Gates are recorded without grace; it is applied when scoring. With
+		// the warm-up test on, the grace decides which windows the test
+		// judges: the detector must see it.
+		cfg.Grace = 0
+	} else {
+		grace = 0
+	}
 	det, err := detect.New(cfg)
 	if err != nil {
 		return nil, err
@@ -237,12 +244,18 @@ type RobustParams struct {
 	Alpha, StepRatio float64
 	// MinSlope is the practical threshold per window (bytes/s).
 	MinSlope map[time.Duration]float64
-	Grace    time.Duration
+	// Grace is applied when scoring, as a time with no verdict after the
+	// start; 0 when the run's detector applied it itself (the warm-up test
+	// on).
+	Grace time.Duration
 }
 
 // ParamsOf extracts the tunable thresholds of a detector configuration.
 func ParamsOf(c detect.Config) RobustParams {
 	p := RobustParams{Alpha: c.Alpha, StepRatio: c.StepRatio, Grace: c.Grace, MinSlope: map[time.Duration]float64{}}
+	if c.WarmupShare > 0 {
+		p.Grace = 0 // the detector applied it, through the warm-up test (runSeries)
+	}
 	for _, w := range c.Windows {
 		p.MinSlope[w] = c.MinSlope(w)
 	}
