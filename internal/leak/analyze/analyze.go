@@ -204,7 +204,7 @@ func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	_ = fs.Bool("all", true, "kept for compatibility: every series is always analysed")
 	windows := fs.String("windows", joinWindows(cfg.Windows), "rolling windows, comma-separated")
-	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "start-up grace after the first sample or a restart")
+	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "start-up period after the first sample or a restart, in which windows must pass the warm-up test")
 	fs.DurationVar(&cfg.Bucket, "bucket", cfg.Bucket, "smallest bucket (at least twice the longest GC period)")
 	fs.Float64Var(&cfg.Alpha, "p-value", cfg.Alpha, "Mann-Kendall p-value threshold")
 	minGrowth := fs.Float64("min-growth-mb", cfg.MinGrowth/detect.MB, "least floor growth across a window, MB, for windows other than 1h and 24h (their defaults: 18 and 12 MB)")
