@@ -46,17 +46,11 @@ func (d *Data) Held(name string) Rule {
 }
 
 // flapShare returns, for a leak series, the share of hourly verdicts of
-// cond after the alert first fired (act) that say "no leak", and whether
-// the alert fired at all.
+// cond after the alert first fired (act, see firstAlert) that say "no
+// leak", and whether the alert fired at all.
 func flapShare(r Rule, tr *trace, act []bool, every, from time.Duration) (reverts, hours int) {
 	perHour := int(time.Hour / every)
-	first := -1
-	for i := range act {
-		if act[i] && time.Duration(i+1)*every >= from {
-			first = i
-			break
-		}
-	}
+	first := firstAlert(act, every, from)
 	if first < 0 || perHour < 1 {
 		return 0, 0
 	}
@@ -67,4 +61,40 @@ func flapShare(r Rule, tr *trace, act []bool, every, from time.Duration) (revert
 		}
 	}
 	return reverts, hours
+}
+
+// firstAlert returns the index of the evaluation at which the alert (act)
+// first fired for a leak that starts at from: its first rising edge at or
+// after from, or -1. An alert already firing when the leak starts (a false
+// alarm of the shape under it, a daily cycle's first day) is not the leak's
+// detection: the detection is the next time it fires, unless it never
+// stops, in which case it counts from the leak's start.
+func firstAlert(act []bool, every, from time.Duration) int {
+	at := func(i int) time.Duration { return time.Duration(i+1) * every }
+	for i := range act {
+		if at(i) < from {
+			continue
+		}
+		if !act[i] {
+			continue
+		}
+		if i == 0 || !act[i-1] {
+			return i // a rising edge
+		}
+		// Firing since before the leak started: wait for it to stop.
+		j := i
+		for j < len(act) && act[j] {
+			j++
+		}
+		if j == len(act) {
+			return i
+		}
+		for k := j; k < len(act); k++ {
+			if act[k] {
+				return k
+			}
+		}
+		return -1
+	}
+	return -1
 }

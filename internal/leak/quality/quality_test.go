@@ -100,3 +100,32 @@ func TestHeldReplayIsTheDetectorsRule(t *testing.T) {
 		t.Fatal("no evaluation held a leak: the comparison proves nothing")
 	}
 }
+
+func TestFirstAlert(t *testing.T) {
+	// Evaluations every hour: index i is at i+1 hours; the leak starts at 3 h.
+	const every, from = time.Hour, 3 * time.Hour
+	cases := []struct {
+		name string
+		act  string // one character per evaluation: x fires
+		want int
+	}{
+		{"raised after the start", "....xx..", 4},
+		{"raised at the start", "..xxx...", 2},
+		{"never", "........", -1},
+		{"before the start only", "xx......", -1},
+		{"false alarm running into the leak, then the detection", ".xxxx..x", 7},
+		{"false alarm running into the leak and never stopping", ".xxxxxxx", 2},
+		{"false alarm that stops, no detection", ".xxx....", -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			act := make([]bool, len(tc.act))
+			for i, c := range tc.act {
+				act[i] = c == 'x'
+			}
+			if got := firstAlert(act, every, from); got != tc.want {
+				t.Errorf("firstAlert(%s) = %d, want %d", tc.act, got, tc.want)
+			}
+		})
+	}
+}

@@ -456,13 +456,9 @@ func (d *Data) Score(r Rule) Score {
 // delay is the time from the leak's start to the alert (MaxInt64 when not
 // within MissAfter).
 func (d *Data) delay(act []bool, start time.Duration) time.Duration {
-	for i := range act {
-		t := time.Duration(i+1) * d.Opts.EvalEvery
-		if t >= start && act[i] {
-			if dl := t - start; dl <= d.Opts.MissAfter {
-				return dl
-			}
-			break
+	if i := firstAlert(act, d.Opts.EvalEvery, start); i >= 0 {
+		if dl := time.Duration(i+1)*d.Opts.EvalEvery - start; dl <= d.Opts.MissAfter {
+			return dl
 		}
 	}
 	return time.Duration(math.MaxInt64)
