@@ -151,6 +151,22 @@ func stateTimeline(title, desc, unit, zero, one, oneColor string, targets ...tar
 	}
 }
 
+// leakStateTimeline is a state timeline of the leak detector's state
+// encoded as 0 warming up, 1 no leak, 2 leak suspected.
+func leakStateTimeline(title, desc string, targets ...target) *panel {
+	p := stateTimeline(title, desc, "short", "", "", "", targets...)
+	p.FieldConfig.Defaults.Mappings = []any{map[string]any{
+		"type": "value",
+		"options": map[string]any{
+			"0": map[string]any{"text": "warming up", "color": "blue", "index": 0},
+			"1": map[string]any{"text": "no leak", "color": "green", "index": 1},
+			"2": map[string]any{"text": "leak suspected", "color": "red", "index": 2},
+		},
+	}}
+	p.FieldConfig.Defaults.Thresholds = steps("blue", 1.0, "green", 2.0, "red")
+	return p
+}
+
 func heatmap(title, desc string, t target) *panel {
 	t.Format = "heatmap"
 	return &panel{
@@ -390,6 +406,15 @@ func panels() []*panel {
 		"Samples in each leak window; a verdict needs a full window, so a low count after a restart of the target explains a missing verdict.",
 		"short", tsOpts{min: ptr(0.0)},
 		q(`soak_leak_window_samples{`+selWindow+`}`, "{{kind}} via {{source}} ({{window}})"),
+	))
+	l.add(12, 7, leakStateTimeline("Leak detector state",
+		"What the leak detector says per source and kind (soak_leak_state): warming up (no verdict yet: the window is not full, the first 3 h after a (re)start, or gaps; the reason label and the landing page say which), no leak, or leak suspected by at least one window (unheld: the alert reads soak_leak_suspected). Visible from the first samples, long before a verdict.",
+		q(`max by (instance, source, kind) (2 * soak_leak_state{`+selAgent+`,state="leak_suspected"} or soak_leak_state{`+selAgent+`,state="no_leak"} or 0 * soak_leak_state{`+selAgent+`,state="warming_up"})`, "{{kind}} via {{source}}"),
+	))
+	l.add(12, 7, stateTimeline("Daily cycle shown",
+		"1 once the target's memory floor has shown a daily cycle since its last restart (soak_leak_daily_cycle, SOAK_LEAK_CYCLE): from then on every window is judged against the floor a day earlier, so the daily rise is not read as a leak. Before it (the first 34 h at least) a daily rise can raise a leak alert.",
+		"bool_yes_no", "no cycle seen", "daily cycle", "blue",
+		q(`soak_leak_daily_cycle{`+selAgent+`}`, "{{kind}} via {{source}}"),
 	))
 	l.add(12, 7, timeseries("Memory sample errors",
 		"Failed memory samples per second, per source (scrape URL unreachable, process not found in /proc...). Errors leave gaps in the leak windows.",

@@ -704,7 +704,7 @@ func (h *harness) requireLeakConfig(t *testing.T) {
 var panelsWithoutData = map[string]struct{ panel, reason string }{
 	"21/A": {"Cross-replica fan-out p95 vs 500 ms", "one target only, so every fan-out pair has sender_target == target " +
 		"(cross-replica pairs need several targets, e.g. two fixtures sharing Redis)"},
-	"46/A": {"Heap captures", "SOAK_HEAP_SNAPSHOT is off in this test (a capture pauses the target)"},
+	"48/A": {"Heap captures", "SOAK_HEAP_SNAPSHOT is off in this test (a capture pauses the target)"},
 }
 
 // checkPanels runs every query of every dashboard panel, with the
