@@ -43,7 +43,7 @@ type Config struct {
 	LimitBytes     int64 `envconfig:"MEMORY_LIMIT_BYTES" default:"0" desc:"the target's memory limit in bytes for projections; 0: the cgroup limit found by procfs, if any"`
 	HeapLimitBytes int64 `envconfig:"MEMORY_HEAP_LIMIT_BYTES" default:"0" desc:"the target's heap limit in bytes (e.g. Node's --max-old-space-size); 0: SOAK_MEMORY_LIMIT_BYTES"`
 
-	Windows          []time.Duration `envconfig:"LEAK_WINDOWS" default:"1h,5h,24h" desc:"rolling windows for leak detection, comma-separated"`
+	Windows          []time.Duration `envconfig:"LEAK_WINDOWS" default:"1h,2h,5h,24h" desc:"rolling windows for leak detection, comma-separated"`
 	EvaluateInterval time.Duration   `envconfig:"LEAK_EVALUATE_INTERVAL" default:"30s" desc:"how often leak figures and gauges are recomputed"`
 	Bucket           time.Duration   `envconfig:"LEAK_BUCKET" default:"5m" desc:"smallest bucket whose minimum is the floor of the GC sawtooth; at least twice the target's longest GC period"`
 	MaxBuckets       int             `envconfig:"LEAK_MAX_BUCKETS" default:"72" desc:"buckets per window at most (bucket = max(SOAK_LEAK_BUCKET, window/this))"`
@@ -54,7 +54,7 @@ type Config struct {
 	WarmupMinAge     time.Duration   `envconfig:"LEAK_WARMUP_MIN_AGE" default:"3h" desc:"youngest segment the warm-up test judges (a shorter one gives no verdict)"`
 	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.002" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
 	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
-	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
+	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,2h:32MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
 	MinRate          ByteRate        `envconfig:"LEAK_MIN_RATE" default:"0.25MB/h" desc:"least floor slope that can be a leak in any window"`
 	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
 	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`

@@ -131,7 +131,7 @@ type Config struct {
 // (internal/leak/quality).
 func DefaultConfig() Config {
 	return Config{
-		Windows:      []time.Duration{time.Hour, 5 * time.Hour, 24 * time.Hour},
+		Windows:      []time.Duration{time.Hour, 2 * time.Hour, 5 * time.Hour, 24 * time.Hour},
 		Bucket:       5 * time.Minute,
 		MaxBuckets:   72,
 		MinBuckets:   10,
@@ -143,6 +143,7 @@ func DefaultConfig() Config {
 		MinGrowth:    21 * MB,
 		MinGrowthFor: map[time.Duration]float64{
 			time.Hour:      18 * MB,
+			2 * time.Hour:  32 * MB,
 			24 * time.Hour: 12 * MB,
 		},
 		MinRate:     0.25 * MB / 3600,

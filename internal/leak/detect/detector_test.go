@@ -367,7 +367,9 @@ func TestBucketWidthAndMinSlope(t *testing.T) {
 		{5 * time.Hour, 5 * time.Minute, 60, 4.2},
 		{6 * time.Hour, 5 * time.Minute, 72, 3.5},
 		{24 * time.Hour, 20 * time.Minute, 72, 0.5},
-		{2 * time.Hour, 5 * time.Minute, 24, 10.5},
+		// The default 2h window has its own growth, 32 MB.
+		{2 * time.Hour, 5 * time.Minute, 24, 16},
+		{3 * time.Hour, 5 * time.Minute, 36, 7},
 	} {
 		width, n := c.BucketWidth(tc.w)
 		if width != tc.width || n != tc.n {
