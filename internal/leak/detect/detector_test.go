@@ -192,16 +192,17 @@ func TestRestartSegmentation(t *testing.T) {
 }
 
 func TestLevelStepIsNotALeak(t *testing.T) {
-	d, _ := New(testConfig())
-	// +80 MB at 5 h, judged at 7 h: the 6h window holds the step in its
-	// last third.
-	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
+	stepped := func(s float64) float64 {
 		v := sawtooth(200*MB, 0)(s)
 		if s >= 5*3600 {
 			v += 80 * MB
 		}
 		return v
-	}, 0)
+	}
+	d, _ := New(testConfig())
+	// +80 MB at 5 h, judged at 7 h: the 6h window holds the step in its
+	// last third.
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, stepped, 0)
 	w := d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
 	if w.Verdict != NoLeak {
 		t.Fatalf("6h: %v (%s)", w.Verdict, w.Reason)
@@ -215,13 +216,7 @@ func TestLevelStepIsNotALeak(t *testing.T) {
 	c := testConfig()
 	c.StepSigma = 0
 	d, _ = New(c)
-	feed(t, d, 0, 7*time.Hour, 5*time.Second, func(s float64) float64 {
-		v := sawtooth(200*MB, 0)(s)
-		if s >= 5*3600 {
-			v += 80 * MB
-		}
-		return v
-	}, 0)
+	feed(t, d, 0, 7*time.Hour, 5*time.Second, stepped, 0)
 	w = d.Evaluate(t0.Add(7*time.Hour), 0).Windows[1]
 	if w.Verdict != NoLeak || w.StepFit > 0.1 || math.Abs(w.StepSize-80*MB) > 5*MB {
 		t.Errorf("without shift removal: %v (%s), step fit %v size %.1f MB", w.Verdict, w.Reason, w.StepFit, w.StepSize/MB)
