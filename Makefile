@@ -55,6 +55,9 @@ test: deps lint test-go test-rules fuzz
 test-go:
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	# The native driver's own tests again on its goroutine-per-connection
+	# transport (SOAK_NATIVE_EVENT_LOOP=false); the run above used the event loop.
+	$(GO) test $(TESTFLAGS) ./internal/probe/native/ -args -native.reader-goroutines
 
 ## test-short: the fast tier: only Go needed (no Node, Redis, Prometheus, nginx, chromium).
 test-short:

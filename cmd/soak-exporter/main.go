@@ -252,11 +252,11 @@ func ignoreHangups(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) {
 }
 
 // newDriver selects the client driver.
-func newDriver(name string, log *zap.Logger) probe.Driver {
-	if name == "zishang520" {
+func newDriver(c target.Config, log *zap.Logger) probe.Driver {
+	if c.Driver == "zishang520" {
 		return zishang.New(zishang.Options{Log: log.Named("zishang520")})
 	}
-	return native.New(native.Options{Logger: log.Named("native")})
+	return native.New(native.Options{Logger: log.Named("native"), ReaderGoroutines: !c.EventLoop})
 }
 
 // runAgent wires the parts and runs them until ctx ends.
@@ -300,7 +300,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("soak"),
 	)
-	driver := newDriver(cfg.Driver, log)
+	driver := newDriver(cfg.TargetConfig, log)
 	// The health window sees every outcome: the landing page's recent
 	// figures and the state-change warnings come from it.
 	var ag *agent.Agent

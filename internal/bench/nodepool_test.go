@@ -93,7 +93,7 @@ func TestSoakRows(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{in: "", want: []string{"native", "zishang520", "nodepool"}},
+		{in: "", want: []string{"native", "native-goroutines", "zishang520", "nodepool"}},
 		{in: "nodepool, native", want: []string{"nodepool", "native"}},
 		{in: "native,node", wantErr: `SOAK_BENCH_DRIVERS: unknown row "node"`},
 		{in: "native,native", wantErr: `SOAK_BENCH_DRIVERS: "native" given twice`},

@@ -164,7 +164,9 @@ func sum(reg *prometheus.Registry, name string, label, value string) float64 {
 // Beside the agent's drivers, the nodepool row holds the same clients with
 // the npm socket.io-client in one Node process (test/fixture/node/clientpool.js),
 // the approach of the load suites the agent replaces, as an anchor measured in
-// the same run. SOAK_BENCH_DRIVERS (native,zishang520,nodepool) chooses the
+// the same run. SOAK_BENCH_DRIVERS (native,native-goroutines,zishang520,
+// nodepool; native-goroutines is the native driver with a reader goroutine
+// per connection, SOAK_NATIVE_EVENT_LOOP=false) chooses the
 // rows and their order. Run it once per row: -benchtime 1x.
 func BenchmarkSoak(b *testing.B) {
 	clients := setting("SOAK_BENCH_CLIENTS", 10000)
@@ -197,7 +199,7 @@ const nodePoolRow = "nodepool"
 // soakRows parses SOAK_BENCH_DRIVERS: row names separated by commas, each
 // once; empty means every row.
 func soakRows(v string) ([]string, error) {
-	all := []string{"native", "zishang520", nodePoolRow}
+	all := []string{"native", "native-goroutines", "zishang520", nodePoolRow}
 	if strings.TrimSpace(v) == "" {
 		return all, nil
 	}
@@ -217,8 +219,11 @@ func soakRows(v string) ([]string, error) {
 
 // newDriver is the agent's driver of a BenchmarkSoak row.
 func newDriver(name string) probe.Driver {
-	if name == "zishang520" {
+	switch name {
+	case "zishang520":
 		return zishang.New(zishang.Options{})
+	case "native-goroutines":
+		return native.New(native.Options{ReaderGoroutines: true})
 	}
 	return native.New(native.Options{})
 }
@@ -429,6 +434,9 @@ func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, sec
 	}}
 	r := measure(b, h, node, clients, seconds)
 	name := d.Name()
+	if nd, ok := d.(*native.Driver); ok && !nd.EventLoop() {
+		name += "-goroutines"
+	}
 	if transports != "websocket" {
 		name += " (" + transports + ")"
 	}

@@ -185,7 +185,7 @@ func runLeaktest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.Named("leaktest")
-	driver := deps.NewDriver(spec.probe.Driver, log)
+	driver := deps.NewDriver(spec.probe, log)
 	if err := preflight(ctx, driver, targets); err != nil {
 		if ctx.Err() != nil {
 			return fail(ExitFail, "interrupted before the run started")

@@ -183,7 +183,7 @@ func runLoadtest(ctx context.Context, args []string, spec *envSpec, deps Deps, s
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.Named("loadtest")
-	driver := deps.NewDriver(spec.probe.Driver, log)
+	driver := deps.NewDriver(spec.probe, log)
 	if err := preflight(ctx, driver, targets); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "soak-exporter loadtest: interrupted before the run started")

@@ -39,9 +39,9 @@ const (
 
 // Deps are what the one-shot mode takes from main.
 type Deps struct {
-	// NewDriver returns the client driver selected by SOAK_DRIVER
-	// ("native" or "zishang520"). Required.
-	NewDriver func(name string, log *zap.Logger) probe.Driver
+	// NewDriver returns the client driver the target configuration selects
+	// (SOAK_DRIVER, and SOAK_NATIVE_EVENT_LOOP for the native one). Required.
+	NewDriver func(c target.Config, log *zap.Logger) probe.Driver
 	// LoadEnv fills spec, a pointer to one package's Config (a struct with
 	// envconfig tags), from the environment, applying the SOAK_ prefix. It
 	// is called once per Config. Nil means envconfig.Process("soak", spec).

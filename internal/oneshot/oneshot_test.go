@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func testDeps(t *testing.T, mutators ...any) Deps {
 	t.Helper()
 	return Deps{
-		NewDriver: func(_ string, log *zap.Logger) probe.Driver {
+		NewDriver: func(_ target.Config, log *zap.Logger) probe.Driver {
 			return native.New(native.Options{Logger: log})
 		},
 		LoadEnv: func(s any) error {

@@ -28,6 +28,7 @@ type Config struct {
 	TargetURL     string                   `envconfig:"TARGET_URL" desc:"Socket.IO server URL(s), comma-separated, one per server replica; the URL path is the namespace (http://host:3000/admin). Empty: soak the built-in demo target."`
 	TargetName    string                   `envconfig:"TARGET_NAME" desc:"Short name(s) for the target label, comma-separated, one per URL. Default: host:port plus the namespace."`
 	Driver        string                   `envconfig:"DRIVER" default:"native" desc:"Client driver: native (our Engine.IO v4 client) or zishang520 (the zishang520 library)."`
+	EventLoop     bool                     `envconfig:"NATIVE_EVENT_LOOP" default:"true" desc:"Native driver on Linux: serve ws:// connections from a few epoll loops (no goroutine or buffer per idle connection). false: a reader goroutine per connection, as before. wss:// and long-polling always use a goroutine per connection."`
 	SocketIOPath  string                   `envconfig:"SOCKETIO_PATH" default:"/socket.io/" desc:"Engine.IO request path on the server."`
 	AuthToken     secret.Secret            `envconfig:"AUTH_TOKEN" desc:"secret.Secret. Sent as {\"token\": ...} in the namespace CONNECT auth payload. Never logged or exported."`
 	AuthTokenFile string                   `envconfig:"AUTH_TOKEN_FILE" desc:"File holding the auth token (trailing newline trimmed); read at start."`

@@ -29,6 +29,9 @@ func TestConformance(t *testing.T) {
 		{"native", func(t *testing.T) probe.Driver {
 			return native.New(native.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 		}},
+		{"native-goroutines", func(t *testing.T) probe.Driver {
+			return native.New(native.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), ReaderGoroutines: true})
+		}},
 		{"zishang520", func(t *testing.T) probe.Driver {
 			return zishang.New(zishang.Options{Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 		}},
@@ -44,11 +47,14 @@ func TestConformance(t *testing.T) {
 		})
 	}
 	// The native driver again over long-polling, and over long-polling
-	// upgraded to WebSocket, against the Node server (the demo server
-	// speaks WebSocket only).
+	// upgraded to WebSocket (on each WebSocket transport), against the Node
+	// server (the demo server speaks WebSocket only).
 	for _, transports := range [][]string{{"polling"}, {"polling", "websocket"}} {
 		t.Run("native/"+strings.Join(transports, ","), func(t *testing.T) {
 			conformance.RunTransports(t, drivers[0].new(t), conformance.NodeServer(), transports)
 		})
 	}
+	t.Run("native-goroutines/polling,websocket", func(t *testing.T) {
+		conformance.RunTransports(t, drivers[1].new(t), conformance.NodeServer(), []string{"polling", "websocket"})
+	})
 }

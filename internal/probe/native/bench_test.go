@@ -192,33 +192,41 @@ func closeMany(conns []probe.Conn) {
 }
 
 // BenchmarkIdleConnections reports what one idle connection costs the
-// client process (SOAK_NATIVE_BENCH_CONNS connections, default 1000). Run it
-// with -benchtime=1x: it measures once whatever b.N is.
+// client process (SOAK_NATIVE_BENCH_CONNS connections, default 1000), on the
+// event loop and on the goroutine-per-connection transport. Run it with
+// -benchtime=1x: it measures once whatever b.N is.
 func BenchmarkIdleConnections(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("SOAK_NATIVE_BENCH_CONNS")); err == nil && v > 0 {
 		n = v
 	}
 	target := &probe.Target{URL: mustURL(b, "http://"+startHelperServer(b))}
-	d := New(Options{})
-	// Warm up pools and the transport so that they are not counted.
-	closeMany(dialMany(b, d, target, 32, func(int) probe.Handlers { return probe.Handlers{} }))
-	before := sampleMem()
-	conns := dialMany(b, d, target, n, func(int) probe.Handlers { return probe.Handlers{} })
-	after := sampleMem()
-	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
-	b.ReportMetric(per(after.heap, before.heap), "heap-B/conn")
-	b.ReportMetric(per(after.stack, before.stack), "stack-B/conn")
-	b.ReportMetric(per(after.rss, before.rss), "rss-B/conn")
-	b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(n), "goroutines/conn")
-	closeMany(conns)
+	for _, tc := range []struct {
+		name       string
+		goroutines bool
+	}{{"event-loop", false}, {"goroutines", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			d := New(Options{ReaderGoroutines: tc.goroutines})
+			// Warm up pools and the transport so that they are not counted.
+			closeMany(dialMany(b, d, target, 32, func(int) probe.Handlers { return probe.Handlers{} }))
+			before := sampleMem()
+			conns := dialMany(b, d, target, n, func(int) probe.Handlers { return probe.Handlers{} })
+			after := sampleMem()
+			per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
+			b.ReportMetric(per(after.heap, before.heap), "heap-B/conn")
+			b.ReportMetric(per(after.stack, before.stack), "stack-B/conn")
+			b.ReportMetric(per(after.rss, before.rss), "rss-B/conn")
+			b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(n), "goroutines/conn")
+			closeMany(conns)
+		})
+	}
 }
 
 // BenchmarkAckRoundTrip measures the client CPU per acked event, with 32
 // connections each keeping one event in flight.
 func BenchmarkAckRoundTrip(b *testing.B) {
 	target := &probe.Target{URL: mustURL(b, "http://"+startHelperServer(b))}
-	d := New(Options{})
+	d := newTestDriver(Options{})
 	const n = 32
 	chans := make([]chan struct{}, n)
 	conns := dialMany(b, d, target, n, func(i int) probe.Handlers {

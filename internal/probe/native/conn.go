@@ -274,13 +274,22 @@ func handshakeReadError(ctx context.Context, what string, err error) *probe.Conn
 	return &probe.ConnectError{Reason: r, Err: err}
 }
 
-// start arms the ping watchdog and starts the reader.
-func (c *conn) start() {
+// start arms the ping watchdog and starts the reader: a goroutine, or for
+// the event-loop transport, the hand-over of the socket to a loop.
+func (c *conn) start() error {
 	c.watchdog = time.AfterFunc(c.pingWait, c.pingExpired)
+	if h, ok := c.tr.(interface{ handOver(*conn) error }); ok {
+		if err := h.handOver(c); err != nil {
+			c.watchdog.Stop()
+			return err
+		}
+		return nil
+	}
 	go func() {
 		c.readerID.Store(goroutineID())
 		c.readLoop()
 	}()
+	return nil
 }
 
 func (c *conn) pingExpired() {
@@ -291,8 +300,11 @@ func (c *conn) pingExpired() {
 
 // readLoop is the connection's goroutine: it reads until the connection
 // ends, closes the WebSocket unless Close does, then calls OnClose.
-func (c *conn) readLoop() {
-	o := c.read()
+func (c *conn) readLoop() { c.finish(c.read()) }
+
+// finish ends the connection once reading has stopped with o; it runs on
+// the goroutine that readerID names.
+func (c *conn) finish(o outcome) {
 	c.watchdog.Stop()
 	c.end(o.reason, o.err)
 	reason, err := c.ending()

@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -98,6 +99,12 @@ type Options struct {
 	// BINARY_ACK packet; more is a parse_error. Zero means
 	// DefaultMaxAttachments.
 	MaxAttachments int
+	// ReaderGoroutines serves every WebSocket with a reader goroutine and
+	// coder/websocket's buffers, as before the event loop. By default, on
+	// Linux, plain (ws://) WebSockets are served by a few epoll loops
+	// instead (evloop_linux.go); wss:// and long-polling always use a
+	// goroutine per connection.
+	ReaderGoroutines bool
 }
 
 // Driver is the native probe.Driver. It is safe for concurrent use.
@@ -114,6 +121,9 @@ type Driver struct {
 
 	readBufs  sync.Pool // *[]byte
 	writeBufs sync.Pool // *[]byte
+
+	loops    []*evLoop // the event-loop transport's loops, when enabled
+	nextLoop atomic.Uint32
 }
 
 var _ probe.Driver = (*Driver)(nil)
@@ -144,10 +154,17 @@ func New(opts Options) *Driver {
 	if d.maxAttachments <= 0 {
 		d.maxAttachments = DefaultMaxAttachments
 	}
+	if !opts.ReaderGoroutines && eventLoopSupported {
+		d.loops = newLoops(d)
+	}
 	d.readBufs.New = func() any { b := make([]byte, 0, readBufSize); return &b }
 	d.writeBufs.New = func() any { b := make([]byte, 0, writeBufSize); return &b }
 	return d
 }
+
+// EventLoop reports whether plain WebSocket connections are served by the
+// event-loop transport.
+func (d *Driver) EventLoop() bool { return len(d.loops) > 0 }
 
 // Name returns "native".
 func (d *Driver) Name() string { return "native" }
@@ -186,12 +203,22 @@ func (d *Driver) Dial(ctx context.Context, t *probe.Target, h probe.Handlers) (p
 		tr.abort()
 		return nil, err
 	}
-	c.start()
+	if err := c.start(); err != nil {
+		tr.closeNow()
+		tr.abort()
+		return nil, &probe.ConnectError{Reason: probe.FailOther, Err: err}
+	}
 	return c, nil
 }
 
 // dialWebSocket opens the WebSocket at u.
-func (d *Driver) dialWebSocket(ctx context.Context, t *probe.Target, u string) (*wsTransport, *probe.ConnectError) {
+func (d *Driver) dialWebSocket(ctx context.Context, t *probe.Target, u string) (wsDialed, *probe.ConnectError) {
+	if tr, ok, ce := d.dialLoop(ctx, t, u); ok {
+		if ce != nil {
+			return nil, ce
+		}
+		return tr, nil
+	}
 	opts := &websocket.DialOptions{
 		HTTPClient:      d.client(t.TLS),
 		HTTPHeader:      t.Header,

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,16 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
 )
+
+// readerGoroutines runs the package's tests on the goroutine-per-connection
+// transport instead of the event loop; make test runs the package both ways.
+var readerGoroutines = flag.Bool("native.reader-goroutines", false, "serve WebSockets with a reader goroutine each (Options.ReaderGoroutines)")
+
+// newTestDriver is New with the transport the flags choose.
+func newTestDriver(o Options) *Driver {
+	o.ReaderGoroutines = o.ReaderGoroutines || *readerGoroutines
+	return New(o)
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperServerEnv) == "1" {
@@ -100,7 +111,7 @@ func TestDialEmitAckClose(t *testing.T) {
 			target.Query = url.Values{"extra": {"1"}, "EIO": {"3"}} // EIO is ours
 			target.Header = http.Header{"X-Test": {"yes"}}
 			rec := newRecorder()
-			conn, err := New(Options{}).Dial(testCtx(t), target, rec.handlers())
+			conn, err := newTestDriver(Options{}).Dial(testCtx(t), target, rec.handlers())
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
@@ -254,7 +265,7 @@ func TestDialFailures(t *testing.T) {
 			rec := newRecorder()
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			conn, err := New(Options{}).Dial(ctx, target, rec.handlers())
+			conn, err := newTestDriver(Options{}).Dial(ctx, target, rec.handlers())
 			if err == nil {
 				conn.Close(testCtx(t))
 				t.Fatal("Dial succeeded")
@@ -276,7 +287,7 @@ func TestDialFailures(t *testing.T) {
 
 func TestDialHTTPStatus(t *testing.T) {
 	srv := newFakeServerHTTP(t, http.StatusForbidden)
-	_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, srv)}, probe.Handlers{})
+	_, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, srv)}, probe.Handlers{})
 	ce := asConnectError(t, err)
 	if ce.Reason != probe.FailHandshake || !strings.Contains(ce.Message, "403") {
 		t.Errorf("got %v, want handshake failure with status 403", err)
@@ -286,7 +297,7 @@ func TestDialHTTPStatus(t *testing.T) {
 
 func TestDialBadUpgradeResponse(t *testing.T) {
 	addr := rawHTTPServer(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n")
-	_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, "http://"+addr)}, probe.Handlers{})
+	_, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, "http://"+addr)}, probe.Handlers{})
 	if ce := asConnectError(t, err); ce.Reason != probe.FailHandshake {
 		t.Errorf("got %v, want handshake failure", err)
 	}
@@ -323,7 +334,7 @@ func TestDialSilentServer(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
 				defer cancel()
 			}
-			d := New(Options{ConnectTimeout: 300 * time.Millisecond})
+			d := newTestDriver(Options{ConnectTimeout: 300 * time.Millisecond})
 			start := time.Now()
 			_, err := d.Dial(ctx, &probe.Target{URL: mustURL(t, tc.url)}, probe.Handlers{})
 			elapsed := time.Since(start)
@@ -348,7 +359,7 @@ func TestDialRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	target := &probe.Target{URL: mustURL(t, "ws://"+addr), Query: url.Values{"token": {"s3cret"}}}
-	_, err = New(Options{}).Dial(testCtx(t), target, probe.Handlers{})
+	_, err = newTestDriver(Options{}).Dial(testCtx(t), target, probe.Handlers{})
 	if ce := asConnectError(t, err); ce.Reason != probe.FailRefused {
 		t.Errorf("got %v, want refused", err)
 	}
@@ -364,7 +375,7 @@ func TestDialTLS(t *testing.T) {
 			s.echo()
 		}
 	})
-	d := New(Options{})
+	d := newTestDriver(Options{})
 
 	t.Run("trusted", func(t *testing.T) {
 		target := fs.target()
@@ -395,7 +406,7 @@ func TestDialTLS(t *testing.T) {
 }
 
 func TestSharedHTTPClients(t *testing.T) {
-	d := New(Options{})
+	d := newTestDriver(Options{})
 	a, b := &tls.Config{}, &tls.Config{}
 	n1, n2 := d.client(nil), d.client(nil)
 	a1, a2, b1 := d.client(a), d.client(a), d.client(b)
@@ -466,7 +477,7 @@ func TestServerEndsConnection(t *testing.T) {
 			target := fs.target()
 			target.MaxFrameBytes = tc.maxFrame
 			rec := newRecorder()
-			if _, err := New(Options{}).Dial(testCtx(t), target, rec.handlers()); err != nil {
+			if _, err := newTestDriver(Options{}).Dial(testCtx(t), target, rec.handlers()); err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
 			c := rec.waitClose(t)
@@ -510,7 +521,7 @@ func TestServerPingsKeepConnectionAlive(t *testing.T) {
 		_, _ = s.readUntilError()
 	})
 	rec := newRecorder()
-	if _, err := New(Options{}).Dial(testCtx(t), fs.target(), rec.handlers()); err != nil {
+	if _, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), rec.handlers()); err != nil {
 		t.Fatal(err)
 	}
 	if n := <-pongs; n != 15 {
@@ -538,7 +549,7 @@ func TestBinaryPackets(t *testing.T) {
 		<-done
 	})
 	rec := newRecorder()
-	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +592,7 @@ func TestEmitEscapesEventName(t *testing.T) {
 		got <- m
 		_, _ = s.readUntilError()
 	})
-	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), probe.Handlers{})
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), probe.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +625,7 @@ func TestConcurrentEmit(t *testing.T) {
 		}
 	})
 	rec := newRecorder()
-	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +667,7 @@ func TestCloseBoundedByContext(t *testing.T) {
 	})
 	defer close(release)
 	rec := newRecorder()
-	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +698,7 @@ func TestConcurrentCloseAndServerClose(t *testing.T) {
 			s.ws.Close(websocket.StatusNormalClosure, "")
 		})
 		rec := newRecorder()
-		conn, err := New(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
+		conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), rec.handlers())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -711,24 +722,31 @@ func TestConcurrentCloseAndServerClose(t *testing.T) {
 	waitClientGoroutines(t, 0)
 }
 
-func TestOneGoroutinePerConnection(t *testing.T) {
+// TestGoroutinesPerConnection: the event loop serves any number of idle
+// connections from its few loop goroutines; the goroutine transport has
+// exactly one (the reader) per connection. The HTTP transport's goroutines
+// are gone once the upgrade is done.
+func TestGoroutinesPerConnection(t *testing.T) {
 	fs := newFakeServer(t, func(s *fakeSession) {
 		if s.accept("/", 25000, 20000) {
 			s.echo()
 		}
 	})
-	d := New(Options{})
+	d := newTestDriver(Options{})
+	const n = 5
 	var conns []probe.Conn
-	for range 5 {
+	for range n {
 		c, err := d.Dial(testCtx(t), fs.target(), probe.Handlers{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
 	}
-	// Exactly one (the reader) per connection; the HTTP transport's
-	// goroutines are gone once the upgrade is done.
-	waitClientGoroutines(t, len(conns))
+	want := n
+	if d.EventLoop() {
+		want = min(n, len(d.loops))
+	}
+	waitClientGoroutines(t, want)
 	for _, c := range conns {
 		if err := c.Close(testCtx(t)); err != nil {
 			t.Error(err)
@@ -770,7 +788,7 @@ func TestHandshakeURL(t *testing.T) {
 	if _, _, err := handshakeURL(&probe.Target{}); err == nil {
 		t.Error("no URL accepted")
 	}
-	if _, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, "ftp://h")}, probe.Handlers{}); asConnectError(t, err).Reason != probe.FailOther {
+	if _, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, "ftp://h")}, probe.Handlers{}); asConnectError(t, err).Reason != probe.FailOther {
 		t.Errorf("got %v", err)
 	}
 }
@@ -783,7 +801,7 @@ func TestConnectionOutlivesDialContext(t *testing.T) {
 	})
 	rec := newRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	conn, err := New(Options{}).Dial(ctx, fs.target(), rec.handlers())
+	conn, err := newTestDriver(Options{}).Dial(ctx, fs.target(), rec.handlers())
 	cancel() // as the agent does right after Dial
 	if err != nil {
 		t.Fatal(err)
@@ -816,7 +834,7 @@ func TestNilHandlers(t *testing.T) {
 		_, err := s.readUntilError()
 		serverEnd <- err
 	})
-	if _, err := New(Options{}).Dial(testCtx(t), fs.target(), probe.Handlers{}); err != nil {
+	if _, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), probe.Handlers{}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -845,7 +863,7 @@ func TestCloseFromHandler(t *testing.T) {
 	}
 	h.OnClose = onClose
 	var err error
-	conn, err = New(Options{}).Dial(testCtx(t), fs.target(), h)
+	conn, err = newTestDriver(Options{}).Dial(testCtx(t), fs.target(), h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -890,7 +908,7 @@ func TestCloseWaitsForReaderInHandler(t *testing.T) {
 		close(inAck)
 		<-release
 	}
-	conn, err := New(Options{}).Dial(testCtx(t), fs.target(), h)
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), fs.target(), h)
 	if err != nil {
 		t.Fatal(err)
 	}

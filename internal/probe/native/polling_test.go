@@ -50,7 +50,7 @@ func TestRealServerTransports(t *testing.T) {
 				OnEvent: func(name string, _ []json.RawMessage) { events <- name },
 				OnClose: func(r probe.DisconnectReason, _ error) { closed <- r },
 			}
-			conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Transports: tc.transports, Parser: tc.parser}, h)
+			conn, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Transports: tc.transports, Parser: tc.parser}, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestRealServerPollingFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := startVariant(t, tc.env...)
-			_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), Transports: []string{"polling"}}, probe.Handlers{})
+			_, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), Transports: []string{"polling"}}, probe.Handlers{})
 			ce := asConnectError(t, err)
 			t.Logf("error: %v", err)
 			if ce.Reason != probe.FailHandshake {

@@ -110,7 +110,7 @@ func TestPollingWritesBatch(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	d := New(Options{})
+	d := newTestDriver(Options{})
 	p := d.newPolling(context.Background(), &probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
 	defer p.closeNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -168,7 +168,7 @@ func TestPollingBindsTheSourceAddress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	src := netip.MustParseAddr("127.0.0.2")
-	p := New(Options{}).newPolling(probe.WithSource(ctx, src), &probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
+	p := newTestDriver(Options{}).newPolling(probe.WithSource(ctx, src), &probe.Target{}, srv.URL+"/socket.io/?EIO=4&transport=polling")
 	defer p.closeNow()
 	if _, err := p.open(ctx); err != nil {
 		t.Fatal(err)

@@ -89,7 +89,7 @@ func TestRecoveringHandshake(t *testing.T) {
 	tg.Auth = json.RawMessage(`{"token":"t"}`)
 	events := make(chan string, 4)
 	ctx := probe.WithResume(context.Background(), probe.Resume{PID: "p1", Offset: "7-1"})
-	c, err := New(Options{}).Dial(ctx, tg, probe.Handlers{OnEvent: func(name string, args []json.RawMessage) { events <- string(args[0]) }})
+	c, err := newTestDriver(Options{}).Dial(ctx, tg, probe.Handlers{OnEvent: func(name string, args []json.RawMessage) { events <- string(args[0]) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestOffsetOutlivesAReconnectWithoutEvents(t *testing.T) {
 		_, _ = s.readUntilError()
 	})
 	ctx := probe.WithResume(context.Background(), probe.Resume{PID: "p1", Offset: "7-1"})
-	c, err := New(Options{}).Dial(ctx, fs.target(), probe.Handlers{})
+	c, err := newTestDriver(Options{}).Dial(ctx, fs.target(), probe.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestRealServerFailuresExplainThemselves(t *testing.T) {
 			if tc.proxy {
 				target = upgradeDroppingProxy(t, n.URL())
 			}
-			_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Parser: tc.parser}, probe.Handlers{})
+			_, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, target), Parser: tc.parser}, probe.Handlers{})
 			ce := asConnectError(t, err)
 			t.Logf("error: %v", err)
 			if ce.Reason != tc.wantReason {
@@ -109,7 +109,7 @@ func TestRealServerPathWithoutSlash(t *testing.T) {
 	n := startVariant(t, "IO_PATH=/ws/")
 	acks := make(chan []json.RawMessage, 1)
 	h := probe.Handlers{OnAck: func(_ uint64, args []json.RawMessage) { acks <- args }}
-	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), Path: "/ws"}, h)
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), Path: "/ws"}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestExplainStatus(t *testing.T) {
 // connection that dies of ping timeouts.
 func TestRealSocketIOv2Refused(t *testing.T) {
 	n := testfixture.Start(t, testfixture.Options{Script: "variant-v2.js"})
-	_, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL())}, probe.Handlers{})
+	_, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL())}, probe.Handlers{})
 	ce := asConnectError(t, err)
 	t.Logf("error: %v", err)
 	if ce.Reason != probe.FailProtocol || !strings.Contains(ce.Message, "Socket.IO v2") {
@@ -214,7 +214,7 @@ func TestThroughNginx(t *testing.T) {
 			for i := range 2 * tc.replicas { // every replica gets a connection
 				acks := make(chan []json.RawMessage, 1)
 				h := probe.Handlers{OnAck: func(_ uint64, args []json.RawMessage) { acks <- args }}
-				conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, ngx.URL()), Transports: tc.transports}, h)
+				conn, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, ngx.URL()), Transports: tc.transports}, h)
 				if tc.want != "" {
 					ce := asConnectError(t, err)
 					t.Logf("error: %v", err)
@@ -264,7 +264,7 @@ func testMessageOverFrameLimit(t *testing.T, transports []string) {
 		}
 		closed <- err
 	}}
-	conn, err := New(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10, Transports: transports}, h)
+	conn, err := newTestDriver(Options{}).Dial(testCtx(t), &probe.Target{URL: mustURL(t, n.URL()), MaxFrameBytes: 64 << 10, Transports: transports}, h)
 	if err != nil {
 		// The message may also arrive before the CONNECT answer.
 		if !strings.Contains(err.Error(), "SOAK_MAX_FRAME_BYTES") {

@@ -40,6 +40,13 @@ type transport interface {
 	abort()
 }
 
+// wsDialed is a freshly dialed WebSocket: wsTransport, or loopConn for the
+// event loop. setQueued gives it messages to read first.
+type wsDialed interface {
+	transport
+	setQueued(q []queuedMessage)
+}
+
 // wsTransport is one WebSocket. queued holds messages already read on
 // another transport (the OPEN packet of an upgraded polling session), read
 // first.
@@ -58,6 +65,8 @@ type queuedMessage struct {
 var _ transport = (*wsTransport)(nil)
 
 func (w *wsTransport) name() string { return transportWebSocket }
+
+func (w *wsTransport) setQueued(q []queuedMessage) { w.queued = q }
 
 func (w *wsTransport) read(ctx context.Context) (websocket.MessageType, *[]byte, error) {
 	if len(w.queued) > 0 {

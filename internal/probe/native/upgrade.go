@@ -91,13 +91,13 @@ func (d *Driver) dialPolling(ctx context.Context, t *probe.Target, u string, mod
 		d.log.Debug("websocket upgrade failed; staying on long-polling", zap.Error(err))
 		return p, nil
 	}
-	ws.queued = p.detach()
+	ws.setQueued(p.detach())
 	return ws, nil
 }
 
 // upgrade opens a WebSocket for session sid and runs the probe exchange,
 // bounded by ctx and the driver's control write timeout.
-func (d *Driver) upgrade(ctx context.Context, t *probe.Target, u, sid string) (*wsTransport, error) {
+func (d *Driver) upgrade(ctx context.Context, t *probe.Target, u, sid string) (wsDialed, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.controlTimeout)
 	defer cancel()
 	wsURL, err := transportURL(u, transportWebSocket, sid)
@@ -108,7 +108,7 @@ func (d *Driver) upgrade(ctx context.Context, t *probe.Target, u, sid string) (*
 	if ce != nil {
 		return nil, ce
 	}
-	fail := func(err error) (*wsTransport, error) {
+	fail := func(err error) (wsDialed, error) {
 		ws.closeNow()
 		ws.abort()
 		return nil, fmt.Errorf("websocket upgrade: %w", err)
