@@ -164,10 +164,12 @@ func sum(reg *prometheus.Registry, name string, label, value string) float64 {
 // Beside the agent's drivers, the nodepool row holds the same clients with
 // the npm socket.io-client in one Node process (test/fixture/node/clientpool.js),
 // the approach of the load suites the agent replaces, as an anchor measured in
-// the same run. SOAK_BENCH_DRIVERS (native,native-goroutines,zishang520,
-// nodepool; native-goroutines is the native driver with a reader goroutine
-// per connection, SOAK_NATIVE_EVENT_LOOP=false) chooses the
-// rows and their order. Run it once per row: -benchtime 1x.
+// the same run. SOAK_BENCH_SOURCES sets the agent's SOAK_SOURCE_ADDRESSES
+// (127.0.0.2-127.0.0.3 for 50,000 clients: one address gives about 28,000
+// ports; raise ulimit -n too). SOAK_BENCH_DRIVERS (native,
+// native-goroutines,zishang520,nodepool; native-goroutines is the native
+// driver with a reader goroutine per connection, SOAK_NATIVE_EVENT_LOOP=false)
+// chooses the rows and their order. Run it once per row: -benchtime 1x.
 func BenchmarkSoak(b *testing.B) {
 	clients := setting("SOAK_BENCH_CLIENTS", 10000)
 	rate := setting("SOAK_BENCH_RATE", 2000)
@@ -399,7 +401,8 @@ func scrapeTimes(b *testing.B, reg prometheus.Gatherer) []time.Duration {
 // runSoak holds clients on d with SOAK_TRANSPORTS=transports and measures.
 func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, seconds int, floor float64) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
-	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, Transports: transports}.Target(node.URL())
+	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, Transports: transports,
+		SourceAddrs: os.Getenv("SOAK_BENCH_SOURCES")}.Target(node.URL())
 	if err != nil {
 		b.Fatal(err)
 	}

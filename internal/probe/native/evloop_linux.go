@@ -130,9 +130,36 @@ func (lp *evLoop) add(lc *loopConn) error {
 // run is the loop's goroutine.
 func (lp *evLoop) run(ef *os.File, rc syscall.RawConn, epfd, wakefd int) {
 	lp.gid.Store(goroutineID())
-	buf := make([]byte, loopReadBufSize)
-	events := make([]unix.EpollEvent, 256)
-	conns := make(map[int32]*loopConn)
+	st := &loopState{
+		epfd:   epfd,
+		wakefd: wakefd,
+		buf:    make([]byte, loopReadBufSize),
+		events: make([]unix.EpollEvent, 256),
+		conns:  make(map[int32]*loopConn),
+	}
+	// One RawRead for the loop's whole life: the poller's readiness is
+	// reset once, here, so an event that arrives while the loop works is
+	// not lost and each wake-up costs one epoll_wait. step returns true
+	// when the loop has no connection left.
+	_ = rc.Read(func(uintptr) bool { return lp.step(st) })
+	_ = ef.Close()
+	_ = unix.Close(wakefd)
+}
+
+// loopState is what a running loop keeps between wake-ups.
+type loopState struct {
+	epfd, wakefd int
+	buf          []byte
+	events       []unix.EpollEvent
+	conns        map[int32]*loopConn
+}
+
+// step registers new connections and handles every ready event. It
+// returns false to wait for the poller: when epoll has nothing ready, or
+// when every ready socket was read to its end (anything that arrives later
+// wakes the poller again). It returns true, having marked the loop stopped,
+// when no connection is left.
+func (lp *evLoop) step(st *loopState) bool {
 	for {
 		lp.mu.Lock()
 		adds := lp.adds
@@ -141,49 +168,38 @@ func (lp *evLoop) run(ef *os.File, rc syscall.RawConn, epfd, wakefd int) {
 			lp.running = false
 			lp.epfd, lp.wakefd = -1, -1
 			lp.mu.Unlock()
-			_ = ef.Close()
-			_ = unix.Close(wakefd)
-			return
+			return true
 		}
 		lp.mu.Unlock()
 		if len(adds) > 0 {
 			for _, lc := range adds {
-				lp.register(epfd, lc, conns)
+				lp.register(st.epfd, lc, st.conns)
 			}
 			continue // a registration may have ended its connection
 		}
-		var (
-			n    int
-			werr error
-		)
-		err := rc.Read(func(uintptr) bool {
-			n, werr = unix.EpollWait(epfd, events, 0)
-			if errors.Is(werr, unix.EINTR) {
-				n, werr = 0, nil
-			}
-			return n > 0 || werr != nil
-		})
-		if err == nil {
-			err = werr
-		}
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
+		n, err := unix.EpollWait(st.epfd, st.events, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
 			// Cannot happen with valid descriptors; end every connection
 			// rather than spin.
-			for _, lc := range conns {
-				lp.finish(epfd, lc, conns, outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("epoll_wait: %w", err)})
+			for _, lc := range st.conns {
+				lp.finish(st.epfd, lc, st.conns, outcome{reason: probe.ReasonTransportError, err: fmt.Errorf("epoll_wait: %w", err)})
 			}
 			continue
+		case n == 0:
+			return false
 		}
-		for _, ev := range events[:n] {
-			if ev.Fd == int32(wakefd) {
+		more := n == len(st.events)
+		for _, ev := range st.events[:n] {
+			if ev.Fd == int32(st.wakefd) {
 				var b [8]byte
-				_, _ = unix.Read(wakefd, b[:])
+				_, _ = unix.Read(st.wakefd, b[:])
+				more = true // check for registrations
 				continue
 			}
-			lc := conns[ev.Fd]
+			lc := st.conns[ev.Fd]
 			if lc == nil {
 				continue
 			}
@@ -191,10 +207,16 @@ func (lp *evLoop) run(ef *os.File, rc syscall.RawConn, epfd, wakefd int) {
 				lc.flush()
 			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				if o, ended := lc.readable(buf); ended {
-					lp.finish(epfd, lc, conns, o)
+				o, ended, full := lc.readable(st.buf)
+				if ended {
+					lp.finish(st.epfd, lc, st.conns, o)
+					more = true // check whether the loop is done
 				}
+				more = more || full
 			}
+		}
+		if !more {
+			return false
 		}
 	}
 }
@@ -421,21 +443,23 @@ func (lc *loopConn) handOver(c *conn) error {
 }
 
 // readable reads what the socket has into the loop's buffer and delivers
-// it; ended reports that the connection is over.
-func (lc *loopConn) readable(buf []byte) (outcome, bool) {
+// it; ended reports that the connection is over, full that the read filled
+// the buffer (the socket may hold more).
+func (lc *loopConn) readable(buf []byte) (o outcome, ended, full bool) {
 	n, err := unix.Read(lc.fd, buf)
 	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Read(lc.fd, buf)
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
-		return outcome{}, false
+		return outcome{}, false, false
 	case err != nil:
-		return lc.readFailed(err), true
+		return lc.readFailed(err), true, false
 	case n == 0:
-		return lc.readFailed(io.EOF), true
+		return lc.readFailed(io.EOF), true, false
 	}
-	return lc.consume(buf[:n])
+	o, ended = lc.consume(buf[:n])
+	return o, ended, n == len(buf)
 }
 
 // readFailed classifies a failed read, preferring the write failure that
