@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/generic-corp/soak-exporter/internal/pool"
 	"github.com/generic-corp/soak-exporter/internal/soaktest"
+	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 )
 
 // echoServerJS is a bare TCP echo server for Node: no Engine.IO, no
@@ -62,8 +64,18 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 		}
 		wg.Wait()
 	}()
-	for range clients {
-		c, err := net.Dial("tcp", addr)
+	// The agent's source addresses (SOAK_BENCH_SOURCES), in turn: more
+	// clients than one address has ports need them here too.
+	sources, err := targetcfg.ParseSourceAddrs(os.Getenv("SOAK_BENCH_SOURCES"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range clients {
+		var dl net.Dialer
+		if len(sources) > 0 {
+			dl.LocalAddr = &net.TCPAddr{IP: sources[i%len(sources)].AsSlice()}
+		}
+		c, err := dl.Dial("tcp", addr)
 		if err != nil {
 			b.Fatalf("dial echo server: %v", err)
 		}

@@ -17,7 +17,8 @@ const maxSourceAddrs = 1024
 
 // ParseSourceAddrs reads SOAK_SOURCE_ADDRESSES: comma-separated IP
 // addresses and inclusive ranges (127.0.0.2-127.0.0.9, ::2-::9), one family,
-// no duplicates, at most 1,024 addresses in all.
+// no duplicates, at most 1,024 addresses in all. An empty list (or only
+// commas) gives none.
 func ParseSourceAddrs(s string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
@@ -49,6 +50,9 @@ func ParseSourceAddrs(s string) ([]netip.Addr, error) {
 				break
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	for _, a := range out[1:] {
 		if a.Is4() != out[0].Is4() {

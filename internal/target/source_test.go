@@ -17,6 +17,8 @@ func TestParseSourceAddrs(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
+		{in: ""},
+		{in: " , "},
 		{in: "127.0.0.2", want: []string{"127.0.0.2"}},
 		{in: "127.0.0.2-127.0.0.4, 10.0.0.1", want: []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "10.0.0.1"}},
 		{in: "::2-::3", want: []string{"::2", "::3"}},
