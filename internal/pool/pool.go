@@ -197,6 +197,17 @@ func recoverable(r probe.DisconnectReason) bool {
 	return false
 }
 
+// queues reports whether the session's connection takes a write without
+// waiting now (see probe.Queuer).
+func (s *Session) queues() bool {
+	q, ok := s.conn.(probe.Queuer)
+	if !ok {
+		return false
+	}
+	n, ok := q.Backlog()
+	return ok && n == 0
+}
+
 // EmitAck sends an event that asks for an ack; the ack reaches probe id's
 // Part.Ack with ack as its id. ack must be below 2^50.
 func (s *Session) EmitAck(ctx context.Context, id ID, ack uint64, event string, args ...json.RawMessage) error {

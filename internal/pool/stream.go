@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
 // SendTick is the finest grid of a stream's schedule: above 1/SendTick items
@@ -28,13 +30,15 @@ type Stream struct {
 	// Ready, if set, tells whether a connected session may take an item
 	// now (false: the item is skipped).
 	Ready func(s *Session) bool
-	// Fire sends item k, due at scheduled, on s. It runs on the session's
-	// writer, one item at a time per session, in schedule order; buf is
-	// scratch space, returned for reuse. ctx is not tied to the pool's run
-	// context (a write whose context ends mid-write closes a coder/websocket
-	// connection), only bounded by scheduled+MaxLate; it has already ended
-	// when earlier writes to the session took that long (the item must then
-	// be accounted as sent and lost).
+	// Fire sends item k, due at scheduled, on s. It runs one item at a time
+	// per session, in schedule order, and must not wait for anything but
+	// its writes; buf is scratch space, returned for reuse. ctx is not tied
+	// to the pool's run context (a write whose context ends mid-write closes
+	// a coder/websocket connection), only bounded by scheduled+MaxLate; it
+	// has already ended when earlier writes to the session took that long
+	// (the item must then be accounted as sent and lost). On a connection
+	// that queues (probe.Queuer) with nothing queued, Fire runs on the
+	// scheduler itself under probe.WithoutWaiting: its writes do not wait.
 	Fire func(ctx context.Context, s *Session, k uint64, scheduled time.Time, buf []byte) []byte
 	// Skipped counts items due on a client that was not connected (or not
 	// Ready): not sent, not lost.
@@ -66,7 +70,11 @@ type job struct {
 // runs while it is not empty and exits when it is: a connection whose
 // server stopped reading blocks only its own writer, so the schedule and
 // the writes of every other connection go on (no shared send worker to
-// hold), and an idle connection costs no goroutine.
+// hold), and an idle connection costs no goroutine. A connection that can
+// take a write without waiting (probe.Queuer, nothing queued) gets it from
+// the scheduler directly (claim, then release), which spares a goroutine
+// start and exit per item: most of the CPU a write costs besides its
+// syscall (docs/benchmarks.md).
 type outbox struct {
 	mu      sync.Mutex
 	jobs    []job
@@ -84,6 +92,30 @@ func (o *outbox) push(j job) bool {
 	}
 	o.writing = true
 	return true
+}
+
+// claim takes the idle outbox for the caller, who writes directly and then
+// calls release; false when a writer owns it (the item must queue behind).
+func (o *outbox) claim() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.writing {
+		return false
+	}
+	o.writing = true
+	return true
+}
+
+// release gives a claimed outbox back, and reports whether jobs were
+// pushed meanwhile: the caller must then start a writer for them.
+func (o *outbox) release() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.head < len(o.jobs) {
+		return true
+	}
+	o.writing = false
+	return false
 }
 
 // pop returns the next job, or false (releasing the outbox) when it is
@@ -118,12 +150,22 @@ func (p *Pool) runStreams(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// scheduleLoop hands the stream's due items to their sessions' outboxes,
-// once per tick, on an open-loop schedule.
+// scheduleLoop hands the stream's due items to their sessions, once per
+// tick, on an open-loop schedule: written at once on connections that take
+// a write without waiting (for at most half a tick of the scheduler's time,
+// so that a high rate spreads over writer goroutines instead of making the
+// schedule late), else queued in the session's outbox for its writer.
 func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup) {
 	sched := newSchedule(p.now(), st.Rate, SendTick)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	direct := probe.WithoutWaiting(context.WithoutCancel(ctx))
+	bp := p.bufs.Get().(*[]byte)
+	defer func() { p.bufs.Put(bp) }()
+	startWriter := func(sess *Session) {
+		wg.Add(1) // the scheduler holds a count: Wait cannot have returned
+		go func() { defer wg.Done(); p.write(ctx, sess) }()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,11 +173,29 @@ func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup)
 		case <-timer.C:
 		}
 		now := p.now()
+		budget := now.Add(SendTick / 2)
 		for k, at := sched.next(); !at.After(now); k, at = sched.next() {
 			sched.advance()
-			if sess := p.route(st, k, at, now); sess != nil && sess.out.push(job{st: st, k: k, scheduled: at}) {
-				wg.Add(1) // the scheduler holds a count: Wait cannot have returned
-				go func() { defer wg.Done(); p.write(ctx, sess) }()
+			sess := p.route(st, k, at, now)
+			switch {
+			case sess == nil:
+			case sess.queues() && sess.out.claim():
+				if t := p.now(); t.Before(budget) && t.Sub(at) < st.MaxLate {
+					*bp = st.Fire(direct, sess, k, at, (*bp)[:0])
+					if cap(*bp) > maxPooledWriteBuf {
+						*bp = nil
+					}
+					if sess.out.release() {
+						startWriter(sess)
+					}
+					continue
+				}
+				// Out of time on this goroutine: the item goes to a
+				// writer, which the claim already stands for.
+				sess.out.push(job{st: st, k: k, scheduled: at})
+				startWriter(sess)
+			case sess.out.push(job{st: st, k: k, scheduled: at}):
+				startWriter(sess)
 			}
 		}
 		_, at := sched.next()

@@ -53,7 +53,10 @@ type conn struct {
 	offset  atomic.Pointer[string] // last event's offset, when rec.PID is set
 }
 
-var _ probe.Conn = (*conn)(nil)
+var (
+	_ probe.Conn   = (*conn)(nil)
+	_ probe.Queuer = (*conn)(nil)
+)
 
 // outcome is how the reader ends; graceful asks for a WebSocket close
 // handshake (the server ended the session but not the WebSocket).
@@ -605,6 +608,15 @@ func (c *conn) Emit(ctx context.Context, event string, ackID int64, args ...json
 		return fmt.Errorf("emit: %w", err)
 	}
 	return nil
+}
+
+// Backlog implements probe.Queuer: only the event-loop transport queues
+// writes without waiting.
+func (c *conn) Backlog() (int, bool) {
+	if q, ok := c.tr.(interface{ backlog() (int, bool) }); ok {
+		return q.backlog()
+	}
+	return 0, false
 }
 
 // Close sends DISCONNECT, then runs the transport's close handshake, all

@@ -934,3 +934,65 @@ func TestCloseWaitsForReaderInHandler(t *testing.T) {
 	}
 	waitClientGoroutines(t, 0)
 }
+
+// Under probe.WithoutWaiting, an Emit on the event loop never waits for a
+// server that stopped reading: what the socket does not take is queued and
+// Backlog says so; an ordinary Emit after that waits, bounded by its ctx,
+// and fails the connection when ctx ends, so the stall still shows. On the
+// goroutine transport Backlog reports that writes cannot queue.
+func TestEmitWithoutWaiting(t *testing.T) {
+	stop := make(chan struct{})
+	fs := newFakeServer(t, func(s *fakeSession) {
+		if s.accept("/", 25000, 20000) {
+			<-stop // reads nothing more
+		}
+	})
+	defer close(stop)
+	d := newTestDriver(Options{})
+	rec := newRecorder()
+	c, err := d.Dial(testCtx(t), fs.target(), rec.handlers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = c.Close(ctx) // the server answers no close frame
+	}()
+	q, ok := c.(probe.Queuer)
+	if !ok {
+		t.Fatal("the native conn is not a probe.Queuer")
+	}
+	if n, queues := q.Backlog(); n != 0 || queues != d.EventLoop() {
+		t.Fatalf("Backlog() = %d, %v; want 0, %v", n, queues, d.EventLoop())
+	}
+	if !d.EventLoop() {
+		return
+	}
+	arg := json.RawMessage(`"` + strings.Repeat("x", 64<<10) + `"`)
+	ctx := probe.WithoutWaiting(context.Background()) // no deadline: a wait would hang the test
+	queued := 0
+	for i := 0; i < 1000 && queued == 0; i++ {
+		if err := c.Emit(ctx, "big", probe.NoAck, arg); err != nil {
+			t.Fatalf("emit %d without waiting: %v", i, err)
+		}
+		queued, _ = q.Backlog()
+	}
+	if queued == 0 {
+		t.Fatal("64 MB written to a server that reads nothing and nothing queued")
+	}
+	// The kernel's buffers grow for a while (autotuning), so the ordinary
+	// writes that follow may drain the queue before one of them waits.
+	var werr error
+	for i := 0; i < 1000 && werr == nil; i++ {
+		wctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		werr = c.Emit(wctx, "big", probe.NoAck, arg)
+		cancel()
+	}
+	if !errors.Is(werr, context.DeadlineExceeded) {
+		t.Fatalf("ordinary emits to a server that reads nothing: %v, want the deadline", werr)
+	}
+	if cl := rec.waitClose(t); cl.reason != probe.ReasonTransportError {
+		t.Fatalf("closed with %q, want %q", cl.reason, probe.ReasonTransportError)
+	}
+}

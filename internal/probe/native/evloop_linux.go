@@ -516,7 +516,7 @@ var errWriteAfterClose = errors.New("write after the websocket close frame")
 // it writes on the net.Conn. Then it writes on the socket; what the kernel
 // does not take is queued for the loop, and the writer waits, bounded by
 // ctx, until the queue is empty, except on the loop's own goroutine, which
-// must not wait for itself. A write cut short by ctx ends the connection
+// must not wait for itself, and under probe.WithoutWaiting. A write cut short by ctx ends the connection
 // (as coder/websocket does), so a stalled server shows as a failed write.
 func (lc *loopConn) writeFrame(ctx context.Context, op byte, payload []byte) error {
 	wb := lc.d.getWriteBuf()
@@ -562,13 +562,20 @@ func (lc *loopConn) writeRaw(ctx context.Context, op byte, frame []byte) error {
 	}
 	lc.pending = append(lc.pending, frame...)
 	if !lc.held {
-		// The loop has let go (the connection is ending): flush here.
-		err := lc.flushPolling(ctx)
+		// The loop has let go (the connection is ending): flush here,
+		// unless the writer must not wait; the bytes then stay queued
+		// for the close handshake to flush before its close frame.
+		var err error
+		if probe.MayWait(ctx) {
+			err = lc.flushPolling(ctx)
+		} else {
+			err = fmt.Errorf("write: %w", net.ErrClosed)
+		}
 		lc.wmu.Unlock()
 		return err
 	}
 	lc.watchWritable(true)
-	if lc.lp.gid.Load() == goroutineID() {
+	if lc.lp.gid.Load() == goroutineID() || !probe.MayWait(ctx) {
 		var err error
 		if len(lc.pending) > maxQueuedBytes {
 			err = fmt.Errorf("%d bytes queued for a server that does not read", len(lc.pending))
@@ -578,6 +585,15 @@ func (lc *loopConn) writeRaw(ctx context.Context, op byte, frame []byte) error {
 		return err
 	}
 	return lc.waitDrained(ctx)
+}
+
+// backlog implements probe.Queuer for the conn: the queued bytes, and
+// whether writes may queue without waiting (the loop holds the socket and
+// no write failed).
+func (lc *loopConn) backlog() (int, bool) {
+	lc.wmu.Lock()
+	defer lc.wmu.Unlock()
+	return len(lc.pending), lc.held && lc.broken == nil
 }
 
 // writable reports why nothing more may be written, if so; wmu held.
