@@ -358,8 +358,16 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 		log.Error("cannot listen", zap.Error(err))
 		return exitUsage
 	}
-	log.Info("serving metrics", zap.String("address", ln.Addr().String()), zap.String("driver", driver.Name()),
-		zap.Int("clients", cfg.Clients), zap.Int("targets", len(targets)))
+	fields := []zap.Field{zap.String("address", ln.Addr().String()), zap.String("driver", driver.Name())}
+	if nd, ok := driver.(*native.Driver); ok {
+		// Which transport carries plain ws:// connections (SOAK_NATIVE_EVENT_LOOP).
+		tr := "goroutine_per_connection"
+		if nd.EventLoop() {
+			tr = "event_loop"
+		}
+		fields = append(fields, zap.String("websocket_transport", tr))
+	}
+	log.Info("serving metrics", append(fields, zap.Int("clients", cfg.Clients), zap.Int("targets", len(targets)))...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })

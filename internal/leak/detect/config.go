@@ -19,6 +19,12 @@ const (
 	// MinCoverage is the share of a window's buckets that must hold data for
 	// a verdict (sampling gaps leave buckets empty).
 	MinCoverage = 2.0 / 3
+	// DayVetoShare is the share of a window's practical minimum growth by
+	// which the floor over the window's last third must exceed the floor at
+	// the same time one cycle earlier (Config.Cycle), when the segment holds
+	// both, for a rise to be a leak; before a cycle has shown (after, the
+	// windows are judged on the day-over-day figures alone).
+	DayVetoShare = 0.25
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
 )

@@ -191,6 +191,7 @@ type dayFigures struct {
 	ok     bool
 	level  float64 // median of floor minus the floor one cycle earlier, bytes
 	lowest float64 // the least of that median over each third of the window
+	last   float64 // that median over the last third of the window
 	slope  float64 // Theil-Sen slope of that difference, bytes/s
 	p      float64 // one-sided Mann-Kendall (Hamed-Rao) p-value of its rise
 	step   float64 // SSR of its best level step / SSR of its line
@@ -234,7 +235,11 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 	tmp := append(d.tmp[:0], dy...)
 	n := len(tmp)
 	for j := range 3 {
-		day.lowest = min(day.lowest, stats.Median(tmp[j*n/3:(j+1)*n/3]))
+		m := stats.Median(tmp[j*n/3 : (j+1)*n/3])
+		day.lowest = min(day.lowest, m)
+		if j == 2 {
+			day.last = m
+		}
 	}
 	day.level = stats.Median(tmp)
 	f.day = day

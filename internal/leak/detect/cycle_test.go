@@ -12,9 +12,14 @@ import (
 // 300 MB, a GC sawtooth, noise, and a leak of rate bytes/s from leakAt
 // (seconds) on.
 func cycleSeries(amp, rate, leakAt float64) func(float64) float64 {
+	return cycleSeriesAt(amp, 1, rate, leakAt)
+}
+
+// cycleSeriesAt is cycleSeries with the swing's phase (radians at 0 s).
+func cycleSeriesAt(amp, phase, rate, leakAt float64) func(float64) float64 {
 	r := rand.New(rand.NewPCG(7, 11))
 	return func(s float64) float64 {
-		floor := 300*MB + amp*math.Sin(2*math.Pi*s/86400+1)
+		floor := 300*MB + amp*math.Sin(2*math.Pi*s/86400+phase)
 		if s > leakAt {
 			floor += rate * (s - leakAt)
 		}
@@ -125,6 +130,58 @@ func TestCycleTestIgnoresStepsAndLeaks(t *testing.T) {
 			daySteps(t, d, tc.f, 0, 60, func(_ float64, r Report) { rep = r })
 			if rep.Cycle != tc.want {
 				t.Errorf("Cycle = %v (ratio %.2f), want %v", rep.Cycle, rep.CycleRatio, tc.want)
+			}
+		})
+	}
+}
+
+// Before the cycle test has confirmed a cycle, a rise that leaves the floor
+// no higher than at the same time a day earlier is not a leak (the second
+// day of a daily swing), while a leak that started within the last day is
+// still one. The swing here rises from 2 h to 14 h and again from 26 h to
+// 38 h, at up to 7.9 MB/h.
+func TestNoHigherThanADayEarlier(t *testing.T) {
+	const phase = -2 * math.Pi / 3
+	cases := []struct {
+		name     string
+		cycle    time.Duration
+		f        func(float64) float64
+		wantRaw  bool
+		wantVeto bool
+	}{
+		{"second day of a swing", 24 * time.Hour, cycleSeriesAt(30*MB, phase, 0, 0), false, true},
+		{"second day of a swing, comparison off", 0, cycleSeriesAt(30*MB, phase, 0, 0), true, false},
+		{"5 MB/h leak from 28 h", 24 * time.Hour, cycleSeriesAt(0, 0, 5*MB/3600, 28*3600), true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Cycle = tc.cycle
+			d, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, veto := 0, 0
+			var why string
+			daySteps(t, d, tc.f, 0, 38, func(h float64, rep Report) {
+				if h < 26 || rep.Cycle {
+					return
+				}
+				if rep.Verdict == LeakSuspected {
+					raw++
+					why = rep.Reason
+				}
+				for _, r := range rep.Windows {
+					if strings.HasPrefix(r.Reason, "no higher than one cycle earlier") {
+						veto++
+					}
+				}
+			})
+			if got := raw > 0; got != tc.wantRaw {
+				t.Errorf("raw leak verdicts from 26 h until a cycle shows: %d (last: %q), want some: %v", raw, why, tc.wantRaw)
+			}
+			if got := veto > 0; got != tc.wantVeto {
+				t.Errorf("window verdicts vetoed as no higher than one cycle earlier: %d, want some: %v", veto, tc.wantVeto)
 			}
 		})
 	}

@@ -146,6 +146,15 @@ type Result struct {
 	YoungSegment bool
 	NotWarmUp    bool
 	warmWhy      string
+	// AboveLastCycle is false when, before the floor has shown a cycle,
+	// the floor over the window's last third is less than DayVetoShare of
+	// the window's practical minimum growth above the floor at the same
+	// time one cycle earlier (Config.Cycle): the window's rise is then not a
+	// leak (the second day of a daily swing). True when it does not apply
+	// (no cycle configured, a segment younger than the window plus a cycle,
+	// or a cycle shown).
+	AboveLastCycle bool
+	dayWhy         string
 	// Wait says, as one of the Wait* constants, why Verdict is
 	// InsufficientData; empty otherwise.
 	Wait string
@@ -490,7 +499,15 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	if r.YoungSegment {
 		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.WarmupSE)
 	}
-	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy)
+	r.AboveLastCycle, r.dayWhy = true, ""
+	if g := DayVetoShare * r.MinSlope * w.dur.Seconds(); f.day.ok && d.cfg.Cycle > 0 && !d.cycle && f.day.last < g {
+		// Before a cycle has shown: a rise that leaves the floor no higher
+		// than at the same time one cycle earlier is not a leak's.
+		r.AboveLastCycle = false
+		r.dayWhy = fmt.Sprintf("no higher than one cycle earlier: the floor rises %s, but over the last third of the window it is %+.3g MB against the same time one cycle earlier (a leak needs %+.3g MB)",
+			fmtRate(f.floorSlope), f.day.last/MB, g/MB)
+	}
+	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)
 	if r.Verdict == InsufficientData {
 		r.Wait = waitCode(r.Reason)
 	}
@@ -509,7 +526,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	return r
 }
 
-func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64, warmWhy string) (Verdict, string) {
+func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64, warmWhy, dayWhy string) (Verdict, string) {
 	cfg := d.cfg
 	need := int64(w.n)
 	switch {
@@ -557,6 +574,9 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	}
 	if warmWhy != "" {
 		return NoLeak, warmWhy
+	}
+	if dayWhy != "" {
+		return NoLeak, dayWhy
 	}
 	return LeakSuspected, fmt.Sprintf("floor rising %s (p=%.3g), persistent across the window", fmtRate(f.floorSlope), f.trend.P)
 }

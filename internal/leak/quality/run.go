@@ -72,6 +72,7 @@ type trace struct {
 	stepFit              []float32
 	verdict              []bool // the detector's own verdict with Config.Grace
 	notWarm              []bool // the window passed the warm-up test (or it did not apply)
+	aboveCycle           []bool // the window's floor is above one cycle earlier (or it did not apply)
 	evidence             []bool // the window keeps a held verdict (detect.Config.HoldEvidence)
 	// cycle is 0 when the window was judged on its floor, 1 when it was
 	// judged against one cycle earlier and said leak, 2 when it said no
@@ -178,8 +179,9 @@ func runSeries(o Options, s Series) (*trace, error) {
 		floor: make([]float32, nw*evals), p: make([]float32, nw*evals),
 		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
 		verdict: make([]bool, nw*evals), notWarm: make([]bool, nw*evals), evidence: make([]bool, nw*evals),
-		cycle: make([]uint8, nw*evals),
-		held:  make([]bool, evals),
+		aboveCycle: make([]bool, nw*evals),
+		cycle:      make([]uint8, nw*evals),
+		held:       make([]bool, evals),
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	every := o.EvalEvery.Seconds()
@@ -203,6 +205,7 @@ func runSeries(o Options, s Series) (*trace, error) {
 			}
 			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
 			tr.notWarm[k] = r.NotWarmUp
+			tr.aboveCycle[k] = r.AboveLastCycle
 			tr.evidence[k] = cfg.HoldEvidence(r)
 			switch {
 			case !rep.Cycle:
@@ -288,7 +291,7 @@ func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
 				}
 				continue
 			}
-			if tr.gates[k] && tr.persist[k] && tr.notWarm[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
+			if tr.gates[k] && tr.persist[k] && tr.notWarm[k] && tr.aboveCycle[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
 				!(p.StepRatio > 0 && float64(tr.stepFit[k]) < p.StepRatio) {
 				return true
 			}

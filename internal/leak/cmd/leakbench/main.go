@@ -60,7 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	windows := fs.String("windows", "", "robust detector: windows, comma-separated (default that of the agent)")
 	growthBy := fs.String("min-growth-by-window", "", "robust detector: minimum growth for given windows, window:amount comma-separated like 1h:18MB (default that of the agent)")
 	tune := fs.Bool("tune", false, "print a grid over alpha, min growth and grace instead of the table")
-	explainFam := fs.String("explain", "", "list the robust detector's alarms on this family (steady, warm-up, steps, diurnal, ramped-steps) instead of the table")
+	explainLimit := fs.Int("explain-limit", 30, "with -explain: list at most this many alerts per seed")
+	explainFam := fs.String("explain", "", "list the held verdict's alerts (what the targets count) on this family (steady, warm-up, steps, diurnal, ramped-steps) instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -121,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout)
 		switch {
 		case *explainFam != "":
-			explain(stdout, d, *explainFam, 30)
+			explain(stdout, d, *explainFam, *explainLimit)
 		case *tune:
 			tuneGrid(stdout, d)
 		case *targets:
@@ -177,7 +178,7 @@ func tuneGrid(w io.Writer, d *quality.Data) {
 func explain(w io.Writer, d *quality.Data, fam string, limit int) {
 	for _, f := range []quality.Family{quality.Steady, quality.WarmUp, quality.Steps, quality.Diurnal, quality.Leak, quality.RampSteps} {
 		if f.String() == fam || strings.ReplaceAll(f.String(), " ", "-") == fam {
-			d.Explain(w, d.Detector("robust"), f, limit)
+			d.Explain(w, d.Held("held"), f, limit)
 			return
 		}
 	}
