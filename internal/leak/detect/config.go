@@ -24,7 +24,7 @@ const (
 	// the same time one cycle earlier (Config.Cycle), when the segment holds
 	// both, for a rise to be a leak; before a cycle has shown (after, the
 	// windows are judged on the day-over-day figures alone).
-	DayVetoShare = 0.25
+	DayVetoShare = 0.2
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
 )

@@ -28,6 +28,18 @@ func cycleSeriesAt(amp, phase, rate, leakAt float64) func(float64) float64 {
 	}
 }
 
+// newCycleDetector returns a Detector with the defaults and Cycle cycle.
+func newCycleDetector(t *testing.T, cycle time.Duration) *Detector {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Cycle = cycle
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // daySteps evaluates d every 5 minutes over [from, to) hours while feeding
 // f every 30 s, and calls see with each report.
 func daySteps(t *testing.T, d *Detector, f func(float64) float64, from, to float64, see func(h float64, rep Report)) {
@@ -64,12 +76,7 @@ func TestDailyCycle(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Cycle = tc.cycle
-			d, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := newCycleDetector(t, tc.cycle)
 			raw, notHeld, cycleFrom := 0, 0, -1.0
 			var lastWhy string
 			daySteps(t, d, cycleSeries(30*MB, tc.rate, 48*3600), 0, 96, func(h float64, rep Report) {
@@ -155,12 +162,7 @@ func TestNoHigherThanADayEarlier(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Cycle = tc.cycle
-			d, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := newCycleDetector(t, tc.cycle)
 			raw, veto := 0, 0
 			var why string
 			daySteps(t, d, tc.f, 0, 38, func(h float64, rep Report) {
