@@ -516,8 +516,9 @@ var errWriteAfterClose = errors.New("write after the websocket close frame")
 // it writes on the net.Conn. Then it writes on the socket; what the kernel
 // does not take is queued for the loop, and the writer waits, bounded by
 // ctx, until the queue is empty, except on the loop's own goroutine, which
-// must not wait for itself, and under probe.WithoutWaiting. A write cut short by ctx ends the connection
-// (as coder/websocket does), so a stalled server shows as a failed write.
+// must not wait for itself, and under probe.WithoutWaiting. A write cut
+// short by ctx ends the connection (as coder/websocket does), so a stalled
+// server shows as a failed write.
 func (lc *loopConn) writeFrame(ctx context.Context, op byte, payload []byte) error {
 	wb := lc.d.getWriteBuf()
 	*wb = appendClientFrame((*wb)[:0], op, payload, rand.Uint32())
