@@ -343,7 +343,10 @@ func (lc *loopConn) read(ctx context.Context) (websocket.MessageType, *[]byte, e
 	if dl, ok := ctx.Deadline(); ok {
 		_ = lc.nc.SetReadDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = lc.nc.SetReadDeadline(time.Unix(1, 0)) })
+	// The func may still run after read returns (stop cannot wait for it)
+	// and after handOver has cleared lc.nc: it uses its own copy.
+	nc := lc.nc
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	var tmp []byte
 	for {
@@ -532,7 +535,8 @@ func (lc *loopConn) writeRaw(ctx context.Context, op byte, frame []byte) error {
 		if dl, ok := ctx.Deadline(); ok {
 			_ = lc.nc.SetWriteDeadline(dl)
 		}
-		stop := context.AfterFunc(ctx, func() { _ = lc.nc.SetWriteDeadline(time.Unix(1, 0)) })
+		nc := lc.nc // as in read: the func may outlive this call
+		stop := context.AfterFunc(ctx, func() { _ = nc.SetWriteDeadline(time.Unix(1, 0)) })
 		defer stop()
 		_, err := lc.nc.Write(frame)
 		if err != nil && ctx.Err() != nil {
