@@ -2,10 +2,16 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,14 +35,17 @@ const srv = net.createServer((s) => {
 srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
 `
 
-// pacedEchoFloor is what the agent's work costs without the agent: as many
-// TCP connections as clients to a Node echo server, each with a reader goroutine (the
-// native driver's model), and rate 100-byte writes per second spread over
-// them on the agent's tick grid, for the given time. It returns the
-// process's CPU microseconds per echoed message: the kernel's and the Go
-// runtime's share of one event, which no client written in Go on this
-// machine can go below. BenchmarkSoak reports its drivers against it.
-func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
+// floors are the two bare TCP echo clients of a BenchmarkSoak run, in CPU
+// microseconds per echoed message: goroutines is a Go client with a reader
+// goroutine per connection (the native driver's first model, the floor that
+// issue 16's targets name), kernel a C client with one epoll set on one
+// thread (testdata/epollclient.c), what the kernel's side of the work costs
+// without a language runtime.
+type floors struct{ goroutines, kernel float64 }
+
+// measureFloors measures both floors against one Node echo server, one after
+// the other, with nothing else running.
+func measureFloors(b *testing.B, clients, rate int, d time.Duration) floors {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -54,7 +63,26 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 		b.Fatalf("node echo server: %v", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strings.TrimSpace(line))
+	// The agent's source addresses (SOAK_BENCH_SOURCES), in turn: more
+	// clients than one address has ports need them here too.
+	sources, err := targetcfg.ParseSourceAddrs(os.Getenv("SOAK_BENCH_SOURCES"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return floors{
+		goroutines: pacedEchoFloor(b, addr, sources, clients, rate, d),
+		kernel:     epollEchoFloor(b, addr, sources, clients, rate, d),
+	}
+}
 
+// pacedEchoFloor is what the agent's work costs a plain Go client: as many
+// TCP connections as clients to the echo server at addr, each with a reader
+// goroutine, and rate 100-byte writes per second spread over them on the
+// agent's tick grid, for the given time. It returns the process's CPU
+// microseconds per echoed message: the kernel's share and the Go runtime's
+// wake-ups of one event in that model.
+func pacedEchoFloor(b *testing.B, addr string, sources []netip.Addr, clients, rate int, d time.Duration) float64 {
+	b.Helper()
 	conns := make([]net.Conn, 0, clients)
 	var echoed atomic.Int64
 	var wg sync.WaitGroup
@@ -64,12 +92,6 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 		}
 		wg.Wait()
 	}()
-	// The agent's source addresses (SOAK_BENCH_SOURCES), in turn: more
-	// clients than one address has ports need them here too.
-	sources, err := targetcfg.ParseSourceAddrs(os.Getenv("SOAK_BENCH_SOURCES"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	for i := range clients {
 		var dl net.Dialer
 		if len(sources) > 0 {
@@ -115,4 +137,41 @@ func pacedEchoFloor(b *testing.B, clients, rate int, d time.Duration) float64 {
 		b.Fatalf("echo floor: %d of %d bytes came back", got, sent*len(msg))
 	}
 	return (user1 - user0 + sys1 - sys0) / float64(sent) * 1e6
+}
+
+// epollEchoFloor runs testdata/epollclient.c, built with the C compiler ($CC,
+// else gcc), against the echo server at addr with the same connections, rate
+// and tick as pacedEchoFloor, and returns its CPU microseconds per echoed
+// message.
+func epollEchoFloor(b *testing.B, addr string, sources []netip.Addr, clients, rate int, d time.Duration) float64 {
+	b.Helper()
+	cc := cmp.Or(os.Getenv("CC"), "gcc")
+	bin := filepath.Join(b.TempDir(), "epollclient")
+	if out, err := exec.Command(cc, "-O2", "-o", bin, filepath.Join("testdata", "epollclient.c")).CombinedOutput(); err != nil {
+		b.Fatalf("build testdata/epollclient.c with %s (is a C compiler installed?): %v\n%s", cc, err, out)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tick := max(pool.SendTick, time.Second/time.Duration(rate))
+	args := []string{host, port, strconv.Itoa(clients), strconv.Itoa(rate),
+		strconv.FormatFloat(d.Seconds(), 'f', -1, 64), strconv.FormatInt(tick.Microseconds(), 10)}
+	for _, s := range sources {
+		args = append(args, s.String())
+	}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			b.Fatalf("epollclient: %v: %s", err, ee.Stderr)
+		}
+		b.Fatalf("epollclient: %v", err)
+	}
+	var sent int
+	var cpu float64
+	if _, err := fmt.Sscan(string(out), &sent, &cpu); err != nil || sent == 0 {
+		b.Fatalf("epollclient printed %q: %v", out, err)
+	}
+	return cpu / float64(sent) * 1e6
 }

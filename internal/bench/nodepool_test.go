@@ -70,7 +70,7 @@ func (p nodePool) endWindow(b *testing.B) windowCounts {
 // runNodePool holds clients with the Node socket.io-client pool against a
 // fresh fixture, with the agent's rate, payload, ack timeout and send tick,
 // and measures it as runSoak measures a driver.
-func runNodePool(b *testing.B, clients, rate, seconds int, floor float64) {
+func runNodePool(b *testing.B, clients, rate, seconds int, floor floors) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
 	s := testfixture.StartScript(b, "clientpool.js", []string{
 		"URL=" + node.URL(),

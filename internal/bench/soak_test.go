@@ -180,8 +180,8 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	// The floor first, with nothing else running: same connections, rate and
 	// tick, no Socket.IO.
-	floor := pacedEchoFloor(b, clients, rate, time.Duration(min(seconds, 60))*time.Second)
-	b.Logf("bare TCP echo client: %.1f us CPU per event", floor)
+	floor := measureFloors(b, clients, rate, time.Duration(min(seconds, 60))*time.Second)
+	b.Logf("bare TCP echo clients: %.1f us CPU per event in Go, %.1f us in C", floor.goroutines, floor.kernel)
 	for _, name := range rows {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -239,8 +239,8 @@ func BenchmarkTransports(b *testing.B) {
 	clients := setting("SOAK_BENCH_CLIENTS", 1000)
 	rate := setting("SOAK_BENCH_RATE", 200)
 	seconds := setting("SOAK_BENCH_SECONDS", 30)
-	floor := pacedEchoFloor(b, clients, rate, 10*time.Second)
-	b.Logf("bare TCP echo client: %.1f us CPU per event", floor)
+	floor := measureFloors(b, clients, rate, 10*time.Second)
+	b.Logf("bare TCP echo clients: %.1f us CPU per event in Go, %.1f us in C", floor.goroutines, floor.kernel)
 	for _, transports := range []string{"websocket", "polling"} {
 		b.Run(transports, func(b *testing.B) {
 			for b.Loop() {
@@ -399,7 +399,7 @@ func scrapeTimes(b *testing.B, reg prometheus.Gatherer) []time.Duration {
 }
 
 // runSoak holds clients on d with SOAK_TRANSPORTS=transports and measures.
-func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, seconds int, floor float64) {
+func runSoak(b *testing.B, d probe.Driver, transports string, clients, rate, seconds int, floor floors) {
 	node := testfixture.Start(b, testfixture.Options{StartTimeout: 30 * time.Second})
 	target, err := targetcfg.Config{SocketIOPath: "/socket.io/", MaxFrameBytes: 1 << 20, Transports: transports,
 		SourceAddrs: os.Getenv("SOAK_BENCH_SOURCES")}.Target(node.URL())
@@ -455,7 +455,7 @@ const (
 
 // report writes a row's metrics, logs its table row and appends the row to
 // SOAK_BENCH_OUT if set.
-func report(b *testing.B, name string, clients, rate int, floor float64, r soakResult) {
+func report(b *testing.B, name string, clients, rate int, floor floors, r soakResult) {
 	w := r.window
 	cpu := r.user + r.sys
 	marginal := (cpu - r.idleCores*float64(r.seconds)) / w.acked * 1e6
@@ -475,10 +475,11 @@ func report(b *testing.B, name string, clients, rate int, floor float64, r soakR
 	b.ReportMetric(r.user/w.acked*1e6, "us-user-CPU/event")
 	b.ReportMetric(marginal, "us-marginal-CPU/event")
 	b.ReportMetric(r.idleCores*100, "%core-idle")
-	b.ReportMetric(cpu/w.acked*1e6/floor, "x-floor")
-	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB (%.1f KB per client under load, whole process) | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle; %.1fx a bare TCP echo client's %.1f us | %.2f / %.2f ms | %.2f / %.2f ms | %s | %.0f lost of %.0f acked |\n",
+	b.ReportMetric(cpu/w.acked*1e6/floor.goroutines, "x-floor")
+	b.ReportMetric(cpu/w.acked*1e6/floor.kernel, "x-kernel-floor")
+	row := fmt.Sprintf("| %s | %d | %d/s | %.1f s | %.0f (%.0f failures, %.0f disconnects) | %.1f KB (%.1f KB per client under load, whole process) | %.1f%% of a core | %.1f us = %.1f user + %.1f system (%.3f s per 1,000); %.1f us above idle; %.1fx a bare TCP echo client's %.1f us (Go), %.1fx its %.1f us in C | %.2f / %.2f ms | %.2f / %.2f ms | %s | %.0f lost of %.0f acked |\n",
 		name, clients, rate, r.connectAll.Seconds(), w.failures+w.disconnects, w.failures, w.disconnects, r.perConn/1024, r.loadedRSS/float64(clients)/1024,
-		r.idleCores*100, cpu/w.acked*1e6, r.user/w.acked*1e6, r.sys/w.acked*1e6, cpu/w.acked*1000, marginal, cpu/w.acked*1e6/floor, floor, w.p50*1000, w.p99*1000,
+		r.idleCores*100, cpu/w.acked*1e6, r.user/w.acked*1e6, r.sys/w.acked*1e6, cpu/w.acked*1000, marginal, cpu/w.acked*1e6/floor.goroutines, floor.goroutines, cpu/w.acked*1e6/floor.kernel, floor.kernel, w.p50*1000, w.p99*1000,
 		float64(r.node.EchoProcessing.P50Micros)/1000, float64(r.node.EchoProcessing.P99Micros)/1000,
 		scrapes, w.lost, w.acked)
 	b.Logf("\n%s", row)
