@@ -9,7 +9,6 @@
  * usage: epollclient IP PORT CLIENTS RATE SECONDS TICK_US [SOURCE_IP...]
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
