@@ -55,6 +55,10 @@ type Options struct {
 	// Probes run through the pool's clients, in this order; at most
 	// MaxProbes.
 	Probes []Probe
+	// RuntimeTimer makes the send schedule wait on a runtime timer instead
+	// of a kernel one (package ktimer): for tests on synctest's fake clock,
+	// which moves only runtime timers.
+	RuntimeTimer bool
 }
 
 // Pool keeps Config.Clients connections to one target and runs the probes
@@ -68,6 +72,8 @@ type Pool struct {
 	obs    Observer
 	now    func() time.Time
 	share  float64
+
+	runtimeTimer bool
 
 	parts   []Part
 	routes  map[string][]ID // server event -> parts that want it
@@ -255,6 +261,8 @@ func New(cfg Config, o Options) (*Pool, error) {
 		routes: map[string][]ID{},
 		rnd:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		wake:   make(chan struct{}, 1),
+
+		runtimeTimer: o.RuntimeTimer,
 	}
 	labels := prometheus.Labels{"target": o.Target.Name}
 	desired := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -84,6 +84,7 @@ func newTestPoolReg(t *testing.T, reg *prometheus.Registry, cfg Config, d probe.
 	p, err := New(cfg, Options{
 		Driver: d, Target: &probe.Target{Name: "t1", URL: u, Path: "/socket.io/", Namespace: "/"},
 		Metrics: m, Registerer: reg, Seed: 1, Probes: probes,
+		RuntimeTimer: true, // synctest's fake clock moves runtime timers only
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/generic-corp/soak-exporter/internal/ktimer"
 	"github.com/generic-corp/soak-exporter/internal/probe"
 )
 
@@ -154,11 +155,11 @@ func (p *Pool) runStreams(ctx context.Context, wg *sync.WaitGroup) {
 // tick, on an open-loop schedule: written at once on connections that take
 // a write without waiting (for at most half a tick of the scheduler's time,
 // so that a high rate spreads over writer goroutines instead of making the
-// schedule late), else queued in the session's outbox for its writer.
+// schedule late), else queued in the session's outbox for its writer. The
+// wait between ticks is a timerfd in the runtime's poller (ktimer.Loop),
+// unless Options.RuntimeTimer asks for a runtime timer.
 func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup) {
 	sched := newSchedule(p.now(), st.Rate, SendTick)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	direct := probe.WithoutWaiting(context.WithoutCancel(ctx))
 	bp := p.bufs.Get().(*[]byte)
 	defer func() { p.bufs.Put(bp) }()
@@ -166,12 +167,7 @@ func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup)
 		wg.Add(1) // the scheduler holds a count: Wait cannot have returned
 		go func() { defer wg.Done(); p.write(ctx, sess) }()
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+	tick := func() time.Duration {
 		now := p.now()
 		budget := now.Add(SendTick / 2)
 		for k, at := sched.next(); !at.After(now); k, at = sched.next() {
@@ -199,7 +195,12 @@ func (p *Pool) scheduleLoop(ctx context.Context, st *Stream, wg *sync.WaitGroup)
 			}
 		}
 		_, at := sched.next()
-		timer.Reset(at.Sub(now))
+		return at.Sub(now)
+	}
+	if p.runtimeTimer {
+		_ = ktimer.RuntimeLoop(ctx, tick)
+	} else {
+		_ = ktimer.Loop(ctx, tick)
 	}
 }
 

@@ -131,6 +131,7 @@ func newRig(t *testing.T, cfg Config, d *soaktest.MemDriver) *rig {
 			BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, pool.Options{
 			Driver: d, Target: &probe.Target{Name: tc.name, URL: u, Path: "/socket.io/", Namespace: "/"},
 			Metrics: m, Registerer: reg, Seed: 1, Probes: []pool.Probe{f},
+			RuntimeTimer: true, // synctest's fake clock moves runtime timers only
 		})
 		if err != nil {
 			t.Fatal(err)
