@@ -48,8 +48,8 @@ type timerFD struct {
 	fd int
 }
 
-// newTimerFD returns a timerfd that has already fired once, so that the
-// first wait returns at once.
+// newTimerFD returns a timerfd armed to fire a nanosecond after its
+// creation, so that Loop's first wait returns at once.
 func newTimerFD() (*timerFD, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
