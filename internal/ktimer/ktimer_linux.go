@@ -2,13 +2,15 @@ package ktimer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/generic-corp/soak-exporter/internal/rawsys"
 )
 
 // Loop calls step at once and then each time the delay it returned has
@@ -78,14 +80,11 @@ func newTimerFD() (*timerFD, error) {
 
 // arm sets the timer to fire once, d from now; a zero it_value would
 // disarm it, so a delay below a nanosecond is a nanosecond. The call never
-// blocks and is made raw: the wrapper's bookkeeping for a blocking call
-// wakes the runtime's monitor thread when the process was idle, which is
-// most of the time here.
+// blocks and is made raw (package rawsys).
 func (t *timerFD) arm(d time.Duration) error {
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(max(d, time.Nanosecond)))}
-	_, _, e := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(t.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
-	if e != 0 {
-		return fmt.Errorf("timerfd_settime: %w", e)
+	if err := rawsys.TimerfdSettime(t.fd, &spec); err != nil {
+		return fmt.Errorf("timerfd_settime: %w", err)
 	}
 	return nil
 }
@@ -96,16 +95,16 @@ func (t *timerFD) wait() error {
 	var rerr error
 	err := t.rc.Read(func(fd uintptr) bool {
 		for {
-			_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-			switch e {
-			case 0:
+			_, err := rawsys.Read(int(fd), buf[:])
+			switch {
+			case err == nil:
 				return true
-			case unix.EINTR:
+			case errors.Is(err, unix.EINTR):
 				continue
-			case unix.EAGAIN:
+			case errors.Is(err, unix.EAGAIN):
 				return false // not fired yet: wait for the poller
 			default:
-				rerr = e
+				rerr = err
 				return true
 			}
 		}

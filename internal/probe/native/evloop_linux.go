@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/generic-corp/soak-exporter/internal/probe"
+	"github.com/generic-corp/soak-exporter/internal/rawsys"
 )
 
 // The event-loop transport (Options.EventLoop). An established WebSocket
@@ -123,7 +124,7 @@ func (lp *evLoop) add(lc *loopConn) error {
 	lp.adds = append(lp.adds, lc)
 	var one [8]byte
 	one[0] = 1
-	_, _ = rawWrite(lp.wakefd, one[:])
+	_, _ = rawsys.Write(lp.wakefd, one[:])
 	return nil
 }
 
@@ -177,7 +178,7 @@ func (lp *evLoop) step(st *loopState) bool {
 			}
 			continue // a registration may have ended its connection
 		}
-		n, err := rawEpollPoll(st.epfd, st.events)
+		n, err := rawsys.EpollPoll(st.epfd, st.events)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -195,7 +196,7 @@ func (lp *evLoop) step(st *loopState) bool {
 		for _, ev := range st.events[:n] {
 			if ev.Fd == int32(st.wakefd) {
 				var b [8]byte
-				_, _ = rawRead(st.wakefd, b[:])
+				_, _ = rawsys.Read(st.wakefd, b[:])
 				more = true // check for registrations
 				continue
 			}
@@ -449,9 +450,9 @@ func (lc *loopConn) handOver(c *conn) error {
 // it; ended reports that the connection is over, full that the read filled
 // the buffer (the socket may hold more).
 func (lc *loopConn) readable(buf []byte) (o outcome, ended, full bool) {
-	n, err := rawRead(lc.fd, buf)
+	n, err := rawsys.Read(lc.fd, buf)
 	for errors.Is(err, unix.EINTR) {
-		n, err = rawRead(lc.fd, buf)
+		n, err = rawsys.Read(lc.fd, buf)
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
@@ -759,7 +760,7 @@ func pollFD(ctx context.Context, fd int, events int16) error {
 func writeFD(fd int, b []byte) (int, error) {
 	total := 0
 	for total < len(b) {
-		n, err := rawWrite(fd, b[total:])
+		n, err := rawsys.Write(fd, b[total:])
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
