@@ -31,7 +31,8 @@ type dayRing struct {
 	idx    []int64 // bucket index since the segment origin; -1 when unused
 	min    []float64
 	tmp    []float64 // scratch of the cycle test
-	adj    []float64
+	series []float64 // the floor over the cycle test's span
+	have   []bool    // whether each of its buckets holds data
 }
 
 // newDayRing returns the ring that c needs, or nil when neither the cycle
@@ -116,26 +117,43 @@ func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[
 		i := k % int64(len(r.idx))
 		return r.min[i], r.idx[i] == k
 	}
+	// A level step of the floor (a cache filled at once or over minutes)
+	// makes both differences jump, the half-cycle one up and back down
+	// within the cycle: steps either way are taken out of the floor first,
+	// so that a step does not pass for a cycle. Missing buckets carry the
+	// last floor forward and are left out of the differences.
+	from := c - span - per
+	var last float64
+	for k := from; k < c; k++ {
+		if y, ok := get(k); ok {
+			last = y
+			break
+		}
+	}
+	ys, have := r.series[:0], r.have[:0]
+	for k := from; k < c; k++ {
+		y, ok := get(k)
+		if ok {
+			last = y
+		}
+		ys, have = append(ys, last), append(have, ok)
+	}
+	r.series, r.have = ys, have
+	r.removeJumps(ys, stepSigma)
 	w, h := (*whole)[:0], (*halves)[:0]
 	for k := c - span; k < c; k++ {
-		y, ok1 := get(k)
-		y1, ok2 := get(k - per)
-		y2, ok3 := get(k - half)
-		if ok1 && ok2 && ok3 {
-			w, h = append(w, y-y1), append(h, y-y2)
+		i, i1, i2 := k-from, k-per-from, k-half-from
+		if i1 >= 0 && have[i] && have[i1] && have[i2] {
+			w, h = append(w, ys[i]-ys[i1]), append(h, ys[i]-ys[i2])
 		}
 	}
 	*whole, *halves = w, h
 	if len(w) < int(per/8) {
 		return false, math.NaN()
 	}
-	// A level step of the floor (a cache filled at once) makes both
-	// differences jump, the half-cycle one up and back down within the
-	// cycle: jumps either way are taken out first, so that a step does not
-	// pass for a cycle. Then the lines, so that a leak that started within
-	// the last cycle does not hide one.
+	// Then the lines, so that a leak that started within the last cycle
+	// does not hide one.
 	for _, v := range [2][]float64{w, h} {
-		r.removeJumps(v, stepSigma)
 		detrend(v)
 	}
 	a, b := mad(w), mad(h)
@@ -147,15 +165,15 @@ func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[
 
 // removeJumps takes out of v, in place, its level shifts up and down
 // (stats.RemoveShifts, which takes out rises, instant or ramped, applied to
-// v and then to -v; k <= 0: none). r.tmp and r.adj are scratch.
+// v and then to -v, in place; k <= 0: none). r.tmp is scratch.
 func (r *dayRing) removeJumps(v []float64, k float64) {
 	if !(k > 0) {
 		return
 	}
 	for range 2 {
-		r.adj, _, r.tmp = stats.RemoveShifts(v, k, r.adj, r.tmp)
+		_, _, r.tmp = stats.RemoveShifts(v, k, v[:0], r.tmp)
 		for i := range v {
-			v[i] = -r.adj[i]
+			v[i] = -v[i]
 		}
 	}
 }
@@ -251,6 +269,18 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 // apart carries the wander of both, which a short window cannot average.
 const ShortCycleAlpha = 0.1
 
+// CycleLastShare is the share of a window's practical minimum growth by
+// which, once the segment cycles, the floor over the window's last third
+// must exceed the floor one cycle earlier for a difference that rises
+// faster than then to be a leak. The difference carries the wander of two
+// floors, which moves it by several MB for hours: it rises significantly
+// when the floor comes back from below the day before to it, or a little
+// above. The rule before a cycle has shown uses DayVetoShare (0.2); with
+// the cycle known, the difference is the only evidence and 0.2 (4.2 MB in
+// the 5 h window) vetoed almost none of those swings (see
+// docs/leak-detection.md).
+const CycleLastShare = 0.5
+
 // cycleLeak tells whether the day-over-day figures show a leak at the
 // practical minimum minSlope (bytes/s), and says why or why not. No single
 // level step may explain the difference better than a line (stepRatio: a
@@ -259,7 +289,9 @@ const ShortCycleAlpha = 0.1
 // of the window (a leak older than the cycle), or the difference must rise
 // by minSlope, significantly (p < alpha, ShortCycleAlpha times that in
 // windows shorter than the cycle: a leak that started within the last
-// cycle).
+// cycle), and the floor over the window's last third must then be higher
+// than one cycle earlier by CycleLastShare of the window's practical
+// minimum growth.
 func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64) (bool, string) {
 	switch {
 	case stepRatio > 0 && day.step < stepRatio:
@@ -269,6 +301,9 @@ func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64
 	case day.lowest/cycle >= minSlope:
 		return true, fmt.Sprintf("floor %+.3g MB above one cycle earlier (%s), in every third of the window", day.level/MB, fmtRate(day.level/cycle))
 	case window < cycle && !(day.p < alpha*ShortCycleAlpha):
+	case day.slope >= minSlope && day.p < alpha && day.last < CycleLastShare*minSlope*window:
+		return false, fmt.Sprintf("daily cycle: the floor rises %s faster than one cycle earlier (p=%.3g), but over the last third of the window it is %+.3g MB against then (a leak needs %+.3g MB)",
+			fmtRate(day.slope), day.p, day.last/MB, CycleLastShare*minSlope*window/MB)
 	case day.slope >= minSlope && day.p < alpha:
 		return true, fmt.Sprintf("floor rising %s faster than one cycle earlier (p=%.3g)", fmtRate(day.slope), day.p)
 	}

@@ -28,6 +28,20 @@ func cycleSeriesAt(amp, phase, rate, leakAt float64) func(float64) float64 {
 	}
 }
 
+// rampedSteps adds level steps to f, each {start (h), size (MB), ramp
+// (minutes)}.
+func rampedSteps(f func(float64) float64, steps [][3]float64) func(float64) float64 {
+	return func(s float64) float64 {
+		y := f(s)
+		for _, st := range steps {
+			if x := (s - st[0]*3600) / (st[2] * 60); x > 0 {
+				y += st[1] * MB * min(x, 1)
+			}
+		}
+		return y
+	}
+}
+
 // newCycleDetector returns a Detector with the defaults and Cycle cycle.
 func newCycleDetector(t *testing.T, cycle time.Duration) *Detector {
 	t.Helper()
@@ -124,6 +138,8 @@ func TestCycleTestIgnoresStepsAndLeaks(t *testing.T) {
 			return y
 		}, false},
 		{"leak from 40 h", cycleSeries(0, 3*MB/3600, 40*3600), false},
+		// Three falls of a cache that empties over 18 to 33 minutes.
+		{"ramped down-steps", rampedSteps(cycleSeries(0, 0, 0), [][3]float64{{11.64, -40, 18}, {31.5, -45, 21}, {33.83, -25, 33}}), false},
 		{"daily swing", cycleSeries(15*MB, 0, 0), true},
 		{"daily swing and a leak from 40 h", cycleSeries(15*MB, 1*MB/3600, 40*3600), true},
 	}
@@ -184,6 +200,58 @@ func TestNoHigherThanADayEarlier(t *testing.T) {
 			}
 			if got := veto > 0; got != tc.wantVeto {
 				t.Errorf("window verdicts vetoed as no higher than one cycle earlier: %d, want some: %v", veto, tc.wantVeto)
+			}
+		})
+	}
+}
+
+// Once the cycle is known, windows are judged on the difference to one
+// cycle earlier, which carries the wander of two floors: a floor that fell
+// 20 MB below the day before and came back to it over four hours rises
+// 5 MB/h against then, significantly, but ends no higher than the day
+// before; a leak of the same rate that started at the same time ends above
+// it.
+func TestWanderAgainstTheDayBefore(t *testing.T) {
+	dip := func(s float64) float64 {
+		switch h := s / 3600; {
+		case h < 61 || h >= 67:
+			return 0
+		case h < 63:
+			return -20 * MB
+		default:
+			return -20 * MB * (67 - h) / 4
+		}
+	}
+	swing := cycleSeries(20*MB, 0, 0)
+	cases := []struct {
+		name string
+		f    func(float64) float64
+		want bool
+	}{
+		{"back to the day before", func(s float64) float64 { return swing(s) + dip(s) }, false},
+		{"5 MB/h leak from 63 h", cycleSeries(20*MB, 5*MB/3600, 63*3600), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newCycleDetector(t, 24*time.Hour)
+			raw := false
+			var why string
+			daySteps(t, d, tc.f, 0, 67.5, func(h float64, rep Report) {
+				if h < 62 {
+					return
+				}
+				if !rep.Cycle {
+					t.Fatalf("%.1f h: no cycle confirmed (ratio %.2f)", h, rep.CycleRatio)
+				}
+				for _, r := range rep.Windows {
+					if r.Window == 5*time.Hour {
+						why = r.Reason
+						raw = raw || r.Verdict == LeakSuspected
+					}
+				}
+			})
+			if raw != tc.want {
+				t.Errorf("5h window said leak: %v, want %v (last: %s)", raw, tc.want, why)
 			}
 		})
 	}

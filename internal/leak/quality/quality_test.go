@@ -2,9 +2,12 @@ package quality
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/generic-corp/soak-exporter/internal/leak/detect"
 )
 
 // TestQuickQuality runs a handful of seeded series (the full benchmark is
@@ -125,6 +128,38 @@ func TestFirstAlert(t *testing.T) {
 			}
 			if got := firstAlert(act, every, from); got != tc.want {
 				t.Errorf("firstAlert(%s) = %d, want %d", tc.act, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRampedStepsAreNotACycle replays ramped-step series of the benchmark on
+// which the cycle test once confirmed a daily cycle (and then judged the
+// anniversary of a fall as a rise against one cycle earlier, raising an
+// alert that held for a day): the ramps must be taken out of the floor
+// before the differences to one and half a cycle earlier are compared.
+func TestRampedStepsAreNotACycle(t *testing.T) {
+	for _, seed := range []uint64{1050052, 1050073, 1050119} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			det, err := detect.New(detect.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Unix(1_700_000_000, 0)
+			next, cycleAt := 300.0, -1.0
+			Series{Family: RampSteps, Seed: seed}.Generate(96*3600, 5, func(s, y float64) {
+				if s >= next {
+					if rep := det.Evaluate(t0.Add(time.Duration(s*float64(time.Second))), 0); rep.Cycle && cycleAt < 0 {
+						cycleAt = s / 3600
+					}
+					next += 300
+				}
+				if err := det.Add(detect.Point{Time: t0.Add(time.Duration(s * float64(time.Second))), Bytes: y}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if cycleAt >= 0 {
+				t.Errorf("a daily cycle confirmed at %.1f h on a series of ramped level steps", cycleAt)
 			}
 		})
 	}

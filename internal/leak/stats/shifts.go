@@ -18,7 +18,8 @@ type Shifts struct {
 	// for a memory floor): positive when the shifts raised the level.
 	Total float64
 	// Median is the median successive difference and Spread the robust
-	// standard deviation of the differences around it.
+	// standard deviation of the differences around it: of the differences
+	// outside the shifts when shifts were found (see RemoveShifts).
 	Median, Spread float64
 }
 
@@ -29,51 +30,100 @@ type Shifts struct {
 // it whose summed excess reaches k times the square root of the run's length
 // (a shift that ramps over a few values). The spread is 1.4826 x the median
 // absolute deviation of the differences, or 1.2533 x their mean absolute
-// deviation when that is 0, as Iglewicz and Hoaglin advise. Each shift is replaced by the typical step m
-// by moving every value before it by d[i]-m, so the last value, the current
-// level, is unchanged and a steady trend (which moves m, not the spread)
-// survives. The result is written into out (grown when too small, and
-// returned); y is not modified. Series of fewer than 5 values, k <= 0 and a
-// zero spread give no shifts. tmp is scratch space, grown and returned too.
-// O(n) expected.
+// deviation when that is 0, as Iglewicz and Hoaglin advise. When shifts are
+// found, m and the spread are estimated again from the differences outside
+// them and the shifts found again with those: in a short series a ramp's own
+// differences would otherwise raise the typical difference, and part of the
+// ramp would stay in the series as a trend. Each shift is replaced by the
+// typical step m by moving every value before it by d[i]-m, so the last
+// value, the current level, is unchanged and a steady trend (which moves m,
+// not the spread) survives. The result is written into out (grown when too
+// small, and returned); y is not modified, unless out is y[:0], which works
+// in place. Series of fewer than 5 values, k
+// <= 0 and a zero spread give no shifts. tmp is scratch space, grown and
+// returned too. O(n) expected.
 func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh Shifts, outTmp []float64) {
 	n := len(y)
 	adj = append(out[:0], y...)
 	if n < 5 || !(k > 0) {
 		return adj, sh, tmp
 	}
-	d := tmp[:0]
-	for i := 1; i < n; i++ {
-		d = append(d, y[i]-y[i-1])
+	// tmp holds the differences whose centre and spread are estimated,
+	// then the marks (one per difference).
+	if cap(tmp) < n-1 {
+		tmp = make([]float64, n-1)
 	}
-	sh.Median = Median(d) // reorders d
+	marks := tmp[:n-1]
+	for i := 1; i < n; i++ {
+		marks[i-1] = y[i] - y[i-1]
+	}
+	sh.Median, sh.Spread = centre(marks)
+	if !(sh.Spread > 0) || math.IsInf(sh.Spread, 0) {
+		return adj, sh, marks
+	}
+	sh.Count, sh.Total = markShifts(y, sh.Median, sh.Spread, k, marks)
+	outside := 0
+	for _, e := range marks {
+		if e == 0 {
+			outside++
+		}
+	}
+	if sh.Count > 0 && outside >= 3 {
+		// The differences outside the shifts, gathered in place (the mark
+		// at i-1 is read before anything is written at or past it), then
+		// the shifts found again against their centre and spread.
+		rest := marks[:0]
+		for i := 1; i < n; i++ {
+			if marks[i-1] == 0 {
+				rest = append(rest, y[i]-y[i-1])
+			}
+		}
+		m, spread := centre(rest)
+		if !(spread > 0) || math.IsInf(spread, 0) {
+			spread = sh.Spread
+		}
+		sh.Median, sh.Spread = m, spread
+		sh.Count, sh.Total = markShifts(y, sh.Median, sh.Spread, k, marks)
+	}
+	// Walk backwards: every value before a shift moves by its excess.
+	var moved float64
+	for i := n - 1; i >= 1; i-- {
+		moved += marks[i-1]
+		adj[i-1] = y[i-1] + moved
+	}
+	return adj, sh, marks
+}
+
+// centre returns the median of the differences d and their robust standard
+// deviation around it (see RemoveShifts). It reorders d.
+func centre(d []float64) (median, spread float64) {
+	median = Median(d)
 	var meanAD float64
 	for i := range d {
-		d[i] = math.Abs(d[i] - sh.Median)
+		d[i] = math.Abs(d[i] - median)
 		meanAD += d[i]
 	}
 	meanAD /= float64(len(d))
-	sh.Spread = madScale * Median(d)
-	if sh.Spread == 0 {
-		sh.Spread = meanADScale * meanAD
+	spread = madScale * Median(d)
+	if spread == 0 {
+		spread = meanADScale * meanAD
 	}
-	if !(sh.Spread > 0) || math.IsInf(sh.Spread, 0) {
-		return adj, sh, d
-	}
-	// A shift may ramp over a few values (a cache filling over minutes):
-	// a run of successive differences that each exceed the median by more
-	// than one spread is one shift when their summed excess reaches k
-	// spreads times the square root of the run's length (a single
-	// difference: k spreads). d is reused to hold each difference's excess
-	// when it belongs to a shift, 0 otherwise.
-	d = d[:n-1]
+	return median, spread
+}
+
+// markShifts finds the shifts of y against the typical difference m and the
+// spread (see RemoveShifts): marks[i-1] is set to the excess y[i]-y[i-1]-m
+// of each difference that belongs to a shift, 0 for the others. It returns
+// the number of shifts and their summed excess.
+func markShifts(y []float64, m, spread, k float64, marks []float64) (count int, total float64) {
+	n := len(y)
 	start, sum := -1, 0.0
 	for i := 1; i <= n; i++ {
 		e := math.Inf(-1)
 		if i < n {
-			e = y[i] - y[i-1] - sh.Median
+			e = y[i] - y[i-1] - m
 		}
-		if e > sh.Spread {
+		if e > spread {
 			if start < 0 {
 				start, sum = i, 0
 			}
@@ -81,15 +131,15 @@ func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh
 			continue
 		}
 		if start >= 0 {
-			shift := sum > k*sh.Spread*math.Sqrt(float64(i-start))
+			shift := sum > k*spread*math.Sqrt(float64(i-start))
 			if shift {
-				sh.Count++
-				sh.Total += sum
+				count++
+				total += sum
 			}
 			for j := start; j < i; j++ {
-				d[j-1] = 0
+				marks[j-1] = 0
 				if shift {
-					d[j-1] = y[j] - y[j-1] - sh.Median
+					marks[j-1] = y[j] - y[j-1] - m
 				}
 			}
 			// The values at either end of a ramped shift are often
@@ -97,14 +147,14 @@ func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh
 			// started, or as it ended): a rising difference next to a
 			// shift belongs to it.
 			if shift && i-start > 1 {
-				if j := start - 1; j >= 1 && y[j]-y[j-1]-sh.Median > 0 && d[j-1] == 0 {
-					d[j-1] = y[j] - y[j-1] - sh.Median
-					sh.Total += d[j-1]
+				if j := start - 1; j >= 1 && y[j]-y[j-1]-m > 0 && marks[j-1] == 0 {
+					marks[j-1] = y[j] - y[j-1] - m
+					total += marks[j-1]
 				}
 				if i < n {
-					if e := y[i] - y[i-1] - sh.Median; e > 0 {
-						d[i-1] = e
-						sh.Total += e
+					if e := y[i] - y[i-1] - m; e > 0 {
+						marks[i-1] = e
+						total += e
 						start = -1
 						continue
 					}
@@ -113,14 +163,8 @@ func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh
 			start = -1
 		}
 		if i < n {
-			d[i-1] = 0
+			marks[i-1] = 0
 		}
 	}
-	// Walk backwards: every value before a shift moves by its excess.
-	var moved float64
-	for i := n - 1; i >= 1; i-- {
-		moved += d[i-1]
-		adj[i-1] = y[i-1] + moved
-	}
-	return adj, sh, d
+	return count, total
 }

@@ -361,9 +361,18 @@ func TestRemoveShifts(t *testing.T) {
 		{"one rise, MAD 0", []float64{0, 1, 2, 13, 14, 15}, 3,
 			[]float64{10, 11, 12, 13, 14, 15}, 1, 10, 1, 1.2533 * 2},
 		// Differences 2 1 2 1 20 2 1: median 2, deviations 0 1 0 1 18 0 1,
-		// MAD 1, spread 1.4826; 18 > 5 x 1.4826.
+		// MAD 1, spread 1.4826; 18 > 5 x 1.4826. Without the rise the
+		// differences are 2 1 2 1 2 1: median 1.5, MAD 0.5, and the rise
+		// exceeds that median by 18.5.
 		{"one rise", []float64{0, 2, 3, 5, 6, 26, 28, 29}, 5,
-			[]float64{18, 20, 21, 23, 24, 26, 28, 29}, 1, 18, 2, 1.4826},
+			[]float64{18.5, 20.5, 21.5, 23.5, 24.5, 26, 28, 29}, 1, 18.5, 1.5, 1.4826 * 0.5},
+		// A ramp over a third of a short series: differences +1 -1 +1 -1,
+		// 10 10 10 10, -1 +1 -1 +1. Its own differences raise the median of
+		// all twelve to 1, which would leave 4 of the ramp in the series as
+		// a trend; the differences outside it have median 0 and MAD 1, so
+		// the whole ramp comes out and the series is flat.
+		{"ramp over a third", []float64{0, 1, 0, 1, 0, 10, 20, 30, 40, 39, 40, 39, 40}, 4,
+			[]float64{40, 41, 40, 41, 40, 40, 40, 40, 40, 39, 40, 39, 40}, 1, 40, 0, 1.4826},
 		// Two rises of 10 above the median difference 1 (a staircase).
 		{"staircase", []float64{0, 1, 2, 13, 14, 15, 26, 27, 28}, 3,
 			[]float64{20, 21, 22, 23, 24, 25, 26, 27, 28}, 2, 20, 1, 1.2533 * 20 / 8},
@@ -399,6 +408,12 @@ func TestRemoveShifts(t *testing.T) {
 			near(t, "total", sh.Total, tc.total, 1e-9)
 			near(t, "median", sh.Median, tc.median, 1e-9)
 			near(t, "spread", sh.Spread, tc.spread, 1e-9)
+			// In place (out = y[:0]): the same result, written over y.
+			in := slices.Clone(tc.y)
+			got, shIn, _ := RemoveShifts(in, tc.k, in[:0], nil)
+			if !slices.Equal(got, adj) || !slices.Equal(in, adj) || shIn != sh {
+				t.Errorf("in place: %v %+v, want %v %+v", in, shIn, adj, sh)
+			}
 		})
 	}
 	// Scratch and output buffers are reused.
