@@ -39,9 +39,8 @@ type Shifts struct {
 // value, the current level, is unchanged and a steady trend (which moves m,
 // not the spread) survives. The result is written into out (grown when too
 // small, and returned); y is not modified, unless out is y[:0], which works
-// in place. Series of fewer than 5 values, k
-// <= 0 and a zero spread give no shifts. tmp is scratch space, grown and
-// returned too. O(n) expected.
+// in place. Series of fewer than 5 values, k <= 0 and a zero spread give no
+// shifts. tmp is scratch space, grown and returned too. O(n) expected.
 func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh Shifts, outTmp []float64) {
 	n := len(y)
 	adj = append(out[:0], y...)
