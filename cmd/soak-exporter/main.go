@@ -308,6 +308,7 @@ func runAgent(ctx context.Context, cfg *config, log *zap.Logger, hup <-chan os.S
 		Pools: func() []health.PoolState { return poolStates(ag) }})
 	ag, err := agent.New(cfg.AgentConfig, agent.Options{
 		Driver: driver, Targets: targets, Registerer: reg, Logger: log, Observer: hl,
+		ReleasePages: selfmem.ReleaseStartupPages,
 	})
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))

@@ -119,13 +119,20 @@ type Options struct {
 	// bounds the connections per source address to one server address;
 	// zero reads it from target.EphemeralPortsFile.
 	EphemeralPorts int
+	// ReleasePages, if not nil, is called once when every pool has
+	// connected all its clients, at least a minute and at most 5 minutes
+	// after Run starts (selfmem.ReleaseWhenReady): main gives
+	// selfmem.ReleaseStartupPages, which takes the executable's pages that
+	// only the start-up used out of the resident set.
+	ReleasePages func() (int64, error)
 }
 
 // Agent is the pools and the probes running through them.
 type Agent struct {
-	log    *zap.Logger
-	pools  []*pool.Pool
-	probes []pool.Probe
+	log          *zap.Logger
+	pools        []*pool.Pool
+	probes       []pool.Probe
+	releasePages func() (int64, error)
 }
 
 // New builds the agent: the probes of the table that the configuration
@@ -161,7 +168,7 @@ func New(cfg Config, o Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	a := &Agent{log: log}
+	a := &Agent{log: log, releasePages: o.ReleasePages}
 	for _, e := range cfg.probeTable() {
 		p, err := e.build(pool.Deps{Registerer: o.Registerer, Logger: log.Named(e.name), Now: now, Observer: o.Observer})
 		if err != nil {
@@ -210,6 +217,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := pr.Run(gctx); err != nil {
 				return fmt.Errorf("%s probe: %w", pr.Name(), err)
 			}
+			return nil
+		})
+	}
+	if a.releasePages != nil {
+		g.Go(func() error {
+			ready := func() bool { return a.Connected() >= a.Desired() }
+			selfmem.ReleaseWhenReady(gctx, a.log.Named("selfmem"), ready, a.releasePages)
 			return nil
 		})
 	}

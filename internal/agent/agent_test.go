@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +305,24 @@ func TestEchoConfigRefusesUnmatchableReplies(t *testing.T) {
 		if err := cfg.Validate(); err == nil || err.Error() != tc.want {
 			t.Errorf("payload %q match %q: err = %v\nwant %s", tc.payload, tc.match, err, tc.want)
 		}
+	}
+}
+
+func TestReleasePagesWaitsAndStopsWithRun(t *testing.T) {
+	// The release comes a minute after the start at the soonest (its timing
+	// is tested in internal/selfmem on a fake clock); a Run stopped before
+	// then returns without it, and its goroutine is gone (goleak in TestMain).
+	var calls atomic.Int32
+	reg := prometheus.NewRegistry()
+	a, err := agent.New(testConfig(), agent.Options{Driver: soaktest.NewMemDriver(), Targets: targets("t1"), Registerer: reg, Seed: 1,
+		ReleasePages: func() (int64, error) { calls.Add(1); return 0, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, a)
+	soaktest.WaitFor(t, "all connected", func() bool { return a.Connected() == 20 })
+	stop()
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("released %d times within seconds of the start, want none", n)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/generic-corp/soak-exporter/internal/probe/native"
 	"github.com/generic-corp/soak-exporter/internal/probe/zishang"
 	"github.com/generic-corp/soak-exporter/internal/probes/echo"
+	"github.com/generic-corp/soak-exporter/internal/selfmem"
 	"github.com/generic-corp/soak-exporter/internal/soaktest"
 	targetcfg "github.com/generic-corp/soak-exporter/internal/target"
 	"github.com/generic-corp/soak-exporter/internal/testfixture"
@@ -344,7 +345,29 @@ type agentHolder struct {
 	prof   *os.File
 }
 
-func (h *agentHolder) settledRSS(b *testing.B) float64      { return settledRSS(b) }
+// settledRSS releases the executable's start-up pages first, as the agent
+// of soak-exporter's main does once its pool is up, so that the RSS before
+// connecting and after are measured alike. The agent here is not given
+// Options.ReleasePages: its own release, a minute after the start, would
+// fall in the middle of a row, at a different point for each size.
+func (h *agentHolder) settledRSS(b *testing.B) float64 {
+	if release := releasePages(); release != nil {
+		if _, err := release(); err != nil {
+			b.Logf("start-up pages not released: %v", err)
+		}
+	}
+	return settledRSS(b)
+}
+
+// releasePages is selfmem.ReleaseStartupPages, what soak-exporter's main
+// gives the agent as Options.ReleasePages, unless SOAK_BENCH_RELEASE_PAGES=0
+// (to measure without it).
+func releasePages() func() (int64, error) {
+	if os.Getenv("SOAK_BENCH_RELEASE_PAGES") == "0" {
+		return nil
+	}
+	return selfmem.ReleaseStartupPages
+}
 func (h *agentHolder) rss(b *testing.B) float64             { return rss(b, 0) }
 func (h *agentHolder) cpu(*testing.B) (user, sys float64)   { return cpuSeconds() }
 func (h *agentHolder) connect(*testing.B)                   { h.run() }

@@ -1,12 +1,16 @@
 // Package selfmem keeps the agent's own memory in view and in check: a soft
 // memory limit for the Go runtime derived from the container's limit (so
 // that the garbage collector's headroom does not double the live heap of a
-// large pool), and the agent's memory per connected client as a gauge.
+// large pool), the agent's memory per connected client as a gauge, and,
+// once the pool is up, the executable's pages that only the start-up used
+// taken out of the resident set (ReleaseStartupPages).
 package selfmem
 
 import (
+	"context"
 	"math"
 	"runtime/metrics"
+	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,4 +78,41 @@ func heldBytes() uint64 {
 		return 0
 	}
 	return total - released
+}
+
+// releaseCheck is how often ReleaseWhenReady looks whether the pool is up;
+// it releases no sooner than releaseMinWait after it was called (so that the
+// first scrapes, samples and probe rounds are behind it too) and no later
+// than releaseMaxWait.
+const (
+	releaseCheck   = time.Second
+	releaseMinWait = time.Minute
+	releaseMaxWait = 5 * time.Minute
+)
+
+// ReleaseWhenReady calls release (ReleaseStartupPages, in the agent) once,
+// when ready first says yes (the pool has connected every client) but not
+// before releaseMinWait, or at releaseMaxWait if the pool is not up by then.
+// It logs what was released, or why not, once, and returns then or when ctx
+// ends.
+func ReleaseWhenReady(ctx context.Context, log *zap.Logger, ready func() bool, release func() (int64, error)) {
+	t := time.NewTicker(releaseCheck)
+	defer t.Stop()
+	start := time.Now()
+	for time.Since(start) < releaseMinWait || !ready() {
+		if time.Since(start) >= releaseMaxWait {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	n, err := release()
+	if err != nil {
+		log.Info("start-up pages of the executable not released", zap.Error(err))
+		return
+	}
+	log.Info("start-up pages of the executable released from the resident set", zap.Int64("bytes", n))
 }
