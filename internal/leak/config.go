@@ -54,7 +54,7 @@ type Config struct {
 	WarmupMinAge     time.Duration   `envconfig:"LEAK_WARMUP_MIN_AGE" default:"3h" desc:"youngest segment the warm-up test judges (a shorter one gives no verdict)"`
 	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.002" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
 	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
-	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,2h:32MB,24h:12MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
+	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,2h:32MB,24h:14.4MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
 	MinRate          ByteRate        `envconfig:"LEAK_MIN_RATE" default:"0.25MB/h" desc:"least floor slope that can be a leak in any window"`
 	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
 	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`

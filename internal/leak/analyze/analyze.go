@@ -207,7 +207,7 @@ func AnalyzeMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "start-up period after the first sample or a restart, in which windows must pass the warm-up test")
 	fs.DurationVar(&cfg.Bucket, "bucket", cfg.Bucket, "smallest bucket (at least twice the longest GC period)")
 	fs.Float64Var(&cfg.Alpha, "p-value", cfg.Alpha, "Mann-Kendall p-value threshold")
-	minGrowth := fs.Float64("min-growth-mb", cfg.MinGrowth/detect.MB, "least floor growth across a window, MB, for windows other than 1h and 24h (their defaults: 18 and 12 MB)")
+	minGrowth := fs.Float64("min-growth-mb", cfg.MinGrowth/detect.MB, "least floor growth across a window, MB, for windows without their own default (1h: 18, 2h: 32, 24h: 14.4 MB)")
 	limit := fs.Float64("limit-bytes", 0, "memory limit for the projection, bytes (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

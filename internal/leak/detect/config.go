@@ -150,7 +150,7 @@ func DefaultConfig() Config {
 		MinGrowthFor: map[time.Duration]float64{
 			time.Hour:      18 * MB,
 			2 * time.Hour:  32 * MB,
-			24 * time.Hour: 12 * MB,
+			24 * time.Hour: 14.4 * MB,
 		},
 		MinRate:     0.25 * MB / 3600,
 		StepRatio:   0.5,

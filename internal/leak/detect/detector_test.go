@@ -361,8 +361,8 @@ func TestBucketWidthAndMinSlope(t *testing.T) {
 		// The default middle window: 21 MB over 5 h.
 		{5 * time.Hour, 5 * time.Minute, 60, 4.2},
 		{6 * time.Hour, 5 * time.Minute, 72, 3.5},
-		{24 * time.Hour, 20 * time.Minute, 72, 0.5},
-		// The default 2h window has its own growth, 32 MB.
+		{24 * time.Hour, 20 * time.Minute, 72, 0.6},
+		// The default 2h window has its own growth, 32 MB (24 h: 14.4 MB).
 		{2 * time.Hour, 5 * time.Minute, 24, 16},
 		{3 * time.Hour, 5 * time.Minute, 36, 7},
 	} {
