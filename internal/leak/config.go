@@ -59,6 +59,7 @@ type Config struct {
 	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
 	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`
 	StepSigma        float64         `envconfig:"LEAK_STEP_SIGMA" default:"4" desc:"a rise of the floor between two buckets more than this many robust standard deviations above the typical change is a level step, taken out before the trend is judged (0: off)"`
+	FastShare        float64         `envconfig:"LEAK_FAST_SHARE" default:"2.5" desc:"the shortest window reports a floor rising faster than this multiple of its practical minimum only once the rise has lasted 3/4 of the window (a level shift ramping over half an hour looks like a fast leak until it ends), when a window at most twice as long is also set; 0: off"`
 	GuardLastMin     bool            `envconfig:"LEAK_GUARD_LAST_MIN" default:"false" desc:"persistence guard: the last third of a window must still rise at the window's practical minimum (within SOAK_LEAK_GUARD_SE)"`
 	RestartDrop      float64         `envconfig:"LEAK_RESTART_DROP" default:"0.5" desc:"a sample below this share of the recent floor counts as a restart"`
 	HoldAfter        time.Duration   `envconfig:"LEAK_HOLD_AFTER" default:"15m" desc:"once a leak has been suspected at every evaluation for this long, soak_leak_suspected holds while any window's floor still rises (keep it equal to the alert's for:)"`
@@ -96,6 +97,7 @@ func DefaultConfig() Config {
 		GuardSE:           d.GuardSE,
 		StepRatio:         d.StepRatio,
 		StepSigma:         d.StepSigma,
+		FastShare:         d.FastShare,
 		GuardLastMin:      d.LaterMin,
 		RestartDrop:       d.RestartDrop,
 		HoldAfter:         d.HoldAfter,
@@ -149,6 +151,7 @@ func (c Config) Detect() detect.Config {
 		StepRatio:    c.StepRatio,
 		GuardSE:      c.GuardSE,
 		StepSigma:    c.StepSigma,
+		FastShare:    c.FastShare,
 		LaterMin:     c.GuardLastMin,
 		RestartDrop:  c.RestartDrop,
 		HoldAfter:    c.HoldAfter,
@@ -252,6 +255,7 @@ func detectVar(field string) string {
 		"GuardSE":      "SOAK_LEAK_GUARD_SE",
 		"RestartDrop":  "SOAK_LEAK_RESTART_DROP",
 		"StepSigma":    "SOAK_LEAK_STEP_SIGMA",
+		"FastShare":    "SOAK_LEAK_FAST_SHARE",
 		"HoldAfter":    "SOAK_LEAK_HOLD_AFTER",
 		"HoldShare":    "SOAK_LEAK_HOLD_SHARE",
 		"HoldAlpha":    "SOAK_LEAK_HOLD_P_VALUE",

@@ -25,6 +25,9 @@ const (
 	// both, for a rise to be a leak; before a cycle has shown (after, the
 	// windows are judged on the day-over-day figures alone).
 	DayVetoShare = 0.2
+	// FastRiseShare is the share of the shortest window that a rise faster
+	// than its ceiling (Config.FastShare) must have lasted to be a leak.
+	FastRiseShare = 2.0 / 3
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
 )
@@ -103,6 +106,16 @@ type Config struct {
 	// growth, and is replaced by the median change (stats.RemoveShifts). 0
 	// disables it.
 	StepSigma float64
+	// FastShare is the ceiling of the shortest window, as a multiple of its
+	// practical minimum slope, when a window at most twice as long is also
+	// configured: a floor rising faster than that is most often a level
+	// shift still ramping (a cache filling over half an hour), which until
+	// it ends is the same data as a leak of its rate. The shortest window
+	// reports such a rise only once it has lasted FastRiseShare of the
+	// window (by the knot of a hinge fit: flat, then a line), so a leak that
+	// fast is still reported as soon as a leak at the window's minimum
+	// would be. 0 disables it.
+	FastShare float64
 	// LaterMin requires the last third's floor slope (within GuardSE
 	// standard errors) to reach the window's practical minimum too: the
 	// growth must still be of practical size at the end of the window.
@@ -157,6 +170,7 @@ func DefaultConfig() Config {
 		GuardSE:     1,
 		RestartDrop: 0.5,
 		StepSigma:   4,
+		FastShare:   2.5,
 		HoldAfter:   15 * time.Minute,
 		HoldShare:   0.5,
 		HoldAlpha:   0.05,
@@ -209,6 +223,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RestartDrop: must be in [0, 1), got %g", c.RestartDrop)
 	case !(c.StepSigma >= 0) || math.IsInf(c.StepSigma, 0):
 		return fmt.Errorf("StepSigma: must be a finite number >= 0, got %g", c.StepSigma)
+	case !(c.FastShare == 0 || c.FastShare > 1) || math.IsInf(c.FastShare, 0):
+		return fmt.Errorf("FastShare: must be 0 (off) or a finite number > 1, got %g", c.FastShare)
 	case c.HoldAfter < 0:
 		return fmt.Errorf("HoldAfter: must be >= 0, got %q", c.HoldAfter)
 	case !(c.HoldShare >= 0 && c.HoldShare <= 1):
@@ -221,6 +237,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Cycle: must be 0 (off) or at least the bucket width (%s), got %q", c.Bucket, c.Cycle)
 	}
 	return nil
+}
+
+// Ceiling returns the fastest floor slope (bytes per second) that window w
+// reports as a leak by itself (see FastShare), or +Inf when it has none:
+// only the shortest window has one, and only when a window at most twice its
+// length is also configured.
+func (c Config) Ceiling(w time.Duration) float64 {
+	if c.FastShare == 0 || len(c.Windows) < 2 {
+		return math.Inf(1)
+	}
+	ws := slices.Sorted(slices.Values(c.Windows))
+	if w != ws[0] || ws[1] > 2*w {
+		return math.Inf(1)
+	}
+	return c.FastShare * c.MinSlope(w)
 }
 
 // BucketWidth returns the bucket width and the number of buckets that this

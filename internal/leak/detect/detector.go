@@ -81,8 +81,11 @@ type window struct {
 	width  time.Duration
 	widthS float64
 	n      int // buckets in the window
-	ring   []bucket
-	cur    int64 // index of the bucket being filled; -1 for none
+	// ceiling is the fastest floor slope the window reports alone
+	// (Config.Ceiling).
+	ceiling float64
+	ring    []bucket
+	cur     int64 // index of the bucket being filled; -1 for none
 
 	// Figures cached per (segment, complete-bucket count).
 	cacheSeg int
@@ -102,7 +105,7 @@ func New(cfg Config) (*Detector, error) {
 	d := &Detector{cfg: cfg}
 	for _, w := range cfg.Windows {
 		width, n := cfg.BucketWidth(w)
-		win := &window{dur: w, width: width, widthS: width.Seconds(), n: n, ring: make([]bucket, n+1)}
+		win := &window{dur: w, width: width, widthS: width.Seconds(), n: n, ring: make([]bucket, n+1), ceiling: cfg.Ceiling(w)}
 		win.reset()
 		d.wins = append(d.wins, win)
 	}

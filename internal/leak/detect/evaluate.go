@@ -53,6 +53,10 @@ type figures struct {
 
 	floor      bool
 	floorSlope float64
+	// riseAge is how long the floor has been rising at the window's end, by
+	// the best hinge fit (flat, then a line); computed only for a window
+	// with a ceiling (Config.FastShare).
+	riseAge    float64
 	floorR2    float64
 	baseline   float64
 	amplitude  float64
@@ -155,6 +159,10 @@ type Result struct {
 	// or a cycle shown).
 	AboveLastCycle bool
 	dayWhy         string
+	// FastYoung is true when the floor rises faster than the window's
+	// ceiling (Config.FastShare) and the rise has lasted less than
+	// FastRiseShare of the window: the window then says no_leak.
+	FastYoung bool
 	// Wait says, as one of the Wait* constants, why Verdict is
 	// InsufficientData; empty otherwise.
 	Wait string
@@ -391,8 +399,39 @@ func (d *Detector) compute(w *window, c int64) figures {
 		}
 		start = end
 	}
+	f.riseAge = math.NaN()
+	if !math.IsInf(w.ceiling, 1) {
+		f.riseAge = f.xEnd - hingeOnset(xs, rawFloor)
+	}
 	d.dayCompare(w, &f, lo, xs, rawFloor, pos)
 	return f
+}
+
+// fastYoung tells whether the window's floor rises faster than its ceiling
+// for less than FastRiseShare of the window (Config.FastShare).
+func fastYoung(w *window, f figures) bool {
+	return f.floor && f.floorSlope > w.ceiling && f.riseAge < FastRiseShare*w.dur.Seconds()
+}
+
+// hingeOnset returns the x at which a floor that was flat and then rose
+// along a line most likely began to rise: the knot of the least-squares
+// hinge fit a + b*max(0, x-knot), b > 0, over the knots xs[0..n-3] (the
+// first is a plain line). O(n²).
+func hingeOnset(xs, ys []float64) float64 {
+	best, knot := -1.0, xs[0]
+	for k := 0; k+2 < len(xs); k++ {
+		var m stats.Moments
+		for i := range xs {
+			m.Add(max(0, xs[i]-xs[k]), ys[i])
+		}
+		if m.SXX <= 0 || m.SXY <= 0 {
+			continue
+		}
+		if fit := m.SXY * m.SXY / m.SXX; fit > best {
+			best, knot = fit, xs[k]
+		}
+	}
+	return knot
 }
 
 // stepFit returns the best single level step of ys and the residual sum of
@@ -507,6 +546,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		r.dayWhy = fmt.Sprintf("no higher than one cycle earlier: the floor rises %s, but over the last third of the window it is %+.3g MB against the same time one cycle earlier (a leak needs %+.3g MB)",
 			fmtRate(f.floorSlope), f.day.last/MB, g/MB)
 	}
+	r.FastYoung = fastYoung(w, f)
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)
 	if r.Verdict == InsufficientData {
 		r.Wait = waitCode(r.Reason)
@@ -561,6 +601,9 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, fmt.Sprintf("floor slope %s below the practical minimum %s", fmtRate(f.floorSlope), fmtRate(minSlope))
 	case !(f.trend.P < cfg.Alpha):
 		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
+	case fastYoung(w, f):
+		return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
+			fmtRate(f.floorSlope), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}

@@ -87,8 +87,14 @@ func (d *Data) Describe(w io.Writer) {
 	if c.WarmupShare > 0 {
 		warm = fmt.Sprintf("in the grace: last third >= %g x first + %g SE, from %s", c.WarmupShare, c.WarmupSE, detect.FormatDuration(c.WarmupMinAge))
 	}
-	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, step ratio %g, floor slope >= %s.\n",
-		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.StepRatio, strings.Join(th, ", "))
+	ceiling := "none"
+	for _, win := range d.Windows {
+		if v := c.Ceiling(win); !math.IsInf(v, 1) {
+			ceiling = fmt.Sprintf("%s: %.3g MB/h", detect.FormatDuration(win), v*3600/mb)
+		}
+	}
+	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, step ratio %g, floor slope >= %s, ceiling %s.\n",
+		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.StepRatio, strings.Join(th, ", "), ceiling)
 }
 
 func fmtWindows(ws []time.Duration) string {

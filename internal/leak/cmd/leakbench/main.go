@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Config.GuardSE, "guard-se", o.Config.GuardSE, "robust detector: persistence guard tolerance in standard errors")
 	fs.Float64Var(&o.Config.StepRatio, "step-ratio", o.Config.StepRatio, "robust detector: level-step rejection ratio (0: off)")
 	fs.Float64Var(&o.Config.StepSigma, "step-sigma", o.Config.StepSigma, "robust detector: level-shift removal threshold in robust standard deviations (0: off)")
+	fs.Float64Var(&o.Config.FastShare, "fast-share", o.Config.FastShare, "robust detector: ceiling of the shortest window as a multiple of its practical minimum (0: off)")
 	fs.BoolVar(&o.Config.LaterMin, "guard-last-min", o.Config.LaterMin, "robust detector: the last third must rise at the practical minimum")
 	windows := fs.String("windows", "", "robust detector: windows, comma-separated (default that of the agent)")
 	growthBy := fs.String("min-growth-by-window", "", "robust detector: minimum growth for given windows, window:amount comma-separated like 1h:18MB (default that of the agent)")
