@@ -673,7 +673,7 @@ func TestFastRampIsNotALeakOfTheShortestWindow(t *testing.T) {
 	// the level-shift removal already hides the rise for its first half
 	// hour, so the p-value threshold is raised to let the difference show
 	// (as in TestFastLeakIsFoundWithinTheHour); on the benchmark's noisy
-	// ramped steps the ceiling cuts alerts by a fifth
+	// ramped steps the ceiling cuts alerts by a fifth to a third
 	// (TestRampedStepAlarmsFallWithTheCeiling in internal/leak/quality).
 	ramp := func(s float64) float64 {
 		v := sawtooth(200*MB, 0)(s)

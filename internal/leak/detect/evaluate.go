@@ -416,7 +416,7 @@ func fastYoung(w *window, f figures) bool {
 // hingeOnset returns the x at which a floor that was flat and then rose
 // along a line most likely began to rise: the knot of the least-squares
 // hinge fit a + b*max(0, x-knot), b > 0, over the knots xs[0..n-3] (the
-// first is a plain line). O(n²).
+// first is a plain line; xs[0] when no knot gives a rise). O(n²).
 func hingeOnset(xs, ys []float64) float64 {
 	best, knot := -1.0, xs[0]
 	for k := 0; k+2 < len(xs); k++ {
