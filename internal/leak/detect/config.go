@@ -114,7 +114,10 @@ type Config struct {
 	// reports such a rise only once it has lasted FastRiseShare of the
 	// window (by the knot of a hinge fit: flat, then a line), so a leak that
 	// fast is still reported as soon as a leak at the window's minimum
-	// would be. 0 disables it.
+	// would be. How fast the floor rises is the faster of the window's
+	// floor slope and the hinge fit's slope: a ramp that fills half the
+	// window reads at about half its rate over the whole window. 0
+	// disables it.
 	FastShare float64
 	// LaterMin requires the last third's floor slope (within GuardSE
 	// standard errors) to reach the window's practical minimum too: the

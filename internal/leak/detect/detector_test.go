@@ -760,21 +760,21 @@ func TestHingeOnset(t *testing.T) {
 		xs[i] = float64(i) * 300
 	}
 	for _, tc := range []struct {
-		name string
-		f    func(x float64) float64
-		want float64
+		name       string
+		f          func(x float64) float64
+		want, rate float64
 	}{
-		{"line from the start", func(x float64) float64 { return 2 * x }, 0},
-		{"rise from the fifth bucket", func(x float64) float64 { return 3 * max(0, x-1200) }, 1200},
-		{"flat", func(float64) float64 { return 5 }, 0},
+		{"line from the start", func(x float64) float64 { return 2 * x }, 0, 2},
+		{"rise from the fifth bucket", func(x float64) float64 { return 3 * max(0, x-1200) }, 1200, 3},
+		{"flat", func(float64) float64 { return 5 }, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ys := make([]float64, len(xs))
 			for i, x := range xs {
 				ys[i] = tc.f(x)
 			}
-			if got := hingeOnset(xs, ys); got != tc.want {
-				t.Errorf("hingeOnset = %g, want %g", got, tc.want)
+			if got, rate := hingeOnset(xs, ys); got != tc.want || math.Abs(rate-tc.rate) > 1e-9 {
+				t.Errorf("hingeOnset = %g, %g; want %g, %g", got, rate, tc.want, tc.rate)
 			}
 		})
 	}

@@ -30,10 +30,11 @@
 //     reach the practical minimum);
 //   - a practical threshold: the floor slope must reach Config.MinSlope;
 //   - a ceiling of the shortest window (Config.FastShare, Config.Ceiling):
-//     a rise faster than that counts only once it has lasted
-//     FastRiseShare of the window (the knot of a hinge fit), because until
-//     it ends a level shift ramping over half an hour is the same data as a
-//     fast leak;
+//     a rise faster than that (the window's floor slope or, if faster, the
+//     hinge fit's slope) counts only once it has lasted FastRiseShare of
+//     the window (the knot of the hinge fit: flat, then a line), because
+//     until it ends a level shift ramping over half an hour is the same
+//     data as a fast leak;
 //   - a projection: seconds until the limit, from the current floor plus the
 //     typical sawtooth amplitude, +Inf when the floor is not growing.
 //

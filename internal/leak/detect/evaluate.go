@@ -53,10 +53,11 @@ type figures struct {
 
 	floor      bool
 	floorSlope float64
-	// riseAge is how long the floor has been rising at the window's end, by
-	// the best hinge fit (flat, then a line); computed only for a window
-	// with a ceiling (Config.FastShare).
+	// riseAge is how long the floor has been rising at the window's end,
+	// and riseSlope how fast, by the best hinge fit (flat, then a line);
+	// computed only for a window with a ceiling (Config.FastShare).
 	riseAge    float64
+	riseSlope  float64
 	floorR2    float64
 	baseline   float64
 	amplitude  float64
@@ -160,7 +161,8 @@ type Result struct {
 	AboveLastCycle bool
 	dayWhy         string
 	// FastYoung is true when the floor rises faster than the window's
-	// ceiling (Config.FastShare) and the rise has lasted less than
+	// ceiling (Config.FastShare: the floor slope or the hinge fit's slope,
+	// whichever is faster) and the rise has lasted less than
 	// FastRiseShare of the window: the window then says no_leak.
 	FastYoung bool
 	// Wait says, as one of the Wait* constants, why Verdict is
@@ -399,26 +401,39 @@ func (d *Detector) compute(w *window, c int64) figures {
 		}
 		start = end
 	}
-	f.riseAge = math.NaN()
+	f.riseAge, f.riseSlope = math.NaN(), math.NaN()
 	if !math.IsInf(w.ceiling, 1) {
-		f.riseAge = f.xEnd - hingeOnset(xs, rawFloor)
+		var knot float64
+		knot, f.riseSlope = hingeOnset(xs, rawFloor)
+		f.riseAge = f.xEnd - knot
 	}
 	d.dayCompare(w, &f, lo, xs, rawFloor, pos)
 	return f
 }
 
 // fastYoung tells whether the window's floor rises faster than its ceiling
-// for less than FastRiseShare of the window (Config.FastShare).
+// for less than FastRiseShare of the window (Config.FastShare). How fast is
+// the faster of the window's floor slope and the rise's own slope: a ramp
+// that fills half the window reads at about half its rate over the window.
 func fastYoung(w *window, f figures) bool {
-	return f.floor && f.floorSlope > w.ceiling && f.riseAge < FastRiseShare*w.dur.Seconds()
+	return f.floor && riseRate(f) > w.ceiling && f.riseAge < FastRiseShare*w.dur.Seconds()
+}
+
+// riseRate is the rate that fastYoung compares with the ceiling.
+func riseRate(f figures) float64 {
+	if math.IsNaN(f.riseSlope) {
+		return f.floorSlope
+	}
+	return max(f.floorSlope, f.riseSlope)
 }
 
 // hingeOnset returns the x at which a floor that was flat and then rose
-// along a line most likely began to rise: the knot of the least-squares
-// hinge fit a + b*max(0, x-knot), b > 0, over the knots xs[0..n-3] (the
-// first is a plain line; xs[0] when no knot gives a rise). O(n²).
-func hingeOnset(xs, ys []float64) float64 {
-	best, knot := -1.0, xs[0]
+// along a line most likely began to rise, and the slope of that rise: the
+// knot and b of the least-squares hinge fit a + b*max(0, x-knot), b > 0,
+// over the knots xs[0..n-3] (the first is a plain line; xs[0] and 0 when no
+// knot gives a rise). O(n²).
+func hingeOnset(xs, ys []float64) (float64, float64) {
+	best, knot, slope := -1.0, xs[0], 0.0
 	for k := 0; k+2 < len(xs); k++ {
 		var m stats.Moments
 		for i := range xs {
@@ -428,10 +443,10 @@ func hingeOnset(xs, ys []float64) float64 {
 			continue
 		}
 		if fit := m.SXY * m.SXY / m.SXX; fit > best {
-			best, knot = fit, xs[k]
+			best, knot, slope = fit, xs[k], m.SXY/m.SXX
 		}
 	}
-	return knot
+	return knot, slope
 }
 
 // stepFit returns the best single level step of ys and the residual sum of
@@ -603,7 +618,7 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
 	case fastYoung(w, f):
 		return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
-			fmtRate(f.floorSlope), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
+			fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}

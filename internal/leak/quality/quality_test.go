@@ -215,3 +215,64 @@ func TestRampedStepAlarmsFallWithTheCeiling(t *testing.T) {
 	}
 	t.Logf("ramped steps: %.3f false alarms a day with the ceiling, %.3f without", with, without)
 }
+
+// TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate replays a benchmark
+// series of the ramped-step family whose cache fills 29 MB over 28 minutes
+// (62 MB/h) from 30.12 h on. When the ramp ends the 1h window's floor
+// rises 30 MB/h over the window, under its 45 MB/h ceiling, because the
+// ramp fills only half of it; the rise's own rate (the hinge fit's slope)
+// is 54 MB/h. The ceiling compares the faster of the two, so the window
+// waits for the rise to have lasted 40 minutes, by when the ramp has
+// ended: the raw verdict says leak at two evaluations in a row, not the
+// three (15 minutes) an alert needs. Compared with the window's slope
+// alone, it said leak from 30h35m and the alert fired; without the ceiling
+// it still does.
+func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
+	s := Series{Family: RampSteps, Seed: 1050039}
+	for _, tc := range []struct {
+		share float64
+		alert bool
+	}{{2.5, false}, {0, true}} {
+		t.Run(fmt.Sprintf("share %g", tc.share), func(t *testing.T) {
+			c := detect.DefaultConfig()
+			c.FastShare = tc.share
+			d, err := detect.New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Unix(1_700_000_000, 0)
+			from, to := 30*time.Hour, 31*time.Hour+20*time.Minute
+			next, run, longest, waited := 5*time.Minute, 0, 0, false
+			s.Generate(96*3600, 5, func(x, y float64) {
+				at := time.Duration(x * float64(time.Second))
+				if at > to {
+					return
+				}
+				for ; at >= next; next += 5 * time.Minute {
+					rep := d.Evaluate(t0.Add(next), 0)
+					if next < from {
+						continue
+					}
+					w := rep.Windows[0]
+					if w.FastYoung && w.FloorSlope < c.Ceiling(w.Window) {
+						waited = true
+					}
+					run++
+					if rep.Verdict != detect.LeakSuspected {
+						run = 0
+					}
+					longest = max(longest, run)
+				}
+				if err := d.Add(detect.Point{Time: t0.Add(at), Bytes: y}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if alert := longest >= 3; alert != tc.alert {
+				t.Errorf("leak verdict at %d evaluations in a row at most; alert %v, want %v", longest, alert, tc.alert)
+			}
+			if waited != (tc.share > 0) {
+				t.Errorf("the 1h window waited for a rise faster than its ceiling while its own slope was below it: %v, want %v", waited, tc.share > 0)
+			}
+		})
+	}
+}
