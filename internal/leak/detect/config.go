@@ -28,6 +28,12 @@ const (
 	// FastRiseShare is the share of the shortest window that a rise faster
 	// than its ceiling (Config.FastShare) must have lasted to be a leak.
 	FastRiseShare = 2.0 / 3
+	// HoldPartialShare is the share of its length that a window the
+	// segment does not fill yet must cover for its figures (those of the
+	// segment so far) to keep a held verdict (Config.HoldEvidence): a leak
+	// present from process start is found by the 5h window, whose evidence
+	// comes and goes with the wander, hours before the 24h window is full.
+	HoldPartialShare = 0.3
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
 )

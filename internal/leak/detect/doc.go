@@ -45,4 +45,13 @@
 // older than the start-up grace. The Theil-Sen and Mann-Kendall steps cost
 // O(B²) and run only when a window gained a complete bucket since the last
 // evaluation.
+//
+// A segment whose floor shows a daily cycle (Config.Cycle, cycle.go) has its
+// windows judged against the floor one cycle earlier: only on those figures
+// once the cycle is confirmed, and on them as well as on the floor's own
+// while the cycle test passes but is not confirmed yet (Result.CycleShowing).
+// The held verdict (Report.Suspected, hold.go) arms once the raw verdict has
+// said leak for Config.HoldAfter and stays while any window, or a window the
+// segment covers for HoldPartialShare of its length, shows the floor rising
+// or higher than one cycle earlier (Config.HoldEvidence).
 package detect

@@ -136,9 +136,8 @@ type Result struct {
 	StepFitNoShifts float64
 	// MinSlope is the practical threshold (bytes/s) for this window.
 	MinSlope float64
-	// HasDay tells whether the day-over-day figures are set (the floor has
-	// shown a daily cycle, Report.Cycle, and the segment holds the window
-	// plus Config.Cycle): DayLevel is the median of the
+	// HasDay tells whether the day-over-day figures are set (the segment
+	// holds the window plus Config.Cycle): DayLevel is the median of the
 	// floor minus the floor one cycle earlier (bytes), DaySlope the slope of
 	// that difference (bytes/s) and DayP its trend's one-sided p-value.
 	HasDay   bool
@@ -160,6 +159,10 @@ type Result struct {
 	// or a cycle shown).
 	AboveLastCycle bool
 	dayWhy         string
+	// CycleShowing is true when the window said LeakSuspected on its
+	// day-over-day figures while the cycle test passes but the cycle is not
+	// confirmed yet (Report.Cycle false): its own floor did not show a leak.
+	CycleShowing bool
 	// FastYoung is true when the floor rises faster than the window's
 	// ceiling (Config.FastShare: the floor slope or the hinge fit's slope,
 	// whichever is faster) and the rise has lasted less than
@@ -528,7 +531,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		MinSlope:    d.cfg.MinSlope(w.dur),
 		StepFit:     f.stepFit, StepSize: f.stepSize, StepFitNoShifts: f.stepFitAdj,
 		SecondsToLimit: math.NaN(),
-		HasDay:         f.day.ok && d.cycle, DayLevel: math.NaN(), DaySlope: math.NaN(), DayP: math.NaN(),
+		HasDay:         f.day.ok, DayLevel: math.NaN(), DaySlope: math.NaN(), DayP: math.NaN(),
 	}
 	if r.HasDay {
 		r.DayLevel, r.DaySlope, r.DayP = f.day.level, f.day.slope, f.day.p
@@ -563,6 +566,15 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	}
 	r.FastYoung = fastYoung(w, f)
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)
+	if r.Verdict == NoLeak && f.day.ok && !d.cycle && !d.cycleSince.IsZero() && r.warmWhy == "" {
+		// The cycle test passes but has not passed for CycleConfirm yet: a
+		// leak that the cycle's falling half hides from the floor's own
+		// slope is judged against one cycle earlier already, as it will be
+		// once the cycle is confirmed (this only adds leak verdicts).
+		if ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio); ok {
+			r.Verdict, r.Reason, r.CycleShowing = LeakSuspected, "daily cycle showing: "+why, true
+		}
+	}
 	if r.Verdict == InsufficientData {
 		r.Wait = waitCode(r.Reason)
 	}

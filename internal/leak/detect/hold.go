@@ -81,14 +81,16 @@ func (d *Detector) apply(rep *Report, now time.Time) {
 }
 
 // HoldEvidence tells whether a window's result keeps a held verdict: a
-// verdict was given and the floor slope reaches HoldShare of the window's
-// practical minimum with p < HoldAlpha, or, once the window has day-over-day
-// figures (Config.Cycle), the floor is higher than one cycle earlier by
-// HoldShare of the minimum over the cycle, or rises faster than then by
-// HoldShare of it with p < HoldAlpha. (A held verdict that a cycle's rise
-// raised before the cycle was known clears when the cycle falls.)
+// verdict was given (or the window is one the segment does not fill yet but
+// covers for HoldPartialShare of its length) and the floor slope reaches
+// HoldShare of the window's practical minimum with p < HoldAlpha, or, once
+// the window has day-over-day figures (Config.Cycle), the floor is higher
+// than one cycle earlier by HoldShare of the minimum over the cycle, or
+// rises faster than then by HoldShare of it with p < HoldAlpha. (A held
+// verdict that a cycle's rise raised before the cycle was known clears when
+// the cycle falls.)
 func (c Config) HoldEvidence(r Result) bool {
-	if r.Verdict == InsufficientData || !r.HasFloor {
+	if !r.HasFloor || (r.Verdict == InsufficientData && !c.partial(r)) {
 		return false
 	}
 	m := c.HoldShare * r.MinSlope
@@ -96,6 +98,13 @@ func (c Config) HoldEvidence(r Result) bool {
 		return true
 	}
 	return r.FloorSlope >= m && r.P < c.HoldAlpha
+}
+
+// partial tells whether r is a window that the segment does not fill yet
+// but covers for HoldPartialShare of its length, with MinBuckets buckets
+// holding samples: its figures are those of the segment so far.
+func (c Config) partial(r Result) bool {
+	return r.Wait == WaitWindowNotFull && float64(r.Covered) >= HoldPartialShare*float64(r.Window) && r.FilledBuckets >= c.MinBuckets
 }
 
 // evidence tells whether any window still shows the floor rising (see
@@ -106,6 +115,9 @@ func (d *Detector) evidence(rs []Result) (bool, string) {
 			continue
 		}
 		if m := d.cfg.HoldShare * r.MinSlope; r.FloorSlope >= m && r.P < d.cfg.HoldAlpha {
+			if r.Verdict == InsufficientData {
+				return true, fmt.Sprintf("window %s (%s of it so far): floor still rising %s (p=%.3g)", fmtDur(r.Window), fmtDur(r.Covered), fmtRate(r.FloorSlope), r.P)
+			}
 			return true, fmt.Sprintf("window %s: floor still rising %s (p=%.3g)", fmtDur(r.Window), fmtRate(r.FloorSlope), r.P)
 		}
 		return true, fmt.Sprintf("window %s: floor %+.3g MB against one cycle earlier, rising %s faster than then (p=%.3g)",

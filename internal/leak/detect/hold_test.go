@@ -98,6 +98,37 @@ func TestHeldVerdict(t *testing.T) {
 	}
 }
 
+func TestHoldEvidence(t *testing.T) {
+	const ms = 0.6 * MB / 3600 // practical minimum of the 24h window
+	full := Result{Window: 24 * time.Hour, Verdict: NoLeak, HasFloor: true, Covered: 24 * time.Hour,
+		FilledBuckets: 72, MinSlope: ms, FloorSlope: 5 * ms, P: 1e-10}
+	partial := full
+	partial.Verdict, partial.Wait, partial.Covered, partial.FilledBuckets = InsufficientData, WaitWindowNotFull, 10*time.Hour, 30
+	for _, tc := range []struct {
+		name string
+		edit func(*Result)
+		want bool
+	}{
+		{"full window, floor rising", func(*Result) {}, true},
+		{"full window, slope under HoldShare of the minimum", func(r *Result) { r.FloorSlope = 0.4 * ms }, false},
+		{"full window, not significant", func(r *Result) { r.P = 0.06 }, false},
+		{"no floor", func(r *Result) { r.HasFloor = false }, false},
+		{"not full, covered for 10h of 24h", func(r *Result) { *r = partial }, true},
+		{"not full, covered for 7h of 24h", func(r *Result) { *r = partial; r.Covered = 7 * time.Hour }, false},
+		{"not full, too few buckets", func(r *Result) { *r = partial; r.FilledBuckets = 9 }, false},
+		{"not full, not significant", func(r *Result) { *r = partial; r.P = 0.2 }, false},
+		{"start-up grace", func(r *Result) { *r = partial; r.Wait = WaitGrace; r.Covered = 24 * time.Hour }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := full
+			tc.edit(&r)
+			if got := DefaultConfig().HoldEvidence(r); got != tc.want {
+				t.Errorf("HoldEvidence = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestHeldVerdictOnSeries replays a real series: a leak whose floor then
 // stops rising. The held verdict must stay true through the raw verdict's
 // first no_leak and clear by itself later.
