@@ -236,36 +236,20 @@ func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
 		t.Run(fmt.Sprintf("share %g", tc.share), func(t *testing.T) {
 			c := detect.DefaultConfig()
 			c.FastShare = tc.share
-			d, err := detect.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t0 := time.Unix(1_700_000_000, 0)
-			from, to := 30*time.Hour, 31*time.Hour+20*time.Minute
-			next, run, longest, waited := 5*time.Minute, 0, 0, false
-			s.Generate(96*3600, 5, func(x, y float64) {
-				at := time.Duration(x * float64(time.Second))
-				if at > to {
+			run, longest, waited := 0, 0, false
+			replay(t, s, c, 31*time.Hour+20*time.Minute, func(at time.Duration, rep detect.Report) {
+				if at < 30*time.Hour {
 					return
 				}
-				for ; at >= next; next += 5 * time.Minute {
-					rep := d.Evaluate(t0.Add(next), 0)
-					if next < from {
-						continue
-					}
-					w := rep.Windows[0]
-					if w.FastYoung && w.FloorSlope < c.Ceiling(w.Window) {
-						waited = true
-					}
-					run++
-					if rep.Verdict != detect.LeakSuspected {
-						run = 0
-					}
-					longest = max(longest, run)
+				w := rep.Windows[0]
+				if w.FastYoung && w.FloorSlope < c.Ceiling(w.Window) {
+					waited = true
 				}
-				if err := d.Add(detect.Point{Time: t0.Add(at), Bytes: y}); err != nil {
-					t.Fatal(err)
+				run++
+				if rep.Verdict != detect.LeakSuspected {
+					run = 0
 				}
+				longest = max(longest, run)
 			})
 			if alert := longest >= 3; alert != tc.alert {
 				t.Errorf("leak verdict at %d evaluations in a row at most; alert %v, want %v", longest, alert, tc.alert)
@@ -287,40 +271,23 @@ func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
 // the alert, so it stays up from its first firing to the end of the day.
 func TestFromStartLeakIsHeldBeforeTheLongestWindowIsFull(t *testing.T) {
 	s := Series{Family: Leak, Base: Steady, Kind: LeakFromStart, LeakRate: 5 * mb / 3600, Seed: 2210867}
-	d, err := detect.New(detect.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Unix(1_700_000_000, 0)
-	end := 24 * time.Hour
 	// fired is when the held verdict had first held for the shipped
 	// alert's 15 minutes' for:.
 	var since, fired, cleared time.Duration
 	partial := false
-	next := 5 * time.Minute
-	s.Generate(96*3600, 5, func(x, y float64) {
-		at := time.Duration(x * float64(time.Second))
-		if at > end {
-			return
-		}
-		for ; at >= next; next += 5 * time.Minute {
-			rep := d.Evaluate(t0.Add(next), 0)
-			switch {
-			case !rep.Suspected:
-				since = 0
-				if fired != 0 && cleared == 0 {
-					cleared = next
-				}
-			case since == 0:
-				since = next
-			case fired == 0 && next-since >= 15*time.Minute:
-				fired = next
+	replay(t, s, detect.DefaultConfig(), 24*time.Hour, func(at time.Duration, rep detect.Report) {
+		switch {
+		case !rep.Suspected:
+			since = 0
+			if fired != 0 && cleared == 0 {
+				cleared = at
 			}
-			partial = partial || (rep.Suspected && strings.Contains(rep.HoldReason, "of it so far"))
+		case since == 0:
+			since = at
+		case fired == 0 && at-since >= 15*time.Minute:
+			fired = at
 		}
-		if err := d.Add(detect.Point{Time: t0.Add(at), Bytes: y}); err != nil {
-			t.Fatal(err)
-		}
+		partial = partial || (rep.Suspected && strings.Contains(rep.HoldReason, "of it so far"))
 	})
 	if fired == 0 || fired > 8*time.Hour {
 		t.Fatalf("alert fired at %v, want within 8 h", fired)
@@ -345,36 +312,20 @@ func TestFromStartLeakIsHeldBeforeTheLongestWindowIsFull(t *testing.T) {
 // figures: the 5h window does at 39h55m.
 func TestLeakInACyclesFallingHalfIsFoundWhileTheCycleShows(t *testing.T) {
 	s := Series{Family: Leak, Base: Diurnal, Kind: LeakDiurnal, LeakRate: 5 * mb / 3600, LeakStart: 36 * 3600, Seed: 3110796}
-	d, err := detect.New(detect.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Unix(1_700_000_000, 0)
 	end := 43 * time.Hour
 	var since, fired time.Duration
 	showing := false
-	next := 5 * time.Minute
-	s.Generate(96*3600, 5, func(x, y float64) {
-		at := time.Duration(x * float64(time.Second))
-		if at > end {
-			return
+	replay(t, s, detect.DefaultConfig(), end, func(at time.Duration, rep detect.Report) {
+		for _, w := range rep.Windows {
+			showing = showing || (w.CycleShowing && w.Verdict == detect.LeakSuspected && !rep.Cycle)
 		}
-		for ; at >= next; next += 5 * time.Minute {
-			rep := d.Evaluate(t0.Add(next), 0)
-			for _, w := range rep.Windows {
-				showing = showing || (w.CycleShowing && w.Verdict == detect.LeakSuspected && !rep.Cycle)
-			}
-			switch {
-			case next <= 36*time.Hour || !rep.Suspected:
-				since = 0
-			case since == 0:
-				since = next
-			case fired == 0 && next-since >= 15*time.Minute:
-				fired = next
-			}
-		}
-		if err := d.Add(detect.Point{Time: t0.Add(at), Bytes: y}); err != nil {
-			t.Fatal(err)
+		switch {
+		case at <= 36*time.Hour || !rep.Suspected:
+			since = 0
+		case since == 0:
+			since = at
+		case fired == 0 && at-since >= 15*time.Minute:
+			fired = at
 		}
 	})
 	if !showing {
@@ -384,4 +335,28 @@ func TestLeakInACyclesFallingHalfIsFoundWhileTheCycleShows(t *testing.T) {
 		t.Fatalf("no alert on the leak by %v", end)
 	}
 	t.Logf("alert fired at %v", fired)
+}
+
+// replay feeds series s, as the benchmark generates it, to a detector with
+// configuration c up to end, and calls eval with every 5-minute evaluation.
+func replay(t *testing.T, s Series, c detect.Config, end time.Duration, eval func(at time.Duration, rep detect.Report)) {
+	t.Helper()
+	d, err := detect.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	next := 5 * time.Minute
+	s.Generate(96*3600, 5, func(x, y float64) {
+		at := time.Duration(x * float64(time.Second))
+		if at > end {
+			return
+		}
+		for ; at >= next; next += 5 * time.Minute {
+			eval(next, d.Evaluate(t0.Add(next), 0))
+		}
+		if err := d.Add(detect.Point{Time: t0.Add(at), Bytes: y}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
