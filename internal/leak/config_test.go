@@ -29,6 +29,7 @@ func TestConfigDefaultsMatchTags(t *testing.T) {
 	if got, w := c.Detect(), want.Detect(); got.Grace != w.Grace || got.Alpha != w.Alpha || got.MinGrowth != w.MinGrowth ||
 		got.MinRate != w.MinRate || len(got.MinGrowthFor) != len(w.MinGrowthFor) || got.MinGrowthFor[time.Hour] != w.MinGrowthFor[time.Hour] ||
 		got.StepRatio != w.StepRatio || got.GuardSE != w.GuardSE || got.StepSigma != w.StepSigma || got.LaterMin != w.LaterMin ||
+		got.FastShare != w.FastShare || got.FastKeepShare != w.FastKeepShare || got.GuardMidShare != w.GuardMidShare ||
 		!slices.Equal(got.Windows, w.Windows) {
 		t.Errorf("envconfig defaults %+v\ndiffer from DefaultConfig %+v", got, w)
 	}

@@ -16,6 +16,11 @@ const (
 	// GuardLastVsFirst is the share of the first third's slope that the
 	// last third must reach, so curves that flatten are not leaks.
 	GuardLastVsFirst = 0.5
+	// GuardMidFast is how fast, as a multiple of the window's practical
+	// minimum, the middle third must rise for the last third to be compared
+	// with it (Config.GuardMidShare): a ramp rises that fast, while the
+	// thirds of a slow leak scatter around its rate and would only delay it.
+	GuardMidFast = 2.5
 	// MinCoverage is the share of a window's buckets that must hold data for
 	// a verdict (sampling gaps leave buckets empty).
 	MinCoverage = 2.0 / 3
@@ -102,6 +107,16 @@ type Config struct {
 	// GuardSE is the tolerance of the persistence guard in standard errors
 	// of the thirds' slopes (0: the plain guard).
 	GuardSE float64
+	// GuardMidShare is the share of the middle third's floor slope that the
+	// last third must reach (within GuardSE) in every window but the
+	// shortest configured, when the middle third rises GuardMidFast times
+	// the window's practical minimum or faster: a level shift that ramped
+	// over the middle of the window reads flat, rising, flat by thirds,
+	// where a leak keeps rising.
+	// The shortest window is left out because it must find fast leaks
+	// within its own length, where a third holds a few buckets; its ceiling
+	// (FastKeepShare) covers the fast ramps there. 0 disables it.
+	GuardMidShare float64
 	// RestartDrop starts a new segment when a sample falls below this share
 	// of the recent floor (0.5: memory dropped by more than half).
 	RestartDrop float64
@@ -125,6 +140,12 @@ type Config struct {
 	// window reads at about half its rate over the whole window. 0
 	// disables it.
 	FastShare float64
+	// FastKeepShare is the second half of the ceiling: a rise faster than
+	// it must also still be under way, its last third of the window rising
+	// at FastKeepShare of the rise's rate (within GuardSE standard errors),
+	// because a ramp that has just ended has lasted long enough but no
+	// longer rises. 0 disables it (the ceiling then only waits).
+	FastKeepShare float64
 	// LaterMin requires the last third's floor slope (within GuardSE
 	// standard errors) to reach the window's practical minimum too: the
 	// growth must still be of practical size at the end of the window.
@@ -174,17 +195,19 @@ func DefaultConfig() Config {
 			2 * time.Hour:  32 * MB,
 			24 * time.Hour: 14.4 * MB,
 		},
-		MinRate:     0.25 * MB / 3600,
-		StepRatio:   0.5,
-		GuardSE:     1,
-		RestartDrop: 0.5,
-		StepSigma:   4,
-		FastShare:   2.5,
-		HoldAfter:   15 * time.Minute,
-		HoldShare:   0.5,
-		HoldAlpha:   0.05,
-		ClearAfter:  time.Hour,
-		Cycle:       24 * time.Hour,
+		MinRate:       0.25 * MB / 3600,
+		StepRatio:     0.5,
+		GuardSE:       1,
+		GuardMidShare: 0.5,
+		RestartDrop:   0.5,
+		StepSigma:     4,
+		FastShare:     2.5,
+		FastKeepShare: 0.7,
+		HoldAfter:     15 * time.Minute,
+		HoldShare:     0.5,
+		HoldAlpha:     0.05,
+		ClearAfter:    time.Hour,
+		Cycle:         24 * time.Hour,
 	}
 }
 
@@ -228,6 +251,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("StepRatio: must be in [0, 1), got %g", c.StepRatio)
 	case !(c.GuardSE >= 0) || math.IsInf(c.GuardSE, 0):
 		return fmt.Errorf("GuardSE: must be a finite number >= 0, got %g", c.GuardSE)
+	case !(c.GuardMidShare >= 0 && c.GuardMidShare <= 1):
+		return fmt.Errorf("GuardMidShare: must be in [0, 1], got %g", c.GuardMidShare)
+	case !(c.FastKeepShare >= 0 && c.FastKeepShare <= 1):
+		return fmt.Errorf("FastKeepShare: must be in [0, 1], got %g", c.FastKeepShare)
 	case !(c.RestartDrop >= 0 && c.RestartDrop < 1):
 		return fmt.Errorf("RestartDrop: must be in [0, 1), got %g", c.RestartDrop)
 	case !(c.StepSigma >= 0) || math.IsInf(c.StepSigma, 0):

@@ -84,8 +84,11 @@ type window struct {
 	// ceiling is the fastest floor slope the window reports alone
 	// (Config.Ceiling).
 	ceiling float64
-	ring    []bucket
-	cur     int64 // index of the bucket being filled; -1 for none
+	// guardMid is the persistence guard's share of the middle third
+	// (Config.GuardMidShare; 0 for the shortest window).
+	guardMid float64
+	ring     []bucket
+	cur      int64 // index of the bucket being filled; -1 for none
 
 	// Figures cached per (segment, complete-bucket count).
 	cacheSeg int
@@ -103,9 +106,12 @@ func New(cfg Config) (*Detector, error) {
 	slices.Sort(cfg.Windows)
 	cfg.MinGrowthFor = maps.Clone(cfg.MinGrowthFor)
 	d := &Detector{cfg: cfg}
-	for _, w := range cfg.Windows {
+	for i, w := range cfg.Windows {
 		width, n := cfg.BucketWidth(w)
 		win := &window{dur: w, width: width, widthS: width.Seconds(), n: n, ring: make([]bucket, n+1), ceiling: cfg.Ceiling(w)}
+		if i > 0 {
+			win.guardMid = cfg.GuardMidShare
+		}
 		win.reset()
 		d.wins = append(d.wins, win)
 	}

@@ -528,27 +528,39 @@ func TestGuard(t *testing.T) {
 		s       float64
 		thirds  [3]float64
 		minLast float64
+		mid     float64
 		ok      bool
 		reason  string
 	}{
-		{"steady", 10, [3]float64{10, 10, 10}, 0, true, ""},
+		{"steady", 10, [3]float64{10, 10, 10}, 0, 0, true, ""},
 		// Middle third 2 + 0.5 < 0.3 x 10.
-		{"not persistent", 10, [3]float64{10, 2, 10}, 0, false, "not persistent"},
+		{"not persistent", 10, [3]float64{10, 2, 10}, 0, 0, false, "not persistent"},
 		// 4 - 0.5 x 10 + hypot(0.5, 0.25) = -0.44 < 0.
-		{"flattening", 8, [3]float64{10, 6, 4}, 0, false, "flattening"},
+		{"flattening", 8, [3]float64{10, 6, 4}, 0, 0, false, "flattening"},
 		// A slow warm-up tail: 2.8 - 0.5 x 6 + 0.559 = 0.36 >= 0 passes the
 		// ratio tests ...
-		{"warm-up tail, ratios only", 4, [3]float64{6, 3.5, 2.8}, 0, true, ""},
+		{"warm-up tail, ratios only", 4, [3]float64{6, 3.5, 2.8}, 0, 0, true, ""},
 		// ... but its last third, 2.8 + 0.5 = 3.3, is below the practical
 		// minimum 3.5.
-		{"warm-up tail", 4, [3]float64{6, 3.5, 2.8}, 3.5, false, "fading"},
+		{"warm-up tail", 4, [3]float64{6, 3.5, 2.8}, 3.5, 0, false, "fading"},
 		// 3 + 0.5 = 3.5 reaches it exactly.
-		{"at the minimum", 3.5, [3]float64{3, 3.5, 3}, 3.5, true, ""},
-		{"third missing", 10, [3]float64{10, math.NaN(), 10}, 0, false, "too few buckets"},
+		{"at the minimum", 3.5, [3]float64{3, 3.5, 3}, 3.5, 0, true, ""},
+		{"third missing", 10, [3]float64{10, math.NaN(), 10}, 0, 0, false, "too few buckets"},
+		// Flat, a ramp, flat again (a level shift that ramped over the
+		// middle of the window): 4 - 0.5 x 25 + hypot(0.5, 0.25) = -7.9 < 0
+		// (the middle third rises faster than 20, the call's midFrom).
+		{"ramp over the middle", 10, [3]float64{0, 25, 4}, 0, 0.5, false, "in the middle one"},
+		// A middle third slower than midFrom is not compared: 4 - 0.5 x 12
+		// + 0.559 < 0 would fail, but a slow leak's thirds scatter so.
+		{"slow middle third", 6, [3]float64{5, 12, 4}, 0, 0.5, true, ""},
+		// The shortest window does not compare with the middle third.
+		{"ramp over the middle, shortest window", 10, [3]float64{0, 25, 4}, 0, 0, true, ""},
+		// A leak that started in the middle third rises faster in the last.
+		{"leak from the middle", 6, [3]float64{0, 8, 10}, 0, 0.5, true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, why := guard(tc.s, tc.thirds, se, 1, tc.minLast)
+			ok, why := guard(tc.s, tc.thirds, se, 1, tc.minLast, tc.mid, 20)
 			if ok != tc.ok || !strings.Contains(why, tc.reason) {
 				t.Errorf("guard = %v %q, want %v %q", ok, why, tc.ok, tc.reason)
 			}
@@ -705,6 +717,55 @@ func TestFastRampIsNotALeakOfTheShortestWindow(t *testing.T) {
 			}
 			if alert := longest >= 3; alert != tc.alert {
 				t.Errorf("leak verdict at %d evaluations in a row at most; alert %v, want %v", longest, alert, tc.alert)
+			}
+		})
+	}
+}
+
+func TestFastRampThatStoppedIsNotALeak(t *testing.T) {
+	// A cache filling 70 MB over 45 minutes (93 MB/h) after three steady
+	// hours: it lasts longer than the 40 minutes the ceiling waits for, so
+	// the wait alone lets the 1h window say leak as the ramp ends, and the
+	// held verdict (Report.Suspected) stays up for the 15 minutes that arm
+	// an alert. With Config.FastKeepShare the rise must also still be under
+	// way over the window's last third, and within 10 minutes of the
+	// ramp's end it no longer is. (On this noiseless floor ramps of up to
+	// 42 minutes raise no alert either way, and ramps of 48 minutes and more
+	// raise one either way: they are still under way when it arms.) The
+	// middle-third guard of the longer windows is off on both sides, and
+	// the p-value threshold raised as in
+	// TestFastRampIsNotALeakOfTheShortestWindow.
+	ramp := func(s float64) float64 {
+		v := sawtooth(200*MB, 0)(s)
+		if r := (s - 3*3600) / 2700; r > 0 {
+			v += 70 * MB * min(r, 1)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		keep  float64
+		alert bool // the held verdict stays up for HoldAfter
+	}{{0.7, false}, {0, true}} {
+		t.Run(fmt.Sprintf("keep %g", tc.keep), func(t *testing.T) {
+			c := ceilingConfig(2.5)
+			c.Alpha, c.FastKeepShare, c.GuardMidShare = 0.01, tc.keep, 0
+			d, _ := New(c)
+			alert, stopped := false, false
+			for at := time.Duration(0); at < 5*time.Hour; at += 5 * time.Second {
+				if at >= 3*time.Hour && at%(5*time.Minute) == 0 {
+					rep := d.Evaluate(t0.Add(at), 0)
+					stopped = stopped || strings.Contains(rep.Windows[0].Reason, "must still be under way")
+					alert = alert || rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter
+				}
+				if err := d.Add(Point{Time: t0.Add(at), Bytes: ramp(at.Seconds())}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if alert != tc.alert {
+				t.Errorf("held verdict up for %s: %v, want %v", FormatDuration(c.HoldAfter), alert, tc.alert)
+			}
+			if stopped != (tc.keep > 0) {
+				t.Errorf("1h window said the rise had stopped: %v, want %v", stopped, tc.keep > 0)
 			}
 		})
 	}

@@ -27,14 +27,18 @@
 //     must each reach GuardLaterThirds of the whole-window slope, and the
 //     last third GuardLastVsFirst of the first, so warm-up curves that
 //     flatten are not leaks (with Config.LaterMin the last third must also
-//     reach the practical minimum);
+//     reach the practical minimum); in every window but the shortest the
+//     last third must also reach Config.GuardMidShare of the middle one, so
+//     a level shift that ramped over the middle of the window is not one;
 //   - a practical threshold: the floor slope must reach Config.MinSlope;
 //   - a ceiling of the shortest window (Config.FastShare, Config.Ceiling):
 //     a rise faster than that (the window's floor slope or, if faster, the
 //     hinge fit's slope) counts only once it has lasted FastRiseShare of
 //     the window (the knot of the hinge fit: flat, then a line), because
 //     until it ends a level shift ramping over half an hour is the same
-//     data as a fast leak;
+//     data as a fast leak, and only while the window's last third still
+//     rises at Config.FastKeepShare of its rate (a ramp that has just
+//     ended has lasted long enough but no longer rises);
 //   - a projection: seconds until the limit, from the current floor plus the
 //     typical sawtooth amplitude, +Inf when the floor is not growing.
 //

@@ -113,10 +113,12 @@ type Result struct {
 	ThirdSlopes [3]float64
 	// ThirdSE are the standard errors of ThirdSlopes, from Noise, the robust
 	// standard deviation of the floor's bucket-to-bucket scatter (bytes).
-	ThirdSE  [3]float64
-	Noise    float64
-	guardSE  float64
-	guardMin float64
+	ThirdSE      [3]float64
+	Noise        float64
+	guardSE      float64
+	guardMin     float64
+	guardMid     float64
+	guardMidFrom float64
 	// Shifts is the number of level shifts taken out of the floor before
 	// the trend was estimated (Config.StepSigma) and ShiftTotal their sum
 	// (bytes). Every floor figure above is of the floor without them.
@@ -166,7 +168,8 @@ type Result struct {
 	// FastYoung is true when the floor rises faster than the window's
 	// ceiling (Config.FastShare: the floor slope or the hinge fit's slope,
 	// whichever is faster) and the rise has lasted less than
-	// FastRiseShare of the window: the window then says no_leak.
+	// FastRiseShare of the window or no longer rises at FastKeepShare of
+	// its rate over the window's last third: the window then says no_leak.
 	FastYoung bool
 	// Wait says, as one of the Wait* constants, why Verdict is
 	// InsufficientData; empty otherwise.
@@ -415,11 +418,23 @@ func (d *Detector) compute(w *window, c int64) figures {
 }
 
 // fastYoung tells whether the window's floor rises faster than its ceiling
-// for less than FastRiseShare of the window (Config.FastShare). How fast is
-// the faster of the window's floor slope and the rise's own slope: a ramp
-// that fills half the window reads at about half its rate over the window.
-func fastYoung(w *window, f figures) bool {
-	return f.floor && riseRate(f) > w.ceiling && f.riseAge < FastRiseShare*w.dur.Seconds()
+// (Config.FastShare) and the rise is not established: it has lasted less
+// than FastRiseShare of the window, or (Config.FastKeepShare) its last third
+// of the window no longer rises at FastKeepShare of its rate, within tol
+// standard errors. How fast is the faster of the window's floor slope and
+// the rise's own slope: a ramp that fills half the window reads at about
+// half its rate over the window.
+func fastYoung(w *window, f figures, keep, tol float64) bool {
+	if !f.floor || !(riseRate(f) > w.ceiling) {
+		return false
+	}
+	return f.riseAge < FastRiseShare*w.dur.Seconds() || fastStopped(f, keep, tol)
+}
+
+// fastStopped tells whether a fast rise's last third of the window rises at
+// less than keep of the rise's rate, within tol standard errors.
+func fastStopped(f figures, keep, tol float64) bool {
+	return keep > 0 && f.thirdsOK && f.thirds[2]+tol*f.thirdSE[2] < keep*riseRate(f)
 }
 
 // riseRate is the rate that fastYoung compares with the ceiling.
@@ -520,16 +535,18 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		OLSSlope: f.olsSlope, OLSR2: f.olsR2,
 		HasFloor: f.floor, FloorSlope: f.floorSlope, FloorR2: f.floorR2,
 		Baseline: f.baseline, Amplitude: f.amplitude, Trend: f.trend,
-		P:           math.NaN(),
-		ThirdSlopes: f.thirds,
-		ThirdSE:     f.thirdSE,
-		Noise:       f.noise,
-		guardSE:     d.cfg.GuardSE,
-		guardMin:    laterMin(d.cfg, d.cfg.MinSlope(w.dur)),
-		Shifts:      f.shifts.Count,
-		ShiftTotal:  f.shifts.Total,
-		MinSlope:    d.cfg.MinSlope(w.dur),
-		StepFit:     f.stepFit, StepSize: f.stepSize, StepFitNoShifts: f.stepFitAdj,
+		P:            math.NaN(),
+		ThirdSlopes:  f.thirds,
+		ThirdSE:      f.thirdSE,
+		Noise:        f.noise,
+		guardSE:      d.cfg.GuardSE,
+		guardMin:     laterMin(d.cfg, d.cfg.MinSlope(w.dur)),
+		guardMid:     w.guardMid,
+		guardMidFrom: GuardMidFast * d.cfg.MinSlope(w.dur),
+		Shifts:       f.shifts.Count,
+		ShiftTotal:   f.shifts.Total,
+		MinSlope:     d.cfg.MinSlope(w.dur),
+		StepFit:      f.stepFit, StepSize: f.stepSize, StepFitNoShifts: f.stepFitAdj,
 		SecondsToLimit: math.NaN(),
 		HasDay:         f.day.ok, DayLevel: math.NaN(), DaySlope: math.NaN(), DayP: math.NaN(),
 	}
@@ -564,7 +581,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		r.dayWhy = fmt.Sprintf("no higher than one cycle earlier: the floor rises %s, but over the last third of the window it is %+.3g MB against the same time one cycle earlier (a leak needs %+.3g MB)",
 			fmtRate(f.floorSlope), f.day.last/MB, g/MB)
 	}
-	r.FastYoung = fastYoung(w, f)
+	r.FastYoung = fastYoung(w, f, d.cfg.FastKeepShare, d.cfg.GuardSE)
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)
 	if r.Verdict == NoLeak && f.day.ok && !d.cycle && !d.cycleSince.IsZero() && r.warmWhy == "" {
 		// The cycle test passes but has not passed for CycleConfirm yet: a
@@ -628,13 +645,16 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, fmt.Sprintf("floor slope %s below the practical minimum %s", fmtRate(f.floorSlope), fmtRate(minSlope))
 	case !(f.trend.P < cfg.Alpha):
 		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
-	case fastYoung(w, f):
+	case fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE) && f.riseAge < FastRiseShare*w.dur.Seconds():
 		return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
 			fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
+	case fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE):
+		return NoLeak, fmt.Sprintf("floor rose %s, but only %s over the last third of the window: a rise faster than %s must still be under way (a level shift that ramped and stopped)",
+			fmtRate(riseRate(f)), fmtRate(f.thirds[2]), fmtRate(w.ceiling))
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}
-	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE, laterMin(cfg, minSlope)); !ok {
+	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE, laterMin(cfg, minSlope), w.guardMid, GuardMidFast*minSlope); !ok {
 		return NoLeak, why
 	}
 	switch {

@@ -12,7 +12,7 @@ func (r Result) Persistent() bool {
 	if !r.HasFloor {
 		return false
 	}
-	ok, _ := guard(r.FloorSlope, r.ThirdSlopes, r.ThirdSE, r.guardSE, r.guardMin)
+	ok, _ := guard(r.FloorSlope, r.ThirdSlopes, r.ThirdSE, r.guardSE, r.guardMin, r.guardMid, r.guardMidFrom)
 	return ok
 }
 
@@ -20,8 +20,11 @@ func (r Result) Persistent() bool {
 // must each reach GuardLaterThirds of the whole-window slope s, and the last
 // GuardLastVsFirst of the first, so curves that flatten are not leaks. Each
 // comparison allows tol standard errors of the thirds' slopes, so that with
-// few buckets per third (short windows) noise alone does not fail it.
-func guard(s float64, t, se [3]float64, tol, minLast float64) (bool, string) {
+// few buckets per third (short windows) noise alone does not fail it. With
+// mid > 0, when the middle third rises at midFrom or faster, the last third
+// must also reach mid of the middle third's slope: a ramp over the middle of
+// the window then flat is not a leak.
+func guard(s float64, t, se [3]float64, tol, minLast, mid, midFrom float64) (bool, string) {
 	for j := range 3 {
 		if math.IsNaN(t[j]) || math.IsNaN(se[j]) {
 			return false, "not persistent: a third of the window has too few buckets"
@@ -33,6 +36,9 @@ func guard(s float64, t, se [3]float64, tol, minLast float64) (bool, string) {
 	}
 	if t[2]-GuardLastVsFirst*t[0]+tol*math.Hypot(se[2], GuardLastVsFirst*se[0]) < 0 {
 		return false, fmt.Sprintf("flattening: last third rises %s against %s in the first", fmtRate(t[2]), fmtRate(t[0]))
+	}
+	if mid > 0 && t[1] >= midFrom && t[2]-mid*t[1]+tol*math.Hypot(se[2], mid*se[1]) < 0 {
+		return false, fmt.Sprintf("flattening: last third rises %s against %s in the middle one (a level shift that ramped?)", fmtRate(t[2]), fmtRate(t[1]))
 	}
 	if minLast > 0 && t[2]+tol*se[2] < minLast {
 		return false, fmt.Sprintf("fading: last third rises %s, below the practical minimum %s", fmtRate(t[2]), fmtRate(minLast))

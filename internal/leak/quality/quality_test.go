@@ -261,6 +261,53 @@ func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
 	}
 }
 
+// TestRampsThatEndedRaiseNoAlert replays benchmark series of the
+// ramped-step family whose alert fired after the ramp had ended, and checks
+// that with the default settings none fires between from and to, and that
+// with the rule that stops it turned off one does, from the given window:
+//   - series 1050045: 76 MB over 37 minutes (123 MB/h) from 7.41 h; the 1h
+//     window said leak 8 minutes after the ramp's end, its last third
+//     reading 40-55 MB/h of the window's noise (Config.FastKeepShare);
+//   - series 1050081, 1050120, 1050084: 60-86 MB over 40-44 minutes; the
+//     2h window read flat, rising, flat by thirds (for 1050081, -9.8,
+//     75.2, 8.6 MB/h with standard errors of 6-7 MB/h) and passed the
+//     guard's comparisons with the whole window and the first third
+//     (Config.GuardMidShare).
+func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
+	for _, tc := range []struct {
+		seed     uint64
+		from, to time.Duration
+		off      func(*detect.Config)
+		window   time.Duration // of the alert with the rule off
+	}{
+		{1050045, 7 * time.Hour, 10 * time.Hour, func(c *detect.Config) { c.FastKeepShare = 0 }, time.Hour},
+		{1050081, 40 * time.Hour, 43 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
+		{1050120, 29 * time.Hour, 32 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
+		{1050084, 76 * time.Hour, 79 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
+	} {
+		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
+			alert := func(c detect.Config) (time.Duration, time.Duration) {
+				var at0, win time.Duration
+				t0 := time.Unix(1_700_000_000, 0)
+				replay(t, Series{Family: RampSteps, Seed: tc.seed}, c, tc.to, func(at time.Duration, rep detect.Report) {
+					if at >= tc.from && at0 == 0 && rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter {
+						at0, win = at, rep.SuspectedWindow
+					}
+				})
+				return at0, win
+			}
+			if at, win := alert(detect.DefaultConfig()); at != 0 {
+				t.Errorf("defaults: alert at %s from the %s window, want none", detect.FormatDuration(at), detect.FormatDuration(win))
+			}
+			c := detect.DefaultConfig()
+			tc.off(&c)
+			if at, win := alert(c); at == 0 || win != tc.window {
+				t.Errorf("rule off: alert at %s from the %s window, want one from the %s window", detect.FormatDuration(at), detect.FormatDuration(win), detect.FormatDuration(tc.window))
+			}
+		})
+	}
+}
+
 // TestFromStartLeakIsHeldBeforeTheLongestWindowIsFull replays a benchmark
 // series leaking 5 MB/h from process start (seed 1, the 18th series of
 // that case). Its alert fires after 5h15m, from the 5h window, whose floor

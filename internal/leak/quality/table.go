@@ -90,11 +90,11 @@ func (d *Data) Describe(w io.Writer) {
 	ceiling := "none"
 	for _, win := range d.Windows {
 		if v := c.Ceiling(win); !math.IsInf(v, 1) {
-			ceiling = fmt.Sprintf("%s: %.3g MB/h", detect.FormatDuration(win), v*3600/mb)
+			ceiling = fmt.Sprintf("%s: %.3g MB/h, still rising at %g of it over the last third", detect.FormatDuration(win), v*3600/mb, c.FastKeepShare)
 		}
 	}
-	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, step ratio %g, floor slope >= %s, ceiling %s.\n",
-		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.StepRatio, strings.Join(th, ", "), ceiling)
+	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows but the shortest), step ratio %g, floor slope >= %s, ceiling %s.\n",
+		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.GuardMidShare, detect.GuardMidFast, c.StepRatio, strings.Join(th, ", "), ceiling)
 }
 
 func fmtWindows(ws []time.Duration) string {
