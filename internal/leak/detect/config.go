@@ -108,14 +108,16 @@ type Config struct {
 	// of the thirds' slopes (0: the plain guard).
 	GuardSE float64
 	// GuardMidShare is the share of the middle third's floor slope that the
-	// last third must reach (within GuardSE) in every window but the
-	// shortest configured, when the middle third rises GuardMidFast times
-	// the window's practical minimum or faster: a level shift that ramped
-	// over the middle of the window reads flat, rising, flat by thirds,
-	// where a leak keeps rising.
+	// last third must reach (within GuardSE) in the windows longer than the
+	// shortest configured and at most twice as long (the default 2h), when
+	// the middle third rises GuardMidFast times the window's practical
+	// minimum or faster: a level shift that ramped over the middle of the
+	// window reads flat, rising, flat by thirds, where a leak keeps rising.
 	// The shortest window is left out because it must find fast leaks
-	// within its own length, where a third holds a few buckets; its ceiling
-	// (FastKeepShare) covers the fast ramps there. 0 disables it.
+	// within its own length, where a third holds a few buckets (its
+	// ceiling, FastKeepShare, covers the fast ramps there); longer windows
+	// because a ramp of minutes fills a small part of their thirds, while
+	// the thirds of a slow leak scatter around its rate. 0 disables it.
 	GuardMidShare float64
 	// RestartDrop starts a new segment when a sample falls below this share
 	// of the recent floor (0.5: memory dropped by more than half).

@@ -85,7 +85,8 @@ type window struct {
 	// (Config.Ceiling).
 	ceiling float64
 	// guardMid is the persistence guard's share of the middle third
-	// (Config.GuardMidShare; 0 for the shortest window).
+	// (Config.GuardMidShare; 0 but for windows longer than the shortest and
+	// at most twice as long).
 	guardMid float64
 	ring     []bucket
 	cur      int64 // index of the bucket being filled; -1 for none
@@ -109,7 +110,7 @@ func New(cfg Config) (*Detector, error) {
 	for i, w := range cfg.Windows {
 		width, n := cfg.BucketWidth(w)
 		win := &window{dur: w, width: width, widthS: width.Seconds(), n: n, ring: make([]bucket, n+1), ceiling: cfg.Ceiling(w)}
-		if i > 0 {
+		if i > 0 && w <= 2*cfg.Windows[0] {
 			win.guardMid = cfg.GuardMidShare
 		}
 		win.reset()

@@ -27,9 +27,11 @@
 //     must each reach GuardLaterThirds of the whole-window slope, and the
 //     last third GuardLastVsFirst of the first, so warm-up curves that
 //     flatten are not leaks (with Config.LaterMin the last third must also
-//     reach the practical minimum); in every window but the shortest the
-//     last third must also reach Config.GuardMidShare of the middle one, so
-//     a level shift that ramped over the middle of the window is not one;
+//     reach the practical minimum); in the windows longer than the shortest
+//     and at most twice as long, the last third must also reach
+//     Config.GuardMidShare of a middle third rising GuardMidFast times the
+//     practical minimum or faster, so a level shift that ramped over the
+//     middle of the window is not one;
 //   - a practical threshold: the floor slope must reach Config.MinSlope;
 //   - a ceiling of the shortest window (Config.FastShare, Config.Ceiling):
 //     a rise faster than that (the window's floor slope or, if faster, the

@@ -69,7 +69,7 @@ func fmtDelay(d time.Duration) string {
 	if d == time.Duration(math.MaxInt64) {
 		return "missed"
 	}
-	return fmt.Sprintf("%.1f h", d.Hours())
+	return fmt.Sprintf("%.2f h", d.Hours())
 }
 
 // Describe writes a one-paragraph description of the run.
@@ -93,7 +93,7 @@ func (d *Data) Describe(w io.Writer) {
 			ceiling = fmt.Sprintf("%s: %.3g MB/h, still rising at %g of it over the last third", detect.FormatDuration(win), v*3600/mb, c.FastKeepShare)
 		}
 	}
-	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows but the shortest), step ratio %g, floor slope >= %s, ceiling %s.\n",
+	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows longer than the shortest, up to twice it), step ratio %g, floor slope >= %s, ceiling %s.\n",
 		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.GuardMidShare, detect.GuardMidFast, c.StepRatio, strings.Join(th, ", "), ceiling)
 }
 
