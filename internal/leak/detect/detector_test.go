@@ -675,6 +675,32 @@ func ceilingConfig(share float64) Config {
 	return c
 }
 
+// rampAt3h is a steady GC-like series whose floor ramps up by size bytes
+// over seconds from hour 3 on (a cache filling), then stays.
+func rampAt3h(size, seconds float64) func(float64) float64 {
+	return func(s float64) float64 {
+		v := sawtooth(200*MB, 0)(s)
+		if r := (s - 3*3600) / seconds; r > 0 {
+			v += size * min(r, 1)
+		}
+		return v
+	}
+}
+
+// evalEvery5m adds f's points every 5 seconds until to and, from from on,
+// evaluates d every 5 minutes before adding that instant's point.
+func evalEvery5m(t *testing.T, d *Detector, from, to time.Duration, f func(float64) float64, eval func(at time.Duration, rep Report)) {
+	t.Helper()
+	for at := time.Duration(0); at < to; at += 5 * time.Second {
+		if at >= from && at%(5*time.Minute) == 0 {
+			eval(at, d.Evaluate(t0.Add(at), 0))
+		}
+		if err := d.Add(Point{Time: t0.Add(at), Bytes: f(at.Seconds())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestFastRampIsNotALeakOfTheShortestWindow(t *testing.T) {
 	// A cache filling 60 MB over 35 minutes (103 MB/h) after three steady
 	// hours. Until it ends it is the same data as a leak of its rate.
@@ -687,13 +713,7 @@ func TestFastRampIsNotALeakOfTheShortestWindow(t *testing.T) {
 	// (as in TestFastLeakIsFoundWithinTheHour); on the benchmark's noisy
 	// ramped steps the ceiling cuts alerts by a fifth to a third
 	// (TestRampedStepAlarmsFallWithTheCeiling in internal/leak/quality).
-	ramp := func(s float64) float64 {
-		v := sawtooth(200*MB, 0)(s)
-		if r := (s - 3*3600) / 2100; r > 0 {
-			v += 60 * MB * min(r, 1)
-		}
-		return v
-	}
+	ramp := rampAt3h(60*MB, 2100)
 	for _, tc := range []struct {
 		share float64
 		alert bool // the raw verdict says leak at three evaluations in a row
@@ -703,18 +723,13 @@ func TestFastRampIsNotALeakOfTheShortestWindow(t *testing.T) {
 			c.Alpha = 0.01
 			d, _ := New(c)
 			run, longest := 0, 0
-			for at := time.Duration(0); at < 5*time.Hour; at += 5 * time.Second {
-				if at >= 3*time.Hour && at%(5*time.Minute) == 0 {
-					run++
-					if d.Evaluate(t0.Add(at), 0).Verdict != LeakSuspected {
-						run = 0
-					}
-					longest = max(longest, run)
+			evalEvery5m(t, d, 3*time.Hour, 5*time.Hour, ramp, func(_ time.Duration, rep Report) {
+				run++
+				if rep.Verdict != LeakSuspected {
+					run = 0
 				}
-				if err := d.Add(Point{Time: t0.Add(at), Bytes: ramp(at.Seconds())}); err != nil {
-					t.Fatal(err)
-				}
-			}
+				longest = max(longest, run)
+			})
 			if alert := longest >= 3; alert != tc.alert {
 				t.Errorf("leak verdict at %d evaluations in a row at most; alert %v, want %v", longest, alert, tc.alert)
 			}
@@ -735,13 +750,7 @@ func TestFastRampThatStoppedIsNotALeak(t *testing.T) {
 	// middle-third guard of the longer windows is off on both sides, and
 	// the p-value threshold raised as in
 	// TestFastRampIsNotALeakOfTheShortestWindow.
-	ramp := func(s float64) float64 {
-		v := sawtooth(200*MB, 0)(s)
-		if r := (s - 3*3600) / 2700; r > 0 {
-			v += 70 * MB * min(r, 1)
-		}
-		return v
-	}
+	ramp := rampAt3h(70*MB, 2700)
 	for _, tc := range []struct {
 		keep  float64
 		alert bool // the held verdict stays up for HoldAfter
@@ -751,16 +760,10 @@ func TestFastRampThatStoppedIsNotALeak(t *testing.T) {
 			c.Alpha, c.FastKeepShare, c.GuardMidShare = 0.01, tc.keep, 0
 			d, _ := New(c)
 			alert, stopped := false, false
-			for at := time.Duration(0); at < 5*time.Hour; at += 5 * time.Second {
-				if at >= 3*time.Hour && at%(5*time.Minute) == 0 {
-					rep := d.Evaluate(t0.Add(at), 0)
-					stopped = stopped || strings.Contains(rep.Windows[0].Reason, "must still be under way")
-					alert = alert || rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter
-				}
-				if err := d.Add(Point{Time: t0.Add(at), Bytes: ramp(at.Seconds())}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			evalEvery5m(t, d, 3*time.Hour, 5*time.Hour, ramp, func(at time.Duration, rep Report) {
+				stopped = stopped || strings.Contains(rep.Windows[0].Reason, "must still be under way")
+				alert = alert || rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter
+			})
 			if alert != tc.alert {
 				t.Errorf("held verdict up for %s: %v, want %v", FormatDuration(c.HoldAfter), alert, tc.alert)
 			}
