@@ -339,6 +339,9 @@ func TestConfigValidate(t *testing.T) {
 		{"step sigma", func(c *Config) { c.StepSigma = math.Inf(1) }, "StepSigma:"},
 		{"fast share", func(c *Config) { c.FastShare = 0.8 }, "FastShare:"},
 		{"fast share off", func(c *Config) { c.FastShare = 0 }, ""},
+		{"fast keep", func(c *Config) { c.FastKeepShare = 1.5 }, "FastKeepShare:"},
+		{"guard mid", func(c *Config) { c.GuardMidShare = math.NaN() }, "GuardMidShare:"},
+		{"guard mid off", func(c *Config) { c.GuardMidShare = 0 }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
