@@ -86,10 +86,11 @@ type window struct {
 	ceiling float64
 	// guardMid is the persistence guard's share of the middle third
 	// (Config.GuardMidShare; 0 but for windows longer than the shortest and
-	// at most twice as long).
-	guardMid float64
-	ring     []bucket
-	cur      int64 // index of the bucket being filled; -1 for none
+	// at most twice as long), applied to middle thirds rising at guardMidFrom
+	// or faster (GuardMidFast times the window's practical minimum).
+	guardMid, guardMidFrom float64
+	ring                   []bucket
+	cur                    int64 // index of the bucket being filled; -1 for none
 
 	// Figures cached per (segment, complete-bucket count).
 	cacheSeg int
@@ -111,7 +112,7 @@ func New(cfg Config) (*Detector, error) {
 		width, n := cfg.BucketWidth(w)
 		win := &window{dur: w, width: width, widthS: width.Seconds(), n: n, ring: make([]bucket, n+1), ceiling: cfg.Ceiling(w)}
 		if i > 0 && w <= 2*cfg.Windows[0] {
-			win.guardMid = cfg.GuardMidShare
+			win.guardMid, win.guardMidFrom = cfg.GuardMidShare, GuardMidFast*cfg.MinSlope(w)
 		}
 		win.reset()
 		d.wins = append(d.wins, win)

@@ -542,7 +542,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		guardSE:      d.cfg.GuardSE,
 		guardMin:     laterMin(d.cfg, d.cfg.MinSlope(w.dur)),
 		guardMid:     w.guardMid,
-		guardMidFrom: GuardMidFast * d.cfg.MinSlope(w.dur),
+		guardMidFrom: w.guardMidFrom,
 		Shifts:       f.shifts.Count,
 		ShiftTotal:   f.shifts.Total,
 		MinSlope:     d.cfg.MinSlope(w.dur),
@@ -645,16 +645,17 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, fmt.Sprintf("floor slope %s below the practical minimum %s", fmtRate(f.floorSlope), fmtRate(minSlope))
 	case !(f.trend.P < cfg.Alpha):
 		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
-	case fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE) && f.riseAge < FastRiseShare*w.dur.Seconds():
-		return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
-			fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
 	case fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE):
+		if f.riseAge < FastRiseShare*w.dur.Seconds() {
+			return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
+				fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
+		}
 		return NoLeak, fmt.Sprintf("floor rose %s, but only %s over the last third of the window: a rise faster than %s must still be under way (a level shift that ramped and stopped)",
 			fmtRate(riseRate(f)), fmtRate(f.thirds[2]), fmtRate(w.ceiling))
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}
-	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE, laterMin(cfg, minSlope), w.guardMid, GuardMidFast*minSlope); !ok {
+	if ok, why := guard(f.floorSlope, f.thirds, f.thirdSE, cfg.GuardSE, laterMin(cfg, minSlope), w.guardMid, w.guardMidFrom); !ok {
 		return NoLeak, why
 	}
 	switch {
