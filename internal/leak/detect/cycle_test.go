@@ -161,28 +161,35 @@ func TestCycleTestIgnoresStepsAndLeaks(t *testing.T) {
 // Before the cycle test has confirmed a cycle, a rise that leaves the floor
 // no higher than at the same time a day earlier is not a leak (the second
 // day of a daily swing), while a leak that started within the last day is
-// still one. The swing here rises from 2 h to 14 h and again from 26 h to
-// 38 h, at up to 7.9 MB/h.
+// still one. The first swing rises from 2 h to 14 h and again from 26 h to
+// 38 h, at up to 7.9 MB/h; the second from 20 h to 32 h, so that from 24 h
+// the 5h window sees its second rise before the segment holds that window
+// plus a day (29 h): the window's last third is compared with the day
+// before as soon as DayLastBuckets of it can be.
 func TestNoHigherThanADayEarlier(t *testing.T) {
-	const phase = -2 * math.Pi / 3
+	const phase, early = -2 * math.Pi / 3, -math.Pi / 6
 	cases := []struct {
 		name     string
 		cycle    time.Duration
 		f        func(float64) float64
+		from, to float64 // hours
 		wantRaw  bool
 		wantVeto bool
 	}{
-		{"second day of a swing", 24 * time.Hour, cycleSeriesAt(30*MB, phase, 0, 0), false, true},
-		{"second day of a swing, comparison off", 0, cycleSeriesAt(30*MB, phase, 0, 0), true, false},
-		{"5 MB/h leak from 28 h", 24 * time.Hour, cycleSeriesAt(0, 0, 5*MB/3600, 28*3600), true, false},
+		{"second day of a swing", 24 * time.Hour, cycleSeriesAt(30*MB, phase, 0, 0), 26, 38, false, true},
+		{"second day of a swing, comparison off", 0, cycleSeriesAt(30*MB, phase, 0, 0), 26, 38, true, false},
+		{"5 MB/h leak from 28 h", 24 * time.Hour, cycleSeriesAt(0, 0, 5*MB/3600, 28*3600), 26, 38, true, false},
+		{"second rise from 24 h", 24 * time.Hour, cycleSeriesAt(30*MB, early, 0, 0), 24.5, 29, false, true},
+		{"second rise from 24 h, comparison off", 0, cycleSeriesAt(30*MB, early, 0, 0), 24.5, 29, true, false},
+		{"5 MB/h leak from 22 h", 24 * time.Hour, cycleSeriesAt(0, 0, 5*MB/3600, 22*3600), 24.5, 29, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newCycleDetector(t, tc.cycle)
 			raw, veto := 0, 0
 			var why string
-			daySteps(t, d, tc.f, 0, 38, func(h float64, rep Report) {
-				if h < 26 || rep.Cycle {
+			daySteps(t, d, tc.f, 0, tc.to, func(h float64, rep Report) {
+				if h < tc.from || rep.Cycle {
 					return
 				}
 				if rep.Verdict == LeakSuspected {
@@ -196,7 +203,7 @@ func TestNoHigherThanADayEarlier(t *testing.T) {
 				}
 			})
 			if got := raw > 0; got != tc.wantRaw {
-				t.Errorf("raw leak verdicts from 26 h until a cycle shows: %d (last: %q), want some: %v", raw, why, tc.wantRaw)
+				t.Errorf("raw leak verdicts from %g h until a cycle shows: %d (last: %q), want some: %v", tc.from, raw, why, tc.wantRaw)
 			}
 			if got := veto > 0; got != tc.wantVeto {
 				t.Errorf("window verdicts vetoed as no higher than one cycle earlier: %d, want some: %v", veto, tc.wantVeto)

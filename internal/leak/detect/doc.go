@@ -54,8 +54,11 @@
 //
 // A segment whose floor shows a daily cycle (Config.Cycle, cycle.go) has its
 // windows judged against the floor one cycle earlier: only on those figures
-// once the cycle is confirmed, and on them as well as on the floor's own
-// while the cycle test passes but is not confirmed yet (Result.CycleShowing).
+// once the cycle is confirmed, and on them too while the cycle test passes
+// but is not confirmed yet (Result.CycleShowing: where they disagree with
+// the floor's own, they decide). Before that, a rise that leaves the floor
+// over the window's last third no higher than one cycle earlier is not a
+// leak, as soon as part of that third can be compared (DayLastBuckets).
 // The held verdict (Report.Suspected, hold.go) arms once the raw verdict has
 // said leak for Config.HoldAfter and stays while any window, or a window the
 // segment covers for HoldPartialShare of its length, shows the floor rising

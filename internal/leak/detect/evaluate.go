@@ -157,13 +157,15 @@ type Result struct {
 	// the window's practical minimum growth above the floor at the same
 	// time one cycle earlier (Config.Cycle): the window's rise is then not a
 	// leak (the second day of a daily swing). True when it does not apply
-	// (no cycle configured, a segment younger than the window plus a cycle,
-	// or a cycle shown).
+	// (no cycle configured, a segment too young for DayLastBuckets of the
+	// window's last third to have a floor one cycle earlier, or a cycle
+	// shown).
 	AboveLastCycle bool
 	dayWhy         string
-	// CycleShowing is true when the window said LeakSuspected on its
+	// CycleShowing is true when the window's verdict was given on its
 	// day-over-day figures while the cycle test passes but the cycle is not
-	// confirmed yet (Report.Cycle false): its own floor did not show a leak.
+	// confirmed yet (Report.Cycle false), against that of its own floor: a
+	// leak the floor's own slope did not show, or no leak where it did.
 	CycleShowing bool
 	// FastYoung is true when the floor rises faster than the window's
 	// ceiling (Config.FastShare: the floor slope or the hinge fit's slope,
@@ -574,7 +576,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.WarmupSE)
 	}
 	r.AboveLastCycle, r.dayWhy = true, ""
-	if g := DayVetoShare * r.MinSlope * w.dur.Seconds(); f.day.ok && d.cfg.Cycle > 0 && !d.cycle && f.day.last < g {
+	if g := DayVetoShare * r.MinSlope * w.dur.Seconds(); f.day.lastOK && d.cfg.Cycle > 0 && !d.cycle && f.day.last < g {
 		// Before a cycle has shown: a rise that leaves the floor no higher
 		// than at the same time one cycle earlier is not a leak's.
 		r.AboveLastCycle = false
@@ -583,13 +585,19 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	}
 	r.FastYoung = fastYoung(w, f, d.cfg.FastKeepShare, d.cfg.GuardSE)
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)
-	if r.Verdict == NoLeak && f.day.ok && !d.cycle && !d.cycleSince.IsZero() && r.warmWhy == "" {
-		// The cycle test passes but has not passed for CycleConfirm yet: a
-		// leak that the cycle's falling half hides from the floor's own
-		// slope is judged against one cycle earlier already, as it will be
-		// once the cycle is confirmed (this only adds leak verdicts).
-		if ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio); ok {
+	if r.Verdict != InsufficientData && f.day.ok && !d.cycle && !d.cycleSince.IsZero() && r.warmWhy == "" {
+		// The cycle test passes but has not passed for CycleConfirm yet:
+		// the window is judged against one cycle earlier already, as it
+		// will be once the cycle is confirmed. A leak that the cycle's
+		// falling half hides from the floor's own slope is found, and a
+		// rise of the floor that the day-over-day figures do not show
+		// (the cycle's rising half plus wander) is not a leak.
+		ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio)
+		switch {
+		case ok && r.Verdict == NoLeak:
 			r.Verdict, r.Reason, r.CycleShowing = LeakSuspected, "daily cycle showing: "+why, true
+		case !ok && r.Verdict == LeakSuspected:
+			r.Verdict, r.Reason, r.CycleShowing = NoLeak, "daily cycle showing: "+why, true
 		}
 	}
 	if r.Verdict == InsufficientData {

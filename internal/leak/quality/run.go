@@ -74,11 +74,11 @@ type trace struct {
 	notWarm              []bool // the window passed the warm-up test (or it did not apply)
 	aboveCycle           []bool // the window's floor is above one cycle earlier (or it did not apply)
 	fastYoung            []bool // the floor rises faster than the window's ceiling, not yet for long enough
-	cycleShowing         []bool // leak on the day-over-day figures before the cycle was confirmed
 	evidence             []bool // the window keeps a held verdict (detect.Config.HoldEvidence)
 	// cycle is 0 when the window was judged on its floor, 1 when it was
 	// judged against one cycle earlier and said leak, 2 when it said no
-	// leak (a daily cycle shown, detect.Report.Cycle).
+	// leak (a daily cycle shown, detect.Report.Cycle, or showing,
+	// detect.Result.CycleShowing).
 	cycle []uint8
 	// held is the detector's own held verdict (Report.Suspected), indexed
 	// by evaluation; valid only when the detector ran with the run's grace
@@ -182,9 +182,8 @@ func runSeries(o Options, s Series) (*trace, error) {
 		ols: make([]float32, nw*evals), r2: make([]float32, nw*evals), stepFit: make([]float32, nw*evals),
 		verdict: make([]bool, nw*evals), notWarm: make([]bool, nw*evals), evidence: make([]bool, nw*evals),
 		aboveCycle: make([]bool, nw*evals), fastYoung: make([]bool, nw*evals),
-		cycleShowing: make([]bool, nw*evals),
-		cycle:        make([]uint8, nw*evals),
-		held:         make([]bool, evals),
+		cycle: make([]uint8, nw*evals),
+		held:  make([]bool, evals),
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	every := o.EvalEvery.Seconds()
@@ -210,10 +209,9 @@ func runSeries(o Options, s Series) (*trace, error) {
 			tr.notWarm[k] = r.NotWarmUp
 			tr.aboveCycle[k] = r.AboveLastCycle
 			tr.fastYoung[k] = r.FastYoung
-			tr.cycleShowing[k] = r.CycleShowing
 			tr.evidence[k] = cfg.HoldEvidence(r)
 			switch {
-			case !rep.Cycle:
+			case !rep.Cycle && !r.CycleShowing:
 			case r.Verdict == detect.LeakSuspected:
 				tr.cycle[k] = 1
 			default:
@@ -295,11 +293,6 @@ func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
 					return true
 				}
 				continue
-			}
-			if tr.gates[k] && tr.cycleShowing[k] {
-				// Judged against one cycle earlier before the cycle was
-				// confirmed: the detector's own verdict too.
-				return true
 			}
 			if tr.gates[k] && tr.persist[k] && tr.notWarm[k] && tr.aboveCycle[k] && !tr.fastYoung[k] && float64(tr.floor[k]) >= minSlope[w] && float64(tr.p[k]) < p.Alpha &&
 				!(p.StepRatio > 0 && float64(tr.stepFit[k]) < p.StepRatio) {
