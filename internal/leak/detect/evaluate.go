@@ -146,6 +146,14 @@ type Result struct {
 	DayLevel float64
 	DaySlope float64
 	DayP     float64
+	// DayShifts is the sum of the level shifts (bytes) that the longest
+	// window of at least Config.Cycle took out of its floor when a single
+	// level step explains that floor and it does not rise without them
+	// (see dayShifts); 0 otherwise. A
+	// floor higher than one cycle earlier by no more than them is the
+	// level step's, not a leak's: DayLevel keeps a held verdict only above
+	// them (Config.HoldEvidence).
+	DayShifts float64
 	// YoungSegment tells whether the warm-up test applied (the window holds
 	// data of the segment's first Config.Grace, see Config.WarmupShare), and
 	// NotWarmUp whether the curve passed it (true when it did not apply).
@@ -295,6 +303,9 @@ func (d *Detector) Evaluate(now time.Time, limit float64) Report {
 	rep.Cycle = d.cycle
 	for _, w := range d.wins {
 		rep.Windows = append(rep.Windows, d.judge(w, age, limit, seg))
+	}
+	if d.cfg.Cycle > 0 {
+		dayShifts(rep.Windows, d.cfg.Cycle, d.cfg.StepRatio)
 	}
 	rep.Verdict, rep.Window, rep.Reason = summarise(rep.Windows)
 	if rep.Verdict == InsufficientData {
@@ -724,4 +735,40 @@ func waitCode(reason string) string {
 		}
 	}
 	return WaitNoFloor
+}
+
+// dayShifts sets DayShifts on the results that have day-over-day figures:
+// when the longest window of at least cycle has a verdict, a single level
+// step explains its floor better than a line (StepFit below stepRatio),
+// and its floor without the level shifts it took out does not rise (slope
+// below its practical minimum), the sum of those shifts. Within the last
+// cycle the floor then rose by a step alone, and a floor higher than one
+// cycle earlier by its size is no evidence of a leak. Without this, an
+// up-step of 99 MB kept the held verdict that its ramp had armed for a
+// day and a half (the day-over-day level of the 5h window read it as a
+// 4 MB/h leak over the cycle). The step test matters: the shift removal
+// also takes 16-27 MB out of the 24h window's floor under some 1 MB/h
+// leaks (wander on a slow rise), whose floor a step does not explain
+// (fit ratios 1.4-1.8 against 0.04-0.2 after that step).
+func dayShifts(rs []Result, cycle time.Duration, stepRatio float64) {
+	var shifts float64
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		if r.Window < cycle {
+			return
+		}
+		if r.Verdict == InsufficientData || !r.HasFloor {
+			continue
+		}
+		if r.Shifts == 0 || r.ShiftTotal <= 0 || r.FloorSlope >= r.MinSlope || !(r.StepFit < stepRatio) {
+			return
+		}
+		shifts = r.ShiftTotal
+		break
+	}
+	for i := range rs {
+		if rs[i].HasDay {
+			rs[i].DayShifts = shifts
+		}
+	}
 }

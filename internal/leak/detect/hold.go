@@ -85,8 +85,9 @@ func (d *Detector) apply(rep *Report, now time.Time) {
 // covers for HoldPartialShare of its length) and the floor slope reaches
 // HoldShare of the window's practical minimum with p < HoldAlpha, or, once
 // the window has day-over-day figures (Config.Cycle), the floor is higher
-// than one cycle earlier by HoldShare of the minimum over the cycle, or
-// rises faster than then by HoldShare of it with p < HoldAlpha. (A held
+// than one cycle earlier by HoldShare of the minimum over the cycle (not
+// counting Result.DayShifts, a level step's share), or rises faster than
+// then by HoldShare of it with p < HoldAlpha. (A held
 // verdict that a cycle's rise raised before the cycle was known clears when
 // the cycle falls.)
 func (c Config) HoldEvidence(r Result) bool {
@@ -94,7 +95,7 @@ func (c Config) HoldEvidence(r Result) bool {
 		return false
 	}
 	m := c.HoldShare * r.MinSlope
-	if r.HasDay && (r.DayLevel/c.Cycle.Seconds() >= m || (r.DaySlope >= m && r.DayP < c.HoldAlpha)) {
+	if r.HasDay && ((r.DayLevel-r.DayShifts)/c.Cycle.Seconds() >= m || (r.DaySlope >= m && r.DayP < c.HoldAlpha)) {
 		return true
 	}
 	return r.FloorSlope >= m && r.P < c.HoldAlpha

@@ -118,12 +118,54 @@ func TestHoldEvidence(t *testing.T) {
 		{"not full, too few buckets", func(r *Result) { *r = partial; r.FilledBuckets = 9 }, false},
 		{"not full, not significant", func(r *Result) { *r = partial; r.P = 0.2 }, false},
 		{"start-up grace", func(r *Result) { *r = partial; r.Wait = WaitGrace; r.Covered = 24 * time.Hour }, false},
+		{"floor flat, 99 MB above one cycle earlier", func(r *Result) { r.FloorSlope, r.HasDay, r.DayLevel, r.DayP = 0, true, 99*MB, 1 }, true},
+		{"floor flat, 99 MB above one cycle earlier by a 99 MB step", func(r *Result) {
+			r.FloorSlope, r.HasDay, r.DayLevel, r.DayP, r.DayShifts = 0, true, 99*MB, 1, 99*MB
+		}, false},
+		{"floor flat, 99 MB above one cycle earlier, 70 MB of it a step", func(r *Result) {
+			r.FloorSlope, r.HasDay, r.DayLevel, r.DayP, r.DayShifts = 0, true, 99*MB, 1, 70*MB
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := full
 			tc.edit(&r)
 			if got := DefaultConfig().HoldEvidence(r); got != tc.want {
 				t.Errorf("HoldEvidence = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDayShifts checks which level shifts discount the day-over-day level
+// as evidence: those the longest window of at least a cycle took out while
+// its floor without them does not rise.
+func TestDayShifts(t *testing.T) {
+	const ms = 0.6 * MB / 3600
+	day := Result{Window: 5 * time.Hour, Verdict: NoLeak, HasFloor: true, HasDay: true}
+	long := Result{Window: 24 * time.Hour, Verdict: NoLeak, HasFloor: true, MinSlope: ms, Shifts: 1, ShiftTotal: 99 * MB, StepFit: 0.1}
+	for _, tc := range []struct {
+		name  string
+		long  func(*Result)
+		cycle time.Duration
+		want  float64
+	}{
+		{"a step, floor flat without it", func(*Result) {}, 24 * time.Hour, 99 * MB},
+		{"a step and a leak: floor rising without it", func(r *Result) { r.FloorSlope = 2 * ms }, 24 * time.Hour, 0},
+		{"no step", func(r *Result) { r.Shifts, r.ShiftTotal = 0, 0 }, 24 * time.Hour, 0},
+		{"shifts taken out of a floor that a step does not explain", func(r *Result) { r.ShiftTotal, r.StepFit = 16*MB, 1.7 }, 24 * time.Hour, 0},
+		{"longest window without a verdict", func(r *Result) { r.Verdict = InsufficientData }, 24 * time.Hour, 0},
+		{"longest window shorter than the cycle", func(*Result) {}, 48 * time.Hour, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := long
+			tc.long(&l)
+			rs := []Result{day, l}
+			dayShifts(rs, tc.cycle, DefaultConfig().StepRatio)
+			if rs[0].DayShifts != tc.want {
+				t.Errorf("DayShifts = %.3g MB, want %.3g MB", rs[0].DayShifts/MB, tc.want/MB)
+			}
+			if rs[1].DayShifts != 0 {
+				t.Errorf("set on a window without day-over-day figures: %.3g MB", rs[1].DayShifts/MB)
 			}
 		})
 	}

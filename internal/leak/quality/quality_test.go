@@ -134,6 +134,44 @@ func TestFirstAlert(t *testing.T) {
 	}
 }
 
+// TestFalseAlarmLength checks the false alarms a day and the median length
+// of a false alarm that Score reports, on traces whose condition is given
+// (one character per 5-minute evaluation, x: holds; the alert needs it to
+// hold 15 minutes, i.e. at four evaluations in a row).
+func TestFalseAlarmLength(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		conds  []string
+		alarms float64 // per day
+		length time.Duration
+	}{
+		{"none", []string{"xxx.........", "............"}, 0, 0},
+		{"one of 25 minutes", []string{"..xxxxxxxx..", "............"}, 0.5, 25 * time.Minute},
+		{"three: 5, 10 and 15 minutes", []string{"xxxx.xxxxx..", "..xxxxxx...."}, 1.5, 10 * time.Minute},
+		{"up to the end", []string{"........xxxx", "............"}, 0.5, 5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			o.EvalEvery, o.Hold = 5*time.Minute, 15*time.Minute
+			o.Length = time.Duration(len(tc.conds[0])) * o.EvalEvery * 24 // each trace counts as a day
+			d := &Data{Opts: o}
+			cond := map[*trace]string{}
+			for _, c := range tc.conds {
+				tr := &trace{series: Series{Family: Steady}, evals: len(c)}
+				d.traces = append(d.traces, tr)
+				cond[tr] = c
+			}
+			s := d.Score(Rule{Name: "given", Cond: func(tr *trace, i int) bool { return cond[tr][i] == 'x' }})
+			if s.FPPerDay[Steady] != tc.alarms {
+				t.Errorf("false alarms a day = %g, want %g", s.FPPerDay[Steady], tc.alarms)
+			}
+			if s.FPLength[Steady] != tc.length {
+				t.Errorf("median length = %v, want %v", s.FPLength[Steady], tc.length)
+			}
+		})
+	}
+}
+
 // TestRampedStepsAreNotACycle replays ramped-step series of the benchmark on
 // which the cycle test once confirmed a daily cycle (and then judged the
 // anniversary of a fall as a rise against one cycle earlier, raising an
@@ -453,4 +491,33 @@ func TestDailyCycleWanderRaisesNoAlert(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStepAlarmClearsOnceTheStepIsOver replays a benchmark series (seed 1,
+// ramped steps) whose +99 MB level step ramped over 45 minutes from
+// 37h27m: like a fast leak, it arms the alert at 38h15m. Afterwards the
+// floor is flat, but it is 99 MB higher than a day earlier, which the
+// day-over-day level of the 5h window read as a 4 MB/h leak over the cycle:
+// the alert stayed up to 78 h. The 24h window took the step out of its
+// floor, which does not rise without it, so the step no longer counts as
+// evidence (detect.Result.DayShifts) and the alert clears within hours.
+func TestStepAlarmClearsOnceTheStepIsOver(t *testing.T) {
+	var fired, cleared time.Duration
+	replay(t, Series{Family: RampSteps, Seed: 1050117}, detect.DefaultConfig(), 62*time.Hour, func(at time.Duration, rep detect.Report) {
+		switch {
+		case rep.Suspected && fired == 0:
+			fired = at
+		case rep.Suspected && cleared != 0:
+			t.Fatalf("alert up again at %s after it cleared at %s: %s", detect.FormatDuration(at), detect.FormatDuration(cleared), rep.HoldReason)
+		case !rep.Suspected && fired != 0 && cleared == 0:
+			cleared = at
+		}
+	})
+	if fired == 0 {
+		t.Fatal("no alert on the ramp: the series no longer shows what this test is about")
+	}
+	if cleared == 0 || cleared-fired > 8*time.Hour {
+		t.Errorf("alert fired at %s cleared at %s, want within 8 h", detect.FormatDuration(fired), detect.FormatDuration(cleared))
+	}
+	t.Logf("alert from %s to %s", detect.FormatDuration(fired), detect.FormatDuration(cleared))
 }

@@ -360,6 +360,11 @@ type Score struct {
 	Name string
 	// FPPerDay per non-leaking family.
 	FPPerDay map[Family]float64
+	// FPLength is, per non-leaking family, the median time a false alarm
+	// stays up (0 when there is none): what an on-call engineer lives with
+	// once it fires. A false alarm still up at the end of its series
+	// counts with the time it was up by then.
+	FPLength map[Family]time.Duration
 	// Per leak rate (bytes/s) of the LeakLate case: median delay (+Inf when
 	// more than half are missed) and the share missed within MissAfter.
 	MedianDelay map[float64]time.Duration
@@ -398,11 +403,12 @@ type CaseScore struct {
 
 // Score runs a rule over every trace.
 func (d *Data) Score(r Rule) Score {
-	s := Score{Name: r.Name, FPPerDay: map[Family]float64{}, MedianDelay: map[float64]time.Duration{},
+	s := Score{Name: r.Name, FPPerDay: map[Family]float64{}, FPLength: map[Family]time.Duration{}, MedianDelay: map[float64]time.Duration{},
 		Missed: map[float64]float64{}, Delays: map[float64][]time.Duration{}, Flap: map[float64]float64{},
 		Cases: map[LeakCase]CaseScore{}}
 	reverts, hours := map[LeakCase]int{}, map[LeakCase]int{}
 	alarms := map[Family]int{}
+	lengths := map[Family][]time.Duration{}
 	days := map[Family]float64{}
 	all := map[LeakCase][]time.Duration{}
 	byCase := map[LeakCase][]*trace{}
@@ -414,6 +420,11 @@ func (d *Data) Score(r Rule) Score {
 			for i := range act {
 				if act[i] && (i == 0 || !act[i-1]) {
 					alarms[f]++
+					end := i
+					for end < len(act) && act[end] {
+						end++
+					}
+					lengths[f] = append(lengths[f], time.Duration(end-i)*every)
 				}
 			}
 			days[f] += d.Opts.Length.Hours() / 24
@@ -429,6 +440,10 @@ func (d *Data) Score(r Rule) Score {
 	}
 	for f, n := range days {
 		s.FPPerDay[f] = float64(alarms[f]) / n
+		if ls := lengths[f]; len(ls) > 0 {
+			slices.Sort(ls)
+			s.FPLength[f] = ls[len(ls)/2]
+		}
 	}
 	for lc, ds := range all {
 		slices.Sort(ds)
