@@ -149,10 +149,9 @@ type Result struct {
 	// DayShifts is the sum of the level shifts (bytes) that the longest
 	// window of at least Config.Cycle took out of its floor when a single
 	// level step explains that floor and it does not rise without them
-	// (see dayShifts); 0 otherwise. A
-	// floor higher than one cycle earlier by no more than them is the
-	// level step's, not a leak's: DayLevel keeps a held verdict only above
-	// them (Config.HoldEvidence).
+	// (see dayShifts); 0 otherwise. A floor higher than one cycle earlier
+	// by no more than them is the step's, not a leak's: DayLevel keeps a
+	// held verdict only above them (Config.HoldEvidence).
 	DayShifts float64
 	// YoungSegment tells whether the warm-up test applied (the window holds
 	// data of the segment's first Config.Grace, see Config.WarmupShare), and

@@ -360,10 +360,10 @@ type Score struct {
 	Name string
 	// FPPerDay per non-leaking family.
 	FPPerDay map[Family]float64
-	// FPLength is, per non-leaking family, the median time a false alarm
-	// stays up (0 when there is none): what an on-call engineer lives with
-	// once it fires. A false alarm still up at the end of its series
-	// counts with the time it was up by then.
+	// FPLength is, per non-leaking family with a false alarm, the median
+	// time a false alarm stays up (no entry without one): what an on-call
+	// engineer lives with once it fires. A false alarm still up at the end
+	// of its series counts with the time it was up by then.
 	FPLength map[Family]time.Duration
 	// Per leak rate (bytes/s) of the LeakLate case: median delay (+Inf when
 	// more than half are missed) and the share missed within MissAfter.
