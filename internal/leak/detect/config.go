@@ -30,8 +30,9 @@ const (
 	// both, for a rise to be a leak; before a cycle has shown (after, the
 	// windows are judged on the day-over-day figures alone).
 	DayVetoShare = 0.2
-	// FastRiseShare is the share of the shortest window that a rise faster
-	// than its ceiling (Config.FastShare) must have lasted to be a leak.
+	// FastRiseShare is the share of a window with a ceiling
+	// (Config.FastShare) that a rise faster than the ceiling must have
+	// lasted to be a leak.
 	FastRiseShare = 2.0 / 3
 	// HoldPartialShare is the share of its length that a window the
 	// segment does not fill yet must cover for its figures (those of the
@@ -129,15 +130,20 @@ type Config struct {
 	// growth, and is replaced by the median change (stats.RemoveShifts). 0
 	// disables it.
 	StepSigma float64
-	// FastShare is the ceiling of the shortest window, as a multiple of its
-	// practical minimum slope, when a window at most twice as long is also
-	// configured: a floor rising faster than that is most often a level
-	// shift still ramping (a cache filling over half an hour), which until
-	// it ends is the same data as a leak of its rate. The shortest window
-	// reports such a rise only once it has lasted FastRiseShare of the
-	// window (by the knot of a hinge fit: flat, then a line), so a leak that
-	// fast is still reported as soon as a leak at the window's minimum
-	// would be. How fast the floor rises is the faster of the window's
+	// FastShare is the ceiling of the shortest window and of every window
+	// at most twice as long (see Ceiling), as a multiple of the window's
+	// practical minimum slope, when such a second window is configured: a
+	// floor rising faster than that is most often a level shift still
+	// ramping (a cache filling over half an hour), which until it ends is
+	// the same data as a leak of its rate. Such a window reports such a
+	// rise only once it has lasted FastRiseShare of the window (by the knot
+	// of a hinge fit: flat, then a line), so a leak that fast is still
+	// reported by the shortest window as soon as a leak at its minimum
+	// would be. The longer of the two (the default 2h) has one too since
+	// 2026-12-06 (fourth session): without it, it read the ramp that the
+	// shortest window had just let go (92 MB over 43 minutes: 62-71 MB/h
+	// over 2 h) as a leak, and the two windows' verdicts in turn held the
+	// raw verdict for the alert's 15 minutes. How fast the floor rises is the faster of the window's
 	// floor slope and the hinge fit's slope: a ramp that fills half the
 	// window reads at about half its rate over the whole window. 0
 	// disables it.
@@ -279,14 +285,15 @@ func (c Config) Validate() error {
 
 // Ceiling returns the fastest floor slope (bytes per second) that window w
 // reports as a leak by itself (see FastShare), or +Inf when it has none:
-// only the shortest window has one, and only when a window at most twice its
-// length is also configured.
+// when a window at most twice the shortest's length is configured, the
+// shortest window and every window at most twice its length have one (the
+// default 1h and 2h); none otherwise.
 func (c Config) Ceiling(w time.Duration) float64 {
 	if c.FastShare == 0 || len(c.Windows) < 2 {
 		return math.Inf(1)
 	}
 	ws := slices.Sorted(slices.Values(c.Windows))
-	if w != ws[0] || ws[1] > 2*w {
+	if ws[1] > 2*ws[0] || w > 2*ws[0] {
 		return math.Inf(1)
 	}
 	return c.FastShare * c.MinSlope(w)

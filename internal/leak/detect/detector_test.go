@@ -650,7 +650,8 @@ func TestCeiling(t *testing.T) {
 		want    float64 // MB/h; +Inf: none
 	}{
 		{"default 1h: 2.5 x 18 MB/h", nil, 2.5, time.Hour, 45},
-		{"default 2h: not the shortest", nil, 2.5, 2 * time.Hour, math.Inf(1)},
+		{"default 2h: twice the shortest, 2.5 x 16 MB/h", nil, 2.5, 2 * time.Hour, 40},
+		{"default 5h: more than twice the shortest", nil, 2.5, 5 * time.Hour, math.Inf(1)},
 		{"off", nil, 0, time.Hour, math.Inf(1)},
 		{"alone", []time.Duration{time.Hour}, 2.5, time.Hour, math.Inf(1)},
 		{"next window more than twice as long", []time.Duration{5 * time.Hour, time.Hour}, 2.5, time.Hour, math.Inf(1)},

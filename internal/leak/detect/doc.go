@@ -33,7 +33,8 @@
 //     practical minimum or faster, so a level shift that ramped over the
 //     middle of the window is not one;
 //   - a practical threshold: the floor slope must reach Config.MinSlope;
-//   - a ceiling of the shortest window (Config.FastShare, Config.Ceiling):
+//   - a ceiling of the shortest window and of the windows up to twice as
+//     long (Config.FastShare, Config.Ceiling):
 //     a rise faster than that (the window's floor slope or, if faster, the
 //     hinge fit's slope) counts only once it has lasted FastRiseShare of
 //     the window (the knot of the hinge fit: flat, then a line), because

@@ -204,6 +204,30 @@ func TestRampedStepsAreNotACycle(t *testing.T) {
 	}
 }
 
+// TestRampADayOldIsNotACycle replays ramped-step series of the benchmark
+// (seed 1) on which a ramp that noise had broken into pieces stayed in the
+// floor that the cycle test reads, and about a day later passed for a
+// daily cycle: the windows were then judged against one cycle earlier,
+// where the ramp left the floor higher than the day before, and an alert
+// fired (1050158: +35 MB over 43 minutes from 53.49 h, "daily cycle
+// showing: floor +35.3 MB above one cycle earlier ... in every third of
+// the window" at 77h40m; 1050057 and 1050091 likewise). The cycle
+// test now takes such a ramp out as one shift (stats.RemoveRamps), and no
+// alert comes from a comparison with one cycle earlier.
+func TestRampADayOldIsNotACycle(t *testing.T) {
+	for _, seed := range []uint64{1050057, 1050091, 1050158} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t0 := time.Unix(1_700_000_000, 0)
+			c := detect.DefaultConfig()
+			replay(t, Series{Family: RampSteps, Seed: seed}, c, 96*time.Hour, func(at time.Duration, rep detect.Report) {
+				if rep.Suspected && t0.Add(at).Sub(rep.Since) == c.HoldAfter && strings.Contains(rep.HoldReason+rep.Reason, "cycle earlier") {
+					t.Errorf("alert at %s judged against one cycle earlier: %s", detect.FormatDuration(at), rep.Reason)
+				}
+			})
+		})
+	}
+}
+
 // TestFastLeaksAreFoundWithinTheHour checks the shortest window's ceiling
 // (detect.Config.FastShare) from the other side: a leak four times the
 // 25 MB/h of the detection target, which the 1h window reports only once
@@ -310,7 +334,10 @@ func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
 //     2h window read flat, rising, flat by thirds (for 1050081, -9.8,
 //     75.2, 8.6 MB/h with standard errors of 6-7 MB/h) and passed the
 //     guard's comparisons with the whole window and the first third
-//     (Config.GuardMidShare).
+//     (Config.GuardMidShare). Since the 2h window has a ceiling too
+//     (Config.Ceiling), either rule stops these: with both off (FastShare
+//     0 takes the 1h window's ceiling too), 1050081's alert comes from the
+//     1h window. A window of 0 accepts an alert from any window.
 func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 	for _, tc := range []struct {
 		seed     uint64
@@ -319,9 +346,9 @@ func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 		window   time.Duration // of the alert with the rule off
 	}{
 		{1050045, 7 * time.Hour, 10 * time.Hour, func(c *detect.Config) { c.FastKeepShare = 0 }, time.Hour},
-		{1050081, 40 * time.Hour, 43 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
-		{1050120, 29 * time.Hour, 32 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
-		{1050084, 76 * time.Hour, 79 * time.Hour, func(c *detect.Config) { c.GuardMidShare = 0 }, 2 * time.Hour},
+		{1050081, 40 * time.Hour, 43 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
+		{1050120, 29 * time.Hour, 32 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
+		{1050084, 76 * time.Hour, 79 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
 	} {
 		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
 			alert := func(c detect.Config) (time.Duration, time.Duration) {
@@ -339,10 +366,53 @@ func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 			}
 			c := detect.DefaultConfig()
 			tc.off(&c)
-			if at, win := alert(c); at == 0 || win != tc.window {
+			if at, win := alert(c); at == 0 || (tc.window != 0 && win != tc.window) {
 				t.Errorf("rule off: alert at %s from the %s window, want one from the %s window", detect.FormatDuration(at), detect.FormatDuration(win), detect.FormatDuration(tc.window))
 			}
 		})
+	}
+}
+
+// TestTwoHourWindowWaitsOutARamp replays benchmark series 1050152 of the
+// ramped-step family: 92 MB over 43 minutes from 22.17 h. Before the 2h
+// window had a ceiling (detect.Config.Ceiling), the 1h window said leak
+// at 22h55m and 23h while the ramp ran, let it go once it had ended (its
+// last third no longer rose), and the 2h window then read the ramp as a
+// floor rising 62-71 MB/h, persistent by thirds, from 23h05m: between
+// the two the raw verdict held for the alert's 15 minutes. The 2h window
+// now waits for a rise faster than 40 MB/h (2.5 x its 16 MB/h minimum) to
+// last 80 minutes and still be under way, so it never says leak on this
+// ramp, and no alert fires; with the ceilings off (FastShare 0) it says
+// leak again.
+func TestTwoHourWindowWaitsOutARamp(t *testing.T) {
+	const from, to = 22 * time.Hour, 25 * time.Hour
+	run := func(c detect.Config) (leak2h, waited bool, alert time.Duration) {
+		t0 := time.Unix(1_700_000_000, 0)
+		replay(t, Series{Family: RampSteps, Seed: 1050152}, c, to, func(at time.Duration, rep detect.Report) {
+			if at < from {
+				return
+			}
+			for _, r := range rep.Windows {
+				if r.Window != 2*time.Hour {
+					continue
+				}
+				leak2h = leak2h || r.Verdict == detect.LeakSuspected
+				waited = waited || strings.Contains(r.Reason, "a rise faster than 40 MB/h")
+			}
+			if alert == 0 && rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter {
+				alert = at
+			}
+		})
+		return leak2h, waited, alert
+	}
+	leak2h, waited, alert := run(detect.DefaultConfig())
+	if leak2h || !waited || alert != 0 {
+		t.Errorf("defaults: 2h window said leak %v, waited for its ceiling %v, alert at %s; want false, true, none", leak2h, waited, detect.FormatDuration(alert))
+	}
+	c := detect.DefaultConfig()
+	c.FastShare = 0
+	if leak2h, _, _ := run(c); !leak2h {
+		t.Error("without the ceilings the 2h window never said leak: the series no longer shows what this test is about")
 	}
 }
 
@@ -501,11 +571,17 @@ func TestDailyCycleWanderRaisesNoAlert(t *testing.T) {
 // the alert stayed up to 78 h. The 24h window took the step out of its
 // floor, which does not rise without it, so the step no longer counts as
 // evidence (detect.Result.DayShifts) and the alert clears within hours.
+// Since the 2h window has a ceiling too (detect.Config.Ceiling), this ramp
+// no longer arms an alert with the default settings; the ceilings are off
+// here (FastShare 0) so that it does, and the test is about what holds it.
 func TestStepAlarmClearsOnceTheStepIsOver(t *testing.T) {
 	var fired, cleared time.Duration
-	replay(t, Series{Family: RampSteps, Seed: 1050117}, detect.DefaultConfig(), 62*time.Hour, func(at time.Duration, rep detect.Report) {
+	c := detect.DefaultConfig()
+	c.FastShare = 0
+	t0 := time.Unix(1_700_000_000, 0)
+	replay(t, Series{Family: RampSteps, Seed: 1050117}, c, 62*time.Hour, func(at time.Duration, rep detect.Report) {
 		switch {
-		case rep.Suspected && fired == 0:
+		case rep.Suspected && fired == 0 && t0.Add(at).Sub(rep.Since) >= c.HoldAfter:
 			fired = at
 		case rep.Suspected && cleared != 0:
 			t.Fatalf("alert up again at %s after it cleared at %s: %s", detect.FormatDuration(at), detect.FormatDuration(cleared), rep.HoldReason)

@@ -87,11 +87,15 @@ func (d *Data) Describe(w io.Writer) {
 	if c.WarmupShare > 0 {
 		warm = fmt.Sprintf("in the grace: last third >= %g x first + %g SE, from %s", c.WarmupShare, c.WarmupSE, detect.FormatDuration(c.WarmupMinAge))
 	}
-	ceiling := "none"
+	var ceilings []string
 	for _, win := range d.Windows {
 		if v := c.Ceiling(win); !math.IsInf(v, 1) {
-			ceiling = fmt.Sprintf("%s: %.3g MB/h, still rising at %g of it over the last third", detect.FormatDuration(win), v*3600/mb, c.FastKeepShare)
+			ceilings = append(ceilings, fmt.Sprintf("%s: %.3g MB/h", detect.FormatDuration(win), v*3600/mb))
 		}
+	}
+	ceiling := "none"
+	if len(ceilings) > 0 {
+		ceiling = fmt.Sprintf("%s, still rising at %g of it over the last third", strings.Join(ceilings, ", "), c.FastKeepShare)
 	}
 	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows longer than the shortest, up to twice it), step ratio %g, floor slope >= %s, ceiling %s.\n",
 		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.GuardMidShare, detect.GuardMidFast, c.StepRatio, strings.Join(th, ", "), ceiling)

@@ -423,3 +423,57 @@ func TestRemoveShifts(t *testing.T) {
 		t.Error("buffers not reused")
 	}
 }
+
+// TestRemoveRamps checks the one thing RemoveRamps adds to RemoveShifts: a
+// ramp whose differences noise broke into pieces, none of them a shift
+// alone (rises of 5, 1.5, 5, 1.5, 5 among differences of +-0.5: the first
+// estimate of the spread, 1.4826, includes the ramp, and a single 4.5 above
+// the median 0.5 is under 4 spreads), is one shift when the whole run of
+// rising differences is counted, with the rising difference of 0.5 that
+// follows it (18.5 in all). A rise that RemoveShifts takes out is taken
+// out with the rising differences next to it (19 instead of 18.5); series
+// without a run of rises come out as RemoveShifts leaves them.
+func TestRemoveRamps(t *testing.T) {
+	var broken []float64
+	y := 0.0
+	add := func(ds ...float64) {
+		for _, d := range ds {
+			y += d
+			broken = append(broken, y)
+		}
+	}
+	broken = append(broken, 0)
+	for range 20 {
+		add(0.5, -0.5)
+	}
+	add(5, 1.5, 5, 1.5, 5)
+	for range 20 {
+		add(0.5, -0.5)
+	}
+	tests := []struct {
+		name          string
+		y             []float64
+		shifts, ramps int
+		total         float64 // of RemoveRamps
+	}{
+		{"ramp broken by noise", broken, 0, 1, 18.5},
+		{"trend", []float64{0, 3, 6, 9, 12, 15, 18, 21}, 0, 0, 0},
+		{"fall kept", []float64{10, 11, 12, 2, 3, 4, 5, 6}, 0, 0, 0},
+		{"one rise", []float64{0, 2, 3, 5, 6, 26, 28, 29}, 1, 1, 19},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, sh, _ := RemoveShifts(tc.y, 4, nil, nil)
+			if sh.Count != tc.shifts {
+				t.Errorf("RemoveShifts: %d shifts, want %d", sh.Count, tc.shifts)
+			}
+			adj, rp, _ := RemoveRamps(tc.y, 4, nil, nil)
+			if rp.Count != tc.ramps {
+				t.Fatalf("RemoveRamps: %d shifts, want %d", rp.Count, tc.ramps)
+			}
+			near(t, "total", rp.Total, tc.total, 1e-9)
+			near(t, "last value", adj[len(adj)-1], tc.y[len(tc.y)-1], 1e-9)
+			near(t, "first value moved by", adj[0]-tc.y[0], tc.total, 1e-9)
+		})
+	}
+}

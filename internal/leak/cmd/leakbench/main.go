@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Config.GuardSE, "guard-se", o.Config.GuardSE, "robust detector: persistence guard tolerance in standard errors")
 	fs.Float64Var(&o.Config.StepRatio, "step-ratio", o.Config.StepRatio, "robust detector: level-step rejection ratio (0: off)")
 	fs.Float64Var(&o.Config.StepSigma, "step-sigma", o.Config.StepSigma, "robust detector: level-shift removal threshold in robust standard deviations (0: off)")
-	fs.Float64Var(&o.Config.FastShare, "fast-share", o.Config.FastShare, "robust detector: ceiling of the shortest window as a multiple of its practical minimum (0: off)")
+	fs.Float64Var(&o.Config.FastShare, "fast-share", o.Config.FastShare, "robust detector: ceiling of the short windows (the shortest and those up to twice it) as a multiple of their practical minimum (0: off)")
 	fs.Float64Var(&o.Config.FastKeepShare, "fast-keep-share", o.Config.FastKeepShare, "robust detector: a rise faster than the ceiling must still rise over the last third at this share of its rate (0: off)")
 	fs.Float64Var(&o.Config.GuardMidShare, "guard-mid-share", o.Config.GuardMidShare, "robust detector: persistence guard, windows longer than the shortest up to twice it: last third against a fast middle one (0: off)")
 	fs.BoolVar(&o.Config.LaterMin, "guard-last-min", o.Config.LaterMin, "robust detector: the last third must rise at the practical minimum")
