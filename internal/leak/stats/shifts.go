@@ -51,7 +51,7 @@ func RemoveShifts(y []float64, k float64, out, tmp []float64) (adj []float64, sh
 // reaches k times the spread times the square root of the run's length. A
 // ramp of 30-40 MB over 40 minutes under a wander whose 5-minute changes
 // scatter by 2.5 MB has differences of 0.6-8 MB: RemoveShifts finds runs of
-// two or three of them above the spread, none enough alone.
+// one or two of them above the spread, none enough alone.
 func RemoveRamps(y []float64, k float64, out, tmp []float64) (adj []float64, sh Shifts, outTmp []float64) {
 	return removeShifts(y, k, true, out, tmp)
 }
