@@ -143,10 +143,10 @@ type Config struct {
 	// 2026-12-06 (fourth session): without it, it read the ramp that the
 	// shortest window had just let go (92 MB over 43 minutes: 62-71 MB/h
 	// over 2 h) as a leak, and the two windows' verdicts in turn held the
-	// raw verdict for the alert's 15 minutes. How fast the floor rises is the faster of the window's
-	// floor slope and the hinge fit's slope: a ramp that fills half the
-	// window reads at about half its rate over the whole window. 0
-	// disables it.
+	// raw verdict for the alert's 15 minutes. How fast the floor rises is
+	// the faster of the window's floor slope and the hinge fit's slope: a
+	// ramp that fills half the window reads at about half its rate over the
+	// whole window. 0 disables it.
 	FastShare float64
 	// FastKeepShare is the second half of the ceiling: a rise faster than
 	// it must also still be under way, its last third of the window rising

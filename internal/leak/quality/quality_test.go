@@ -367,7 +367,11 @@ func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 			c := detect.DefaultConfig()
 			tc.off(&c)
 			if at, win := alert(c); at == 0 || (tc.window != 0 && win != tc.window) {
-				t.Errorf("rule off: alert at %s from the %s window, want one from the %s window", detect.FormatDuration(at), detect.FormatDuration(win), detect.FormatDuration(tc.window))
+				want := "any"
+				if tc.window != 0 {
+					want = "the " + detect.FormatDuration(tc.window)
+				}
+				t.Errorf("rule off: alert at %s from the %s window, want one from %s window", detect.FormatDuration(at), detect.FormatDuration(win), want)
 			}
 		})
 	}
