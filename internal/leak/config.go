@@ -52,6 +52,7 @@ type Config struct {
 	WarmupShare      float64         `envconfig:"LEAK_WARMUP_SHARE" default:"0.7" desc:"warm-up test: the floor's slope over the last third of the segment so far must reach this share of its slope over the first third (a warm-up decelerates, a leak does not); 0: off, windows wait out SOAK_LEAK_GRACE"`
 	WarmupSE         float64         `envconfig:"LEAK_WARMUP_SE" default:"1" desc:"warm-up test margin, in standard errors of the thirds' slopes"`
 	WarmupMinAge     time.Duration   `envconfig:"LEAK_WARMUP_MIN_AGE" default:"3h" desc:"youngest segment the warm-up test judges (a shorter one gives no verdict)"`
+	PartialShare     float64         `envconfig:"LEAK_PARTIAL_SHARE" default:"0.6" desc:"with the warm-up test on, a window shorter than 24h and longer than the segment so far (after the first sample or a restart) is judged on the segment once it covers this share of the window (a leak from process start is reported before its window fills); 1: full windows only"`
 	PValue           float64         `envconfig:"LEAK_P_VALUE" default:"0.002" desc:"Mann-Kendall (Hamed-Rao) p-value below which the floor's upward trend is significant"`
 	MinGrowth        Bytes           `envconfig:"LEAK_MIN_GROWTH" default:"21MB" desc:"least growth of the floor across a window that can be a leak (slope >= this/window)"`
 	MinGrowthWindows GrowthByWindow  `envconfig:"LEAK_MIN_GROWTH_BY_WINDOW" default:"1h:18MB,2h:32MB,24h:14.4MB" desc:"SOAK_LEAK_MIN_GROWTH for given windows, window:amount comma-separated"`
@@ -92,6 +93,7 @@ func DefaultConfig() Config {
 		WarmupShare:       d.WarmupShare,
 		WarmupSE:          d.WarmupSE,
 		WarmupMinAge:      d.WarmupMinAge,
+		PartialShare:      d.PartialShare,
 		PValue:            d.Alpha,
 		MinGrowth:         Bytes(d.MinGrowth),
 		MinGrowthWindows:  GrowthByWindow(d.MinGrowthFor),
@@ -148,6 +150,7 @@ func (c Config) Detect() detect.Config {
 		WarmupShare:   c.WarmupShare,
 		WarmupSE:      c.WarmupSE,
 		WarmupMinAge:  c.WarmupMinAge,
+		PartialShare:  c.PartialShare,
 		Alpha:         c.PValue,
 		MinGrowth:     float64(c.MinGrowth),
 		MinGrowthFor:  map[time.Duration]float64(c.MinGrowthWindows),
@@ -253,6 +256,7 @@ func detectVar(field string) string {
 		"WarmupShare":   "SOAK_LEAK_WARMUP_SHARE",
 		"WarmupSE":      "SOAK_LEAK_WARMUP_SE",
 		"WarmupMinAge":  "SOAK_LEAK_WARMUP_MIN_AGE",
+		"PartialShare":  "SOAK_LEAK_PARTIAL_SHARE",
 		"Alpha":         "SOAK_LEAK_P_VALUE",
 		"MinGrowth":     "SOAK_LEAK_MIN_GROWTH",
 		"MinGrowthFor":  "SOAK_LEAK_MIN_GROWTH_BY_WINDOW",

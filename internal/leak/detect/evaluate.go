@@ -394,11 +394,17 @@ func (d *Detector) compute(w *window, c int64) figures {
 	// Slopes of the thirds, by position in the window, and their standard
 	// errors from the bucket-to-bucket scatter of the floor.
 	f.noise = diffNoise(rawFloor, &d.tmp)
+	// A window the segment does not fill yet (Config.PartialShare) is
+	// cut into thirds of the part it covers.
 	f.thirdsOK = true
 	start := 0
+	span, off := int64(w.n), int64(0)
+	if lo < 0 {
+		span, off = c, -lo
+	}
 	for j := range 3 {
 		end := start
-		for end < len(pos) && int(pos[end]*3/int64(w.n)) <= j {
+		for end < len(pos) && int((pos[end]-off)*3/span) <= j {
 			end++
 		}
 		f.thirds[j], f.thirdSE[j] = math.NaN(), math.NaN()
@@ -630,8 +636,15 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 
 func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope float64, warmWhy, dayWhy string) (Verdict, string) {
 	cfg := d.cfg
-	need := int64(w.n)
+	need, covered := int64(w.n), float64(w.n)
+	if cfg.WarmupShare > 0 && cfg.PartialShare < 1 && w.dur < PartialMaxWindow && f.complete < need {
+		// A young segment: judged once it covers PartialShare of the window.
+		need, covered = int64(math.Ceil(cfg.PartialShare*float64(w.n)-1e-9)), float64(f.complete)
+	}
 	switch {
+	case f.complete < need && need < int64(w.n):
+		return InsufficientData, fmt.Sprintf("window not full: %s of %s since the segment started (%d of %d buckets of %s; judged once the segment is %s old)",
+			fmtDur(time.Duration(f.complete)*w.width), fmtDur(w.dur), f.complete, w.n, fmtDur(w.width), fmtDur(max(time.Duration(need)*w.width, cfg.WarmupMinAge)))
 	case f.complete < need:
 		return InsufficientData, fmt.Sprintf("window not full: %s of %s since the segment started (%d of %d buckets of %s)",
 			fmtDur(time.Duration(f.complete)*w.width), fmtDur(w.dur), f.complete, w.n, fmtDur(w.width))
@@ -644,8 +657,8 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case age < w.dur+cfg.Grace && age < cfg.WarmupMinAge:
 		return InsufficientData, fmt.Sprintf("start-up grace: the warm-up test needs a segment of %s (segment is %s old)",
 			fmtDur(cfg.WarmupMinAge), fmtDur(age))
-	case f.buckets < cfg.MinBuckets || float64(f.buckets) < MinCoverage*float64(w.n):
-		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, w.n)
+	case f.buckets < cfg.MinBuckets || float64(f.buckets) < MinCoverage*covered:
+		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, int(covered))
 	case !f.floor:
 		return InsufficientData, "floor could not be fitted"
 	case d.cycle && !f.day.ok:

@@ -109,3 +109,63 @@ func TestWarmupTestWaitsForMinAge(t *testing.T) {
 		t.Errorf("1h window just after the minimum age: %v (%q), young %v; want a verdict under the warm-up test", w.Verdict, w.Reason, w.YoungSegment)
 	}
 }
+
+// TestPartialWindowJudgesAYoungSegment: with the warm-up test on, a window
+// longer than the segment so far gives a verdict once the segment covers
+// Config.PartialShare of it. A 5 MB/h leak from process start is below the
+// practical minimum of the 1h and 2h windows, so without it only the full
+// 5h window (5 h after the start) could report it; a warm-up that fills
+// 200 MB with a time constant of 2 h must still not be taken for a leak
+// by the 5h window judging 3-5 h of it.
+func TestPartialWindowJudgesAYoungSegment(t *testing.T) {
+	const h = 3600.0
+	cases := []struct {
+		name       string
+		warm, tau  float64
+		rate       float64
+		share      float64 // Config.PartialShare
+		wantBefore float64 // the 5h window suspects a leak before this hour (0: never within 8 h)
+		noneBefore float64 // and not before this one
+	}{
+		{name: "5 MB/h, judged from 3h", rate: 5 * MB / h, share: 0.6, wantBefore: 4.5, noneBefore: 3},
+		{name: "5 MB/h, full window only", rate: 5 * MB / h, share: 1, wantBefore: 8, noneBefore: 5},
+		{name: "warm-up 200 MB, tau 2h, judged from 3h", warm: 200 * MB, tau: 2 * h, share: 0.6},
+		{name: "warm-up 100 MB, tau 1h, judged from 3h", warm: 100 * MB, tau: 1 * h, share: 0.6},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.PartialShare = tc.share
+			d, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, why, covered := -1.0, "", 0.0
+			var at2, day string
+			daySteps(t, d, startSeries(uint64(40+i), tc.warm, tc.tau, tc.rate), 0, 8, func(hr float64, rep Report) {
+				w := rep.Windows[2] // 5h
+				if hr == 2 {
+					at2, day = w.Reason, rep.Windows[3].Reason
+				}
+				if w.Verdict == LeakSuspected && first < 0 {
+					first, why, covered = hr, w.Reason, w.Covered.Hours()
+				}
+			})
+			switch {
+			case tc.wantBefore == 0 && first >= 0:
+				t.Fatalf("5h window suspected a leak at %.2f h (%.2f h of it covered): %s", first, covered, why)
+			case tc.wantBefore > 0 && (first < 0 || first >= tc.wantBefore):
+				t.Fatalf("5h window first suspected a leak at %.2f h, want before %g h", first, tc.wantBefore)
+			case first >= 0 && first < tc.noneBefore:
+				t.Fatalf("5h window suspected a leak at %.2f h, want none before %g h", first, tc.noneBefore)
+			}
+			if want := "judged once the segment is 3h old"; tc.share < 1 && !strings.Contains(at2, want) {
+				t.Errorf("5h window at 2 h: %q, want it to say %q", at2, want)
+			}
+			if strings.Contains(day, "judged once") {
+				t.Errorf("24h window at 2 h: %q; a window of PartialMaxWindow waits to be full", day)
+			}
+			t.Logf("5h window: first leak verdict at %.2f h (%.2f h covered): %s", first, covered, why)
+		})
+	}
+}

@@ -205,7 +205,9 @@ func runSeries(o Options, s Series) (*trace, error) {
 			if r.StepFitNoShifts > r.StepFit {
 				tr.stepFit[k] = float32(r.StepFitNoShifts)
 			}
-			tr.verdict[k] = r.Verdict == detect.LeakSuspected && now >= (r.Window+grace).Seconds()
+			// With the warm-up test on, a window may judge a segment
+			// younger than itself (detect.Config.PartialShare).
+			tr.verdict[k] = r.Verdict == detect.LeakSuspected && (grace == 0 || now >= (r.Window+grace).Seconds())
 			tr.notWarm[k] = r.NotWarmUp
 			tr.aboveCycle[k] = r.AboveLastCycle
 			tr.fastYoung[k] = r.FastYoung
@@ -283,7 +285,7 @@ func (d *Data) Robust(name string, p RobustParams, mask []bool) Rule {
 			if mask != nil && !mask[w] {
 				continue
 			}
-			if float64(i+1)*every < (win + p.Grace).Seconds() {
+			if p.Grace > 0 && float64(i+1)*every < (win+p.Grace).Seconds() {
 				continue
 			}
 			k := w*evals + i
