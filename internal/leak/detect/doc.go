@@ -48,11 +48,12 @@
 // A restart (the process start time changes, or a sample falls below
 // RestartDrop times the recent floor) starts a new segment and clears every
 // window. No window gives a verdict before it holds B complete buckets of the
-// current segment (with the warm-up test on, Config.PartialShare of them: its
-// figures are then those of the segment so far), at least MinBuckets of them
-// with data, nor, while it holds data of the start-up grace, before the
-// segment is Config.WarmupMinAge old and passes the warm-up test (with the
-// test off: before the grace has passed). The Theil-Sen and Mann-Kendall steps cost
+// current segment (with the warm-up test on, a window shorter than
+// PartialMaxWindow: Config.PartialShare of them, its figures then those of
+// the segment so far), at least MinBuckets of them with data, nor, while it
+// holds data of the start-up grace, before the segment is
+// Config.WarmupMinAge old and passes the warm-up test (with the test off:
+// before the grace has passed). The Theil-Sen and Mann-Kendall steps cost
 // O(B²) and run only when a window gained a complete bucket since the last
 // evaluation.
 //

@@ -114,9 +114,10 @@ func TestWarmupTestWaitsForMinAge(t *testing.T) {
 // longer than the segment so far gives a verdict once the segment covers
 // Config.PartialShare of it. A 5 MB/h leak from process start is below the
 // practical minimum of the 1h and 2h windows, so without it only the full
-// 5h window (5 h after the start) could report it; a warm-up that fills
-// 200 MB with a time constant of 2 h must still not be taken for a leak
-// by the 5h window judging 3-5 h of it.
+// 5h window (5 h after the start) could report it. Warm-ups (200 MB with
+// a time constant of 2 h, 100 MB with 1 h) must still not be taken for
+// leaks by the 5h window judging 3-5 h of them, and the 24h window
+// (PartialMaxWindow) waits to be full.
 func TestPartialWindowJudgesAYoungSegment(t *testing.T) {
 	const h = 3600.0
 	cases := []struct {

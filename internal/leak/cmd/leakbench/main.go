@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.Config.Alpha, "alpha", o.Config.Alpha, "robust detector: p-value threshold")
 	fs.Float64Var(&o.Config.WarmupShare, "warmup-share", o.Config.WarmupShare, "robust detector: warm-up test, share of the first third's slope the last third must reach (0: off)")
 	fs.DurationVar(&o.Config.WarmupMinAge, "warmup-min-age", o.Config.WarmupMinAge, "robust detector: youngest segment the warm-up test judges")
-	fs.Float64Var(&o.Config.PartialShare, "partial-share", o.Config.PartialShare, "robust detector: with the warm-up test on, a window judges a younger segment once it covers this share of the window (1: full windows only)")
+	fs.Float64Var(&o.Config.PartialShare, "partial-share", o.Config.PartialShare, "robust detector: with the warm-up test on, a window shorter than 24h judges a younger segment once it covers this share of the window (1: full windows only)")
 	fs.DurationVar(&o.Config.Cycle, "cycle", o.Config.Cycle, "robust detector: period of the day-over-day comparison (0: off)")
 	fs.Float64Var(&o.Config.WarmupSE, "warmup-se", o.Config.WarmupSE, "robust detector: warm-up test margin in standard errors")
 	minGrowth := fs.Float64("min-growth-mb", o.Config.MinGrowth/detect.MB, "robust detector: minimum floor growth per window, MB (windows without an override)")
