@@ -43,10 +43,11 @@ const (
 	// PartialMaxWindow: windows this long or longer wait to be full
 	// (Config.PartialShare applies to shorter ones). Their practical
 	// minimum is set for a day of data (the 24h window's 14.4 MB, 0.6
-	// MB/h), which the rest of a level step left in a part of one reaches:
-	// judged from 14h40m, the 24h window raised 4 alarms on 200 level-step
-	// series of the benchmark (seed 2) at 15-19 h of segments with steps of
-	// 26-93 MB, reading 0.75-1.1 MB/h.
+	// MB/h), which part of a day reaches on what is left of a level step or
+	// on the wander alone: judged from 14h40m, the 24h window raised 4 more
+	// alarms on 200 level-step series of the benchmark (seed 2) and one 7 h
+	// sooner, at 14h50m-18h55m, reading 0.75-1.1 MB/h; three of those
+	// segments held up-steps (26 MB, 82 MB, 42 and 73 MB), two none.
 	PartialMaxWindow = 24 * time.Hour
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
