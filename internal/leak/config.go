@@ -59,6 +59,7 @@ type Config struct {
 	MinRate          ByteRate        `envconfig:"LEAK_MIN_RATE" default:"0.25MB/h" desc:"least floor slope that can be a leak in any window"`
 	GuardSE          float64         `envconfig:"LEAK_GUARD_SE" default:"1" desc:"persistence guard tolerance in standard errors of the thirds' slopes"`
 	StepRatio        float64         `envconfig:"LEAK_STEP_RATIO" default:"0.5" desc:"reject windows whose floor a single level step fits better than a line by this ratio of residuals (0: off)"`
+	StepRamp         time.Duration   `envconfig:"LEAK_STEP_RAMP" default:"30m" desc:"in the windows longer than twice the shortest, the level step of SOAK_LEAK_STEP_RATIO may ramp over up to this long (and a quarter of the window), as a cache filling over minutes does; 0: steps at once only"`
 	StepSigma        float64         `envconfig:"LEAK_STEP_SIGMA" default:"4" desc:"a rise of the floor between two buckets more than this many robust standard deviations above the typical change is a level step, taken out before the trend is judged (0: off)"`
 	FastShare        float64         `envconfig:"LEAK_FAST_SHARE" default:"2.5" desc:"the shortest window, and the windows up to twice as long, report a rise faster than this multiple of their practical minimum (by the window's slope or the rise's own) only once it has lasted 2/3 of the window and is still under way (a level shift ramping over half an hour looks like a fast leak until it ends), when a window at most twice as long as the shortest is set; 0: off"`
 	FastKeepShare    float64         `envconfig:"LEAK_FAST_KEEP_SHARE" default:"0.7" desc:"with SOAK_LEAK_FAST_SHARE: such a rise must also still rise over the window's last third at this share of its rate, within SOAK_LEAK_GUARD_SE (a level shift that ramped and stopped has lasted long enough but no longer rises); 0: off"`
@@ -100,6 +101,7 @@ func DefaultConfig() Config {
 		MinRate:           ByteRate(d.MinRate),
 		GuardSE:           d.GuardSE,
 		StepRatio:         d.StepRatio,
+		StepRamp:          d.StepRamp,
 		StepSigma:         d.StepSigma,
 		FastShare:         d.FastShare,
 		FastKeepShare:     d.FastKeepShare,
@@ -156,6 +158,7 @@ func (c Config) Detect() detect.Config {
 		MinGrowthFor:  map[time.Duration]float64(c.MinGrowthWindows),
 		MinRate:       float64(c.MinRate),
 		StepRatio:     c.StepRatio,
+		StepRamp:      c.StepRamp,
 		GuardSE:       c.GuardSE,
 		StepSigma:     c.StepSigma,
 		FastShare:     c.FastShare,
@@ -262,6 +265,7 @@ func detectVar(field string) string {
 		"MinGrowthFor":  "SOAK_LEAK_MIN_GROWTH_BY_WINDOW",
 		"MinRate":       "SOAK_LEAK_MIN_RATE",
 		"StepRatio":     "SOAK_LEAK_STEP_RATIO",
+		"StepRamp":      "SOAK_LEAK_STEP_RAMP",
 		"GuardSE":       "SOAK_LEAK_GUARD_SE",
 		"RestartDrop":   "SOAK_LEAK_RESTART_DROP",
 		"StepSigma":     "SOAK_LEAK_STEP_SIGMA",

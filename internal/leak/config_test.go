@@ -28,7 +28,7 @@ func TestConfigDefaultsMatchTags(t *testing.T) {
 	}
 	if got, w := c.Detect(), want.Detect(); got.Grace != w.Grace || got.Alpha != w.Alpha || got.MinGrowth != w.MinGrowth ||
 		got.MinRate != w.MinRate || len(got.MinGrowthFor) != len(w.MinGrowthFor) || got.MinGrowthFor[time.Hour] != w.MinGrowthFor[time.Hour] ||
-		got.StepRatio != w.StepRatio || got.GuardSE != w.GuardSE || got.StepSigma != w.StepSigma || got.LaterMin != w.LaterMin ||
+		got.StepRatio != w.StepRatio || got.StepRamp != w.StepRamp || got.GuardSE != w.GuardSE || got.StepSigma != w.StepSigma || got.LaterMin != w.LaterMin ||
 		got.FastShare != w.FastShare || got.FastKeepShare != w.FastKeepShare || got.GuardMidShare != w.GuardMidShare ||
 		!slices.Equal(got.Windows, w.Windows) {
 		t.Errorf("envconfig defaults %+v\ndiffer from DefaultConfig %+v", got, w)
@@ -73,6 +73,7 @@ func TestConfigValidate(t *testing.T) {
 		{"evaluate", func(c *Config) { c.EvaluateInterval = 0 }, "SOAK_LEAK_EVALUATE_INTERVAL:"},
 		{"min buckets", func(c *Config) { c.MinBuckets = 1 }, "SOAK_LEAK_MIN_BUCKETS:"},
 		{"step sigma", func(c *Config) { c.StepSigma = -1 }, "SOAK_LEAK_STEP_SIGMA: must be a finite number >= 0, got -1"},
+		{"step ramp", func(c *Config) { c.StepRamp = -time.Minute }, `SOAK_LEAK_STEP_RAMP: must be >= 0, got "-1m0s"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -123,6 +123,13 @@ type Config struct {
 	// above 1; a leak that started in the middle of the window gives about
 	// 0.8; a one-off step gives close to 0.
 	StepRatio float64
+	// StepRamp lets the level step of StepRatio ramp, in the windows
+	// longer than twice the shortest and in a lone window: the two levels
+	// may be joined by a straight ramp lasting up to StepRamp (and up to a
+	// quarter of the window), so a cache that filled over minutes is a
+	// step like one filled at once; the ramp must also fit better than a
+	// leak that started within the window. 0: steps at once only.
+	StepRamp time.Duration
 	// GuardSE is the tolerance of the persistence guard in standard errors
 	// of the thirds' slopes (0: the plain guard).
 	GuardSE float64
@@ -224,6 +231,7 @@ func DefaultConfig() Config {
 		},
 		MinRate:       0.25 * MB / 3600,
 		StepRatio:     0.5,
+		StepRamp:      30 * time.Minute,
 		GuardSE:       1,
 		GuardMidShare: 0.5,
 		RestartDrop:   0.5,
@@ -278,6 +286,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MinRate: must be a finite number >= 0, got %g", c.MinRate)
 	case !(c.StepRatio >= 0 && c.StepRatio < 1):
 		return fmt.Errorf("StepRatio: must be in [0, 1), got %g", c.StepRatio)
+	case c.StepRamp < 0:
+		return fmt.Errorf("StepRamp: must be >= 0, got %q", c.StepRamp)
 	case !(c.GuardSE >= 0) || math.IsInf(c.GuardSE, 0):
 		return fmt.Errorf("GuardSE: must be a finite number >= 0, got %g", c.GuardSE)
 	case !(c.GuardMidShare >= 0 && c.GuardMidShare <= 1):

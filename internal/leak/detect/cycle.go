@@ -286,7 +286,7 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 	}
 	trend := stats.MannKendallHamedRao(dx, dy, slope)
 	day := dayFigures{ok: true, lastOK: true, slope: slope, p: trend.P, step: math.Inf(1), lowest: math.Inf(1)}
-	if _, fit, ok := stepFit(dx, dy); ok {
+	if _, fit, ok := stepFit(dx, dy, 0, &d.rampBuf); ok {
 		day.step = fit
 	}
 	tmp := append(d.tmp[:0], dy...)

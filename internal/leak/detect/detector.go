@@ -33,8 +33,9 @@ var (
 // Detector watches one series over all configured windows. It is not safe
 // for concurrent use; callers serialise Add and Evaluate.
 type Detector struct {
-	cfg  Config
-	wins []*window // ascending by length
+	cfg     Config
+	wins    []*window // ascending by length
+	rampBuf []float64
 
 	origin    time.Time // start of the current segment
 	last      time.Time // time of the last accepted point

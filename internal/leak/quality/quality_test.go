@@ -337,7 +337,15 @@ func TestRampFillingHalfTheWindowIsJudgedAtItsOwnRate(t *testing.T) {
 //     (Config.GuardMidShare). Since the 2h window has a ceiling too
 //     (Config.Ceiling), either rule stops these: with both off (FastShare
 //     0 takes the 1h window's ceiling too), 1050081's alert comes from the
-//     1h window. A window of 0 accepts an alert from any window.
+//     1h window. A window of 0 accepts an alert from any window;
+//   - series 1050187, 1050115: 28 MB over 21 minutes and 25 MB over 42
+//     minutes, ended 2.6 and 2.3 h before; the ramp's changes were within
+//     the noise of the 5h window's floor, so the shift removal kept them,
+//     and a level step at once left 0.50 and 0.62 of a line's residuals
+//     (the step test needs under 0.5; 1050187 has 10 MB of wander rising
+//     before its ramp). A step that ramps leaves 0.30 and 0.38 at the
+//     times of the alerts (63h35m, 14h10m): "level step"
+//     (Config.StepRamp).
 func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 	for _, tc := range []struct {
 		seed     uint64
@@ -349,6 +357,8 @@ func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 		{1050081, 40 * time.Hour, 43 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
 		{1050120, 29 * time.Hour, 32 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
 		{1050084, 76 * time.Hour, 79 * time.Hour, func(c *detect.Config) { c.GuardMidShare, c.FastShare = 0, 0 }, 0},
+		{1050187, 62 * time.Hour, 65 * time.Hour, func(c *detect.Config) { c.StepRamp = 0 }, 5 * time.Hour},
+		{1050115, 13 * time.Hour, 15 * time.Hour, func(c *detect.Config) { c.StepRamp = 0 }, 5 * time.Hour},
 	} {
 		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
 			alert := func(c detect.Config) (time.Duration, time.Duration) {
@@ -374,6 +384,24 @@ func TestRampsThatEndedRaiseNoAlert(t *testing.T) {
 				t.Errorf("rule off: alert at %s from the %s window, want one from %s window", detect.FormatDuration(at), detect.FormatDuration(win), want)
 			}
 		})
+	}
+}
+
+// TestRampedStepSaysSo: the 5h window's verdict on series 1050187 (28 MB
+// over 21 minutes from 60h37m, see TestRampsThatEndedRaiseNoAlert) names
+// the step and how long it ramped, as the reader of the gauge's reason or
+// of leak analyze sees it.
+func TestRampedStepSaysSo(t *testing.T) {
+	var reason string
+	replay(t, Series{Family: RampSteps, Seed: 1050187}, detect.DefaultConfig(), 63*time.Hour+35*time.Minute, func(at time.Duration, rep detect.Report) {
+		for _, r := range rep.Windows {
+			if r.Window == 5*time.Hour {
+				reason = r.Reason
+			}
+		}
+	})
+	if !strings.HasPrefix(reason, "level step: a shift of +") || !strings.Contains(reason, " ramping over about ") {
+		t.Errorf("5h window at 63h35m: %q, want a level step ramping over some minutes", reason)
 	}
 }
 

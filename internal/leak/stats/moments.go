@@ -89,39 +89,70 @@ type Step struct {
 	Size float64
 	// SSR is the residual sum of squares about the two means.
 	SSR float64
+	// Ramp is the number of points over which the shift ramps (BestRamp;
+	// 0 for a shift at once).
+	Ramp int
 }
 
-// BestStep finds the split of y (each side at least two points) that
-// minimises the residual sum of squares about the means of both sides, in
-// O(n). ok is false for fewer than four points.
-func BestStep(y []float64) (st Step, ok bool) {
+// BestRamp finds the single level shift of y that minimises the residual
+// sum of squares: one level, then the other (each at least two points),
+// either at once or joined by a straight ramp of up to maxRamp points (a
+// cache filling over minutes), the level after a ramp lasting at least a
+// quarter of the points. Step.At is the first point of the ramp (the first
+// after the shift when Step.Ramp is 0). prefix is scratch space, returned
+// for reuse. ok is false for fewer than four points. O(n x (maxRamp+1)).
+func BestRamp(y []float64, maxRamp int, prefix []float64) (st Step, buf []float64, ok bool) {
 	n := len(y)
 	if n < 4 {
-		return Step{SSR: math.NaN()}, false
+		return Step{SSR: math.NaN()}, prefix, false
 	}
-	// Centre on the first value to keep the sums of squares small.
+	// Prefix sums of y and of i*y (centred on the first value).
 	ref := y[0]
-	var totS, totQ float64
+	prefix = append(prefix[:0], make([]float64, 2*(n+1))...)
+	p0, p1 := prefix[:n+1], prefix[n+1:]
+	for i, v := range y {
+		v -= ref
+		p0[i+1] = p0[i] + v
+		p1[i+1] = p1[i] + float64(i)*v
+	}
+	var syy float64
 	for _, v := range y {
 		v -= ref
-		totS += v
-		totQ += v * v
+		syy += v * v
 	}
+	fn := float64(n)
+	sy := p0[n]
+	syyc := syy - sy*sy/fn
 	st.SSR = math.Inf(1)
-	var s, q float64
-	for k := 1; k <= n-2; k++ {
-		v := y[k-1] - ref
-		s += v
-		q += v * v
-		if k < 2 {
-			continue
+	for g := 0; g <= maxRamp; g++ {
+		gf := float64(g)
+		inv := 1 / (gf + 1)
+		rampW := gf / 2                            // sum of j/(g+1), j = 1..g
+		rampW2 := gf * (2*gf + 1) / (6 * (gf + 1)) // sum of (j/(g+1))^2
+		// A ramp must be followed by a quarter of the points at the level
+		// after it: one running into the end of the series is the shape
+		// of a trend that started within it.
+		after := 2
+		if g > 0 {
+			after = max(2, n/4)
 		}
-		na, nb := float64(k), float64(n-k)
-		sb, qb := totS-s, totQ-q
-		ssr := (q - s*s/na) + (qb - sb*sb/nb)
-		if ssr < st.SSR {
-			st = Step{At: k, Size: sb/nb - s/na, SSR: max(ssr, 0)}
+		for k := 2; k+g <= n-after; k++ {
+			na := float64(n - k - g)
+			sw := rampW + na
+			sww := rampW2 + na
+			// sum over the ramp of (i-k+1) y_i, then the level after.
+			rampWY := (p1[k+g] - p1[k]) - float64(k-1)*(p0[k+g]-p0[k])
+			swy := inv*rampWY + (p0[n] - p0[k+g])
+			vw := sww - sw*sw/fn
+			if vw <= 0 {
+				continue
+			}
+			cwy := swy - sw*sy/fn
+			ssr := syyc - cwy*cwy/vw
+			if ssr < st.SSR {
+				st = Step{At: k, Ramp: g, Size: cwy / vw, SSR: max(ssr, 0)}
+			}
 		}
 	}
-	return st, true
+	return st, prefix, true
 }

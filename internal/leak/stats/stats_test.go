@@ -315,7 +315,7 @@ func BenchmarkMannKendallHamedRao72(b *testing.B) {
 	}
 }
 
-func TestBestStep(t *testing.T) {
+func TestBestRampAtOnce(t *testing.T) {
 	tests := []struct {
 		name string
 		y    []float64
@@ -333,14 +333,95 @@ func TestBestStep(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := BestStep(tc.y)
-			if ok != tc.ok || got.At != tc.want.At {
-				t.Fatalf("BestStep = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			got, _, ok := BestRamp(tc.y, 0, nil)
+			if ok != tc.ok || got.At != tc.want.At || got.Ramp != 0 {
+				t.Fatalf("BestRamp(0) = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
 			}
 			near(t, "Size", got.Size, tc.want.Size, 1e-12)
 			near(t, "SSR", got.SSR, tc.want.SSR, 1e-12)
 		})
 	}
+}
+
+func TestBestRamp(t *testing.T) {
+	// Twelve points: four at 0, a ramp, and the level 10 after it.
+	ramp := []float64{0, 0, 0, 0, 2, 4, 6, 8, 10, 10, 10, 10}
+	tests := []struct {
+		name    string
+		y       []float64
+		maxRamp int
+		want    Step
+		ok      bool
+	}{
+		// The ramp 2 4 6 8 over four points is found exactly.
+		{"ramp", ramp, 4, Step{At: 4, Ramp: 4, Size: 10, SSR: 0}, true},
+		// No ramp allowed: the best step at once, 0 0 0 0 2 4 | 6 8 10 10
+		// 10 10, means 1 and 9, SSR 14 + 14.
+		{"steps at once", ramp, 0, Step{At: 6, Size: 8, SSR: 28}, true},
+		{"short", []float64{1, 2, 3}, 2, Step{SSR: math.NaN()}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, ok := BestRamp(tc.y, tc.maxRamp, nil)
+			if ok != tc.ok || got.At != tc.want.At || got.Ramp != tc.want.Ramp {
+				t.Fatalf("BestRamp = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			}
+			near(t, "Size", got.Size, tc.want.Size, 1e-9)
+			near(t, "SSR", got.SSR, tc.want.SSR, 1e-9)
+		})
+	}
+	// A ramp must be followed by a quarter of the points at the new level
+	// (a rise into the end of the series is the shape of a trend that
+	// started within it): the ramp 2 4 6 8 fits exactly with four points
+	// of 10 after it in sixteen, not with three.
+	for _, after := range []int{4, 3} {
+		y := make([]float64, 16)
+		for i := range y {
+			y[i] = min(10, max(0, 2*float64(i-(11-after))))
+		}
+		got, _, _ := BestRamp(y, 4, nil)
+		if exact := got.Ramp == 4 && got.SSR < 1e-9; exact != (after == 4) {
+			t.Errorf("%v with %d points after the ramp: BestRamp = %+v", y, after, got)
+		}
+	}
+	// With no ramp allowed it is the best split into two means, here
+	// found by trying every split, on noise of any length.
+	r := rand.New(rand.NewPCG(1, 2))
+	var buf []float64
+	for range 200 {
+		y := make([]float64, 4+r.IntN(70))
+		for i := range y {
+			y[i] = 100 + 3*r.NormFloat64()
+		}
+		want := Step{SSR: math.Inf(1)}
+		for k := 2; k <= len(y)-2; k++ {
+			a, b := mean(y[:k]), mean(y[k:])
+			var ssr float64
+			for i, v := range y {
+				m := a
+				if i >= k {
+					m = b
+				}
+				ssr += (v - m) * (v - m)
+			}
+			if ssr < want.SSR {
+				want = Step{At: k, Size: b - a, SSR: ssr}
+			}
+		}
+		var got Step
+		got, buf, _ = BestRamp(y, 0, buf)
+		if got.At != want.At || math.Abs(got.SSR-want.SSR) > 1e-6*(1+want.SSR) || math.Abs(got.Size-want.Size) > 1e-9*(1+math.Abs(want.Size)) {
+			t.Fatalf("n %d: BestRamp(0) = %+v, every split: %+v", len(y), got, want)
+		}
+	}
+}
+
+func mean(y []float64) float64 {
+	var s float64
+	for _, v := range y {
+		s += v
+	}
+	return s / float64(len(y))
 }
 
 func TestRemoveShifts(t *testing.T) {
