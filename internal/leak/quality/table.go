@@ -97,7 +97,7 @@ func (d *Data) Describe(w io.Writer) {
 	if len(ceilings) > 0 {
 		ceiling = fmt.Sprintf("%s, still rising at %g of it over the last third", strings.Join(ceilings, ", "), c.FastKeepShare)
 	}
-	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows longer than the shortest, up to twice it), step ratio %g (ramping over up to %s), floor slope >= %s, ceiling %s.\n",
+	fmt.Fprintf(w, "robust detector: windows %v, bucket >= %s (max %d per window), grace %s, warm-up test %s, p < %g, guard tolerance %g SE, last third >= %g x a middle third faster than %g x the minimum (windows longer than the shortest, up to twice it), step ratio %g (ramping over up to %s in the windows over twice the shortest), floor slope >= %s, ceiling %s.\n",
 		fmtWindows(c.Windows), detect.FormatDuration(c.Bucket), c.MaxBuckets, detect.FormatDuration(c.Grace), warm, c.Alpha, c.GuardSE, c.GuardMidShare, detect.GuardMidFast, c.StepRatio, detect.FormatDuration(c.StepRamp), strings.Join(th, ", "), ceiling)
 }
 

@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	minRate := fs.Float64("min-rate-mbh", o.Config.MinRate*3600/detect.MB, "robust detector: minimum floor slope, MB/h")
 	fs.Float64Var(&o.Config.GuardSE, "guard-se", o.Config.GuardSE, "robust detector: persistence guard tolerance in standard errors")
 	fs.Float64Var(&o.Config.StepRatio, "step-ratio", o.Config.StepRatio, "robust detector: level-step rejection ratio (0: off)")
-	fs.DurationVar(&o.Config.StepRamp, "step-ramp", o.Config.StepRamp, "robust detector: the level step of -step-ratio may ramp over up to this long (0: steps at once only)")
+	fs.DurationVar(&o.Config.StepRamp, "step-ramp", o.Config.StepRamp, "robust detector: in the windows longer than twice the shortest, the level step of -step-ratio may ramp over up to this long (0: steps at once only)")
 	fs.Float64Var(&o.Config.StepSigma, "step-sigma", o.Config.StepSigma, "robust detector: level-shift removal threshold in robust standard deviations (0: off)")
 	fs.Float64Var(&o.Config.FastShare, "fast-share", o.Config.FastShare, "robust detector: ceiling of the short windows (the shortest and those up to twice it) as a multiple of their practical minimum (0: off)")
 	fs.Float64Var(&o.Config.FastKeepShare, "fast-keep-share", o.Config.FastKeepShare, "robust detector: a rise faster than the ceiling must still rise over the last third at this share of its rate (0: off)")
