@@ -522,32 +522,26 @@ func hingeFit(xs, ys []float64) (knot, slope, ssr float64) {
 // than a hinge (flat, then rising: a leak that started within the window),
 // which a ramp followed by a level can otherwise pass for.
 func stepFit(xs, ys []float64, maxRamp int, buf *[]float64) (stats.Step, float64, bool) {
-	st, b, ok := stats.BestRamp(ys, 0, *buf)
-	*buf = b
-	if !ok {
-		return st, math.NaN(), false
-	}
 	var m stats.Moments
 	for i := range xs {
 		m.Add(xs[i], ys[i])
 	}
-	line := m.SYY - m.SXY*m.SXY/m.SXX
-	if line <= 0 {
-		return st, math.Inf(1), true
-	}
-	fit := st.SSR / line
-	if maxRamp == 0 {
-		return st, fit, true
-	}
-	rs, b, _ := stats.BestRamp(ys, maxRamp, *buf)
+	st, b, ok := stats.BestRamp(ys, maxRamp, *buf)
 	*buf = b
-	if rs.Ramp == 0 || rs.SSR >= fit*line {
-		return st, fit, true
+	if !ok {
+		return st, math.NaN(), false
 	}
-	if _, _, hinge := hingeFit(xs, ys); rs.SSR < hinge {
-		return rs, rs.SSR / line, true
+	// The best fit is a ramp only when it beats every step at once; if it
+	// does not also beat the hinge, the best step at once stands.
+	if st.Ramp > 0 {
+		if _, _, hinge := hingeFit(xs, ys); st.SSR >= hinge {
+			st, *buf, _ = stats.BestRamp(ys, 0, *buf)
+		}
 	}
-	return st, fit, true
+	if line := m.SYY - m.SXY*m.SXY/m.SXX; line > 0 {
+		return st, st.SSR / line, true
+	}
+	return st, math.Inf(1), true
 }
 
 // diffNoise estimates the standard deviation of the noise of a series from
