@@ -485,28 +485,55 @@ func riseRate(f figures) float64 {
 // along a line most likely began to rise, and the slope of that rise: the
 // knot and b of the least-squares hinge fit a + b*max(0, x-knot), b > 0,
 // over the knots xs[0..n-3] (the first is a plain line; xs[0] and 0 when no
-// knot gives a rise). O(n²).
+// knot gives a rise). O(n).
 func hingeOnset(xs, ys []float64) (float64, float64) {
 	knot, slope, _ := hingeFit(xs, ys)
 	return knot, slope
 }
 
 // hingeFit is hingeOnset with the residual sum of squares of that fit
-// (+Inf when no knot gives a rise).
+// (+Inf when no knot gives a rise). For the knot xs[k] the regressor is
+// u = max(0, x-xs[k]), zero before k, so its sums over the window follow in
+// O(1) from suffix sums over k..n-1, and all knots cost O(n). x is counted
+// from xs[0] and y from its mean, which keeps the sums small and makes the
+// sum of u*(y-mean) already centred.
 func hingeFit(xs, ys []float64) (knot, slope, ssr float64) {
+	n := len(xs)
 	best, knot, slope := -1.0, xs[0], 0.0
-	var syy float64
-	for k := 0; k+2 < len(xs); k++ {
-		var m stats.Moments
-		for i := range xs {
-			m.Add(max(0, xs[i]-xs[k]), ys[i])
-		}
-		syy = m.SYY
-		if m.SXX <= 0 || m.SXY <= 0 {
+	if n < 3 {
+		return knot, slope, math.Inf(1)
+	}
+	var ybar, syy float64
+	for _, y := range ys {
+		ybar += y
+	}
+	ybar /= float64(n)
+	for _, y := range ys {
+		syy += (y - ybar) * (y - ybar)
+	}
+	// Suffix sums over i >= k of x, x², x*dy and dy.
+	var sx, sxx, sxy, sy float64
+	add := func(i int) {
+		x, dy := xs[i]-xs[0], ys[i]-ybar
+		sx += x
+		sxx += x * x
+		sxy += x * dy
+		sy += dy
+	}
+	add(n - 1)
+	add(n - 2)
+	// Knots from the last to the first; >= keeps the earliest of equal fits.
+	for k := n - 3; k >= 0; k-- {
+		add(k)
+		t, m := xs[k]-xs[0], float64(n-k)
+		su := sx - m*t
+		uxx := sxx - 2*t*sx + m*t*t - su*su/float64(n)
+		uxy := sxy - t*sy
+		if uxx <= 0 || uxy <= 0 {
 			continue
 		}
-		if fit := m.SXY * m.SXY / m.SXX; fit > best {
-			best, knot, slope = fit, xs[k], m.SXY/m.SXX
+		if fit := uxy * uxy / uxx; fit >= best {
+			best, knot, slope = fit, xs[k], uxy/uxx
 		}
 	}
 	if best < 0 {
