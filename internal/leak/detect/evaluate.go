@@ -122,7 +122,8 @@ type Result struct {
 	guardMidFrom float64
 	// Shifts is the number of level shifts taken out of the floor before
 	// the trend was estimated (Config.StepSigma) and ShiftTotal their sum
-	// (bytes). Every floor figure above is of the floor without them.
+	// (bytes). Every floor figure above is of the floor without them (and
+	// without the dips that stats.RemoveShifts takes out, not counted here).
 	Shifts     int
 	ShiftTotal float64
 	// StepFit is the residual sum of squares of the best single level step

@@ -488,6 +488,31 @@ func TestFromStartLeakIsHeldBeforeTheLongestWindowIsFull(t *testing.T) {
 	t.Logf("alert fired at %v", fired)
 }
 
+// TestLeakPastADipIsHeldBeforeTwiceTheMedian replays benchmark series
+// 2000729 (seed 1, 1 MB/h from 36 h on a steady floor): 14 h into the leak
+// one 20-minute bucket of the floor dips by 13 MB and comes straight back.
+// Step 2 took the way back out as a level shift of 16 MB, which lowered the
+// floor after it against the floor before it: the 24h window read 0.03-0.5
+// MB/h until the dip left it at 72 h, past twice the 1 MB/h median (about
+// 28 h, i.e. 64 h here). A rise that only reverts a dip is no shift now,
+// and the leak is held before 64 h and from then on.
+func TestLeakPastADipIsHeldBeforeTwiceTheMedian(t *testing.T) {
+	s := Series{Family: Leak, Base: Steady, LeakRate: 1 * mb / 3600, LeakStart: 36 * 3600, Seed: 2000729}
+	var first time.Duration
+	replay(t, s, detect.DefaultConfig(), 66*time.Hour, func(at time.Duration, rep detect.Report) {
+		if rep.Suspected && first == 0 {
+			first = at
+		}
+		if at >= 64*time.Hour && !rep.Suspected {
+			t.Errorf("%s: no leak held, 28 h into a 1 MB/h leak", detect.FormatDuration(at))
+		}
+	})
+	if first == 0 || first > 64*time.Hour {
+		t.Fatalf("first held at %v, want before 64 h", first)
+	}
+	t.Logf("first held at %s", detect.FormatDuration(first))
+}
+
 // TestLeakInACyclesFallingHalfIsFoundWhileTheCycleShows replays a benchmark
 // series with a ±23 MB daily cycle (seed 2, the 14th series of that case)
 // whose 5 MB/h leak starts at 36 h, as the cycle's floor begins to fall by

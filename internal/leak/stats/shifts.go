@@ -28,7 +28,10 @@ type Shifts struct {
 // y[i] that lies more than k robust standard deviations above the median
 // difference m, or a run of successive differences each more than one above
 // it whose summed excess reaches k times the square root of the run's length
-// (a shift that ramps over a few values). The spread is 1.4826 x the median
+// (a shift that ramps over a few values), unless it only brings the series
+// back from a dip: then the dip is taken out (its fall and the way back are
+// replaced by the typical step) and no shift is counted (see reverts). The
+// spread is 1.4826 x the median
 // absolute deviation of the differences, or 1.2533 x their mean absolute
 // deviation when that is 0, as Iglewicz and Hoaglin advise. When shifts are
 // found, m and the spread are estimated again from the differences outside
@@ -189,16 +192,32 @@ func markRuns(y []float64, m, spread, k float64, marks []float64) (count int, to
 			continue
 		}
 		if start >= 0 {
-			shift := sum > k*spread*math.Sqrt(float64(i-start))
+			big := sum > k*spread*math.Sqrt(float64(i-start))
+			p, back := reverts(y, start, i, m, spread, k)
+			shift := big && !back
 			if shift {
 				count++
 				total += sum
 			}
 			for j := start; j < i; j++ {
 				marks[j-1] = 0
-				if shift {
+				if big {
 					marks[j-1] = y[j] - y[j-1] - m
 				}
+			}
+			if big && back {
+				// A dip and back: the fall is taken out with the way
+				// back, so the dip's values come up to the level around
+				// them and the values before it move by the small net
+				// change only. Not a shift.
+				for j := p + 1; j < start; j++ {
+					marks[j-1] = y[j] - y[j-1] - m
+				}
+				start = -1
+				if i < n {
+					marks[i-1] = 0
+				}
+				continue
 			}
 			// The values at either end of a ramped shift are often
 			// partly on it (a bucket's minimum taken before the ramp
@@ -225,4 +244,26 @@ func markRuns(y []float64, m, spread, k float64, marks []float64) (count int, to
 		}
 	}
 	return count, total
+}
+
+// reverts tells whether the run of rising differences y[start..i-1] (a
+// shift by its size alone) only brings the series back from a dip: the
+// differences just before it fall by more than the spread each, and from
+// the value before that fall, y[p], to the end of the run the series does
+// not rise by a shift's threshold. A bucket floor that dips for a bucket or
+// two (a deep collection, the wander) and comes back has no level shift:
+// taking the way back out alone would lower everything after it against
+// everything before, by the depth of the dip, and bias the trend down;
+// keeping the dip would make the way back a steep rise in whatever part
+// of the window holds it. The dip is taken out instead (see markRuns).
+func reverts(y []float64, start, i int, m, spread, k float64) (p int, back bool) {
+	p = start - 1
+	for p >= 1 && y[p]-y[p-1]-m < -spread {
+		p--
+	}
+	if p == start-1 {
+		return p, false
+	}
+	steps := float64(i - 1 - p)
+	return p, y[i-1]-y[p]-m*steps <= k*spread*math.Sqrt(steps)
 }

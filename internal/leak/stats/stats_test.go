@@ -460,6 +460,21 @@ func TestRemoveShifts(t *testing.T) {
 		// A fall is never taken out: it can only hide growth.
 		{"fall kept", []float64{10, 11, 12, 2, 3, 4}, 3,
 			[]float64{10, 11, 12, 2, 3, 4}, 0, 0, 1, 1.2533 * 11 / 5},
+		// A dip and back (differences 1 -1 1 -1 -15 16 -1 1 -1 1: median 0,
+		// MAD 1): the rise of 16 exceeds 4 spreads, but from before the
+		// fall of 15 to after it the series rises by 1, under the
+		// threshold for those two differences (4 x 1.4826 x sqrt 2): no
+		// shift. The dip comes out (its value up by 16, those before it
+		// by the net 1); taking only the way back out would lower every
+		// value before it by 16 against those after.
+		{"dip and back", []float64{0, 1, 0, 1, 0, -15, 1, 0, 1, 0, 1}, 4,
+			[]float64{1, 2, 1, 2, 1, 1, 1, 0, 1, 0, 1}, 0, 0, 0, 1.4826},
+		// A dip and then higher than before by a shift (21 over two
+		// differences): the rise is a shift and comes out whole, as
+		// without the dip. The differences outside it (1 -1 1 -1 -15 -1 1
+		// -1 1) have median -1 and MAD 2, so its excess is 37.
+		{"dip then a step", []float64{0, 1, 0, 1, 0, -15, 21, 20, 21, 20, 21}, 4,
+			[]float64{37, 38, 37, 38, 37, 22, 21, 20, 21, 20, 21}, 1, 37, -1, 1.4826 * 2},
 		// A steady trend moves the median, not the spread: nothing to take
 		// out.
 		{"trend", []float64{0, 3, 6, 9, 12, 15}, 3,
