@@ -457,7 +457,8 @@ func TestRemoveShifts(t *testing.T) {
 		// Two rises of 10 above the median difference 1 (a staircase).
 		{"staircase", []float64{0, 1, 2, 13, 14, 15, 26, 27, 28}, 3,
 			[]float64{20, 21, 22, 23, 24, 25, 26, 27, 28}, 2, 20, 1, 1.2533 * 20 / 8},
-		// A fall is never taken out: it can only hide growth.
+		// A fall alone (no way back) is never taken out: it can only hide
+		// growth.
 		{"fall kept", []float64{10, 11, 12, 2, 3, 4}, 3,
 			[]float64{10, 11, 12, 2, 3, 4}, 0, 0, 1, 1.2533 * 11 / 5},
 		// A dip and back (differences 1 -1 1 -1 -15 16 -1 1 -1 1: median 0,
