@@ -24,7 +24,7 @@ var (
 	descP = prometheus.NewDesc("soak_leak_trend_p_value",
 		"One-sided p-value of the Mann-Kendall test (Hamed-Rao corrected) for an upward trend of the floor.", labelsSKW, nil)
 	descSamples = prometheus.NewDesc("soak_leak_window_samples",
-		"Raw samples in the window's complete buckets.", labelsSKW, nil)
+		"Raw samples in the window's complete buckets, and in the bucket being filled while the process's segment (time since start or restart) is shorter than the window.", labelsSKW, nil)
 	descBaseline = prometheus.NewDesc("soak_leak_baseline_bytes",
 		"Floor of the GC sawtooth at the end of the window (Theil-Sen line), bytes.", labelsSKW, nil)
 	descToLimit = prometheus.NewDesc("soak_leak_seconds_to_limit",

@@ -320,15 +320,31 @@ func TestBuildSamplers(t *testing.T) {
 }
 
 // TestVisibleFromFirstMinute: a dashboard sees the detector working from the
-// first samples: state warming_up with its reason, and the window gauges.
+// first samples: state warming_up with its reason, and the window gauges,
+// with the samples taken so far and their raw slope although no bucket of
+// the window is complete yet (the evaluation at one minute, 13 samples
+// rising 1 MB each).
 func TestVisibleFromFirstMinute(t *testing.T) {
+	var k float64
 	target := &scripted{source: SourceScrape, f: func(now time.Time) (Sample, error) {
-		return Sample{Time: now, Readings: []Reading{{Kind: KindHeap, Bytes: 100e6}}}, nil
+		k++
+		return Sample{Time: now, Readings: []Reading{{Kind: KindHeap, Bytes: 100e6 + 1e6*k}}}, nil
 	}}
 	m, reg, clock, _ := newTestMonitor(t, leakCfg(), target)
-	for range 12 { // one minute of 5 s samples
+	for range 13 { // one minute of 5 s samples, both ends included
 		m.Tick(context.Background())
 		clock.Add(5 * time.Second)
+	}
+	raw := `
+# HELP soak_leak_slope_bytes_per_second Memory growth over the window: estimator=ols is least squares on raw samples (the old suite's figure), estimator=theil_sen the robust slope of the GC floor.
+# TYPE soak_leak_slope_bytes_per_second gauge
+soak_leak_slope_bytes_per_second{estimator="ols",kind="heap",source="scrape",window="1h"} 200000
+# HELP soak_leak_window_samples Raw samples in the window's complete buckets, and in the bucket being filled while the process's segment (time since start or restart) is shorter than the window.
+# TYPE soak_leak_window_samples gauge
+soak_leak_window_samples{kind="heap",source="scrape",window="1h"} 13
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(raw), "soak_leak_slope_bytes_per_second", "soak_leak_window_samples"); err != nil {
+		t.Error(err)
 	}
 	want := `
 # HELP soak_leak_state 1 for the series' current detector state: state=warming_up (no verdict yet; reason no_samples, window_not_full, too_few_buckets, start_up_grace, gaps or no_floor), no_leak or leak_suspected (reason none).

@@ -42,6 +42,7 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 // figures are what a window's complete buckets say, independent of the
 // evaluation time and the limit.
 type figures struct {
+	raw      stats.Moments // of the raw samples in the complete buckets
 	samples  int
 	buckets  int     // non-empty complete buckets in the window
 	complete int64   // complete buckets of the segment (the index c)
@@ -85,7 +86,9 @@ type Result struct {
 	// Verdict and a human-readable Reason for it.
 	Verdict Verdict
 	Reason  string
-	// Samples is the number of raw samples in the window's complete buckets;
+	// Samples is the number of raw samples in the window's complete buckets
+	// (while the segment does not fill the window, and for OLSSlope and
+	// OLSR2 too, with the bucket being filled);
 	// FilledBuckets how many of its buckets hold data.
 	Samples       int
 	FilledBuckets int
@@ -352,7 +355,7 @@ func (d *Detector) compute(w *window, c int64) figures {
 		pos = append(pos, idx-lo)
 	}
 	d.xs, d.ys, d.amps = xs, ys, amps
-	f.samples = int(raw.N)
+	f.raw, f.samples = raw, int(raw.N)
 	f.buckets = len(xs)
 	if s, _, r2, ok := raw.Line(); ok {
 		f.ols, f.olsSlope, f.olsR2 = true, s, r2
@@ -643,7 +646,19 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	if f.floor && !math.IsNaN(f.stepAt) {
 		r.StepAt = d.origin.Add(time.Duration(f.stepAt * float64(time.Second)))
 	}
-	if !f.ols {
+	if b := w.bucket(f.complete); f.complete < int64(w.n) && b != nil && b.m.N > 0 {
+		// A window the segment does not fill yet: its raw figures (not
+		// part of the verdict) take in the bucket being filled too, so
+		// the sample count and the raw slope show from the first
+		// samples instead of once the first bucket is complete.
+		raw := f.raw
+		raw.Merge(b.m)
+		r.Samples = int(raw.N)
+		if s, _, r2, ok := raw.Line(); ok {
+			r.HasOLS, r.OLSSlope, r.OLSR2 = true, s, r2
+		}
+	}
+	if !r.HasOLS {
 		r.OLSSlope, r.OLSR2 = math.NaN(), math.NaN()
 	}
 	if f.floor {
