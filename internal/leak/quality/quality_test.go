@@ -494,8 +494,8 @@ func TestFromStartLeakIsHeldBeforeTheLongestWindowIsFull(t *testing.T) {
 // Step 2 took the way back out as a level shift of 16 MB, which lowered the
 // floor after it against the floor before it: the 24h window read 0.03-0.5
 // MB/h until the dip left it at 72 h, past twice the 1 MB/h median (about
-// 28 h, i.e. 64 h here). A rise that only reverts a dip is no shift now,
-// and the leak is held before 64 h and from then on.
+// 28 h, i.e. 64 h here). A dip and its way back now come out together (no
+// shift is counted), and the leak is held before 64 h and from then on.
 func TestLeakPastADipIsHeldBeforeTwiceTheMedian(t *testing.T) {
 	s := Series{Family: Leak, Base: Steady, LeakRate: 1 * mb / 3600, LeakStart: 36 * 3600, Seed: 2000729}
 	var first time.Duration

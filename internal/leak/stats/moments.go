@@ -83,11 +83,14 @@ func OLS(x, y []float64) (slope, intercept, r2 float64, ok bool) {
 
 // Step is the best single level shift of a series.
 type Step struct {
-	// At is the index of the first point after the shift.
+	// At is the index of the first point after a shift at once, or of the
+	// first point of the ramp.
 	At int
-	// Size is the mean after minus the mean before.
+	// Size is the level after minus the level before (for a shift at once
+	// the mean after minus the mean before).
 	Size float64
-	// SSR is the residual sum of squares about the two means.
+	// SSR is the residual sum of squares of the fit (two levels, joined
+	// by the ramp if any).
 	SSR float64
 	// Ramp is the number of points over which the shift ramps (BestRamp;
 	// 0 for a shift at once).
