@@ -49,6 +49,14 @@ const (
 	// sooner, at 14h50m-18h55m, reading 0.75-1.1 MB/h; three of those
 	// segments held up-steps (26 MB, 82 MB, 42 and 73 MB), two none.
 	PartialMaxWindow = 24 * time.Hour
+	// WarmupGraceTaus: the slowest warm-up that the start-up grace
+	// (Config.Grace) allows has a time constant of Grace/WarmupGraceTaus
+	// (over 2.5 time constants a warm-up fills 92 % of its size).
+	WarmupGraceTaus = 2.5
+	// WarmupMinShare is the least share of the first third's slope that the
+	// warm-up test asks of the last third, however old the segment (see
+	// Config.WarmupShare).
+	WarmupMinShare = 0.5
 	// MB is the unit used in reasons and reports: 10^6 bytes.
 	MB = 1e6
 )
@@ -81,8 +89,12 @@ type Config struct {
 	// leak only when the floor's slope over the last third of the segment
 	// so far reaches WarmupShare of that over its first third by at least
 	// WarmupSE standard errors. A warm-up decelerates toward a plateau; a
-	// leak present from process start does not. 0 disables the test (and
-	// such windows then wait for the grace to pass).
+	// leak present from process start does not. In an older segment the
+	// test asks less: the square root of the share to which the slowest
+	// warm-up the grace allows (time constant Grace/WarmupGraceTaus) has
+	// decelerated by then, when that is lower, and at least WarmupMinShare.
+	// 0 disables the test (and such windows then wait for the grace to
+	// pass).
 	WarmupShare float64
 	// WarmupMinAge is the youngest segment the warm-up test judges: over a
 	// shorter time a warm-up with a time constant of hours is still a

@@ -673,7 +673,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	r.YoungSegment = d.cfg.WarmupShare > 0 && age < w.dur+d.cfg.Grace
 	r.NotWarmUp, r.warmWhy = true, ""
 	if r.YoungSegment {
-		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.WarmupSE)
+		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.Grace, d.cfg.WarmupSE)
 	}
 	r.AboveLastCycle, r.dayWhy = true, ""
 	if g := DayVetoShare * r.MinSlope * w.dur.Seconds(); f.day.lastOK && d.cfg.Cycle > 0 && !d.cycle && f.day.last < g {

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Persistent tells whether the floor slopes of the window's thirds pass the
@@ -59,15 +60,24 @@ func laterMin(c Config, minSlope float64) float64 {
 // segment so far must reach share of its slope over the first third, by at
 // least z standard errors: the curve must be shown not to flatten, not
 // merely be unproven to flatten, because early in a slow warm-up the two
-// look alike.
-func warmup(seg *segFigures, share, z float64) (bool, string) {
+// look alike. Later they do not: by a segment age T, a warm-up of time
+// constant tau has decelerated to exp(-2T/3tau) between the first third and
+// the last, so the test asks at most the square root of that for the
+// slowest warm-up the grace allows (halfway, in ratio, between it and a
+// leak's 1), and at least WarmupMinShare: with the fixed share, the wander
+// of a segment's first hours kept 5 MB/h leaks from process start from
+// being reported for hours past their median detection time.
+func warmup(seg *segFigures, share float64, grace time.Duration, z float64) (bool, string) {
 	if seg == nil {
 		return false, "warm-up test: too few buckets since the segment started to tell a warm-up from a leak"
 	}
+	if tau := grace.Seconds() / WarmupGraceTaus; tau > 0 {
+		share = min(share, max(WarmupMinShare, math.Exp(-seg.age/(3*tau))))
+	}
 	t, se := seg.thirds, seg.se
 	if t[2]-share*t[0] < z*math.Hypot(se[2], share*se[0]) {
-		return false, fmt.Sprintf("warm-up: since the segment started the floor rose %s, %s, %s by thirds (decelerating, or not yet shown steady)",
-			fmtRate(t[0]), fmtRate(t[1]), fmtRate(t[2]))
+		return false, fmt.Sprintf("warm-up: since the segment started the floor rose %s, %s, %s by thirds; a leak's last third reaches %.2g of its first (decelerating, or not yet shown steady)",
+			fmtRate(t[0]), fmtRate(t[1]), fmtRate(t[2]), share)
 	}
 	return true, ""
 }

@@ -11,6 +11,7 @@ import (
 // (by time) and their standard errors, for the warm-up test.
 type segFigures struct {
 	ok     bool
+	age    float64 // seconds of segment the figures cover
 	thirds [3]float64
 	se     [3]float64
 }
@@ -74,7 +75,7 @@ func (d *Detector) segmentFigures(age time.Duration) *segFigures {
 		d.seg.thirds[j], d.seg.se[j] = s, noise/math.Sqrt(m.SXX)
 		start = end
 	}
-	d.seg.ok = true
+	d.seg.ok, d.seg.age = true, xEnd
 	return &d.seg
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // startSeries is a memory series from process start: a floor of 250 MB,
@@ -42,6 +43,11 @@ func TestWarmupFromProcessStart(t *testing.T) {
 		{name: "warm-up 250 MB, tau 3h", warm: 250 * MB, tau: 3 * h, share: 0.7},
 		{name: "warm-up 150 MB, tau 1h", warm: 150 * MB, tau: 1 * h, share: 0.7},
 		{name: "warm-up 200 MB, tau 2h", warm: 200 * MB, tau: 2 * h, share: 0.7},
+		// The slowest warm-up the default grace allows (time constant
+		// grace/2.5): the test asks less of an older segment, not less
+		// than such a warm-up's deceleration shows.
+		{name: "warm-up 300 MB, tau 4h", warm: 300 * MB, tau: 4 * h, share: 0.7},
+		{name: "warm-up 60 MB, tau 4h", warm: 60 * MB, tau: 4 * h, share: 0.7},
 		// A leak present from process start is found hours before the
 		// grace (10 h) plus the shortest window would allow...
 		{name: "25 MB/h from start", rate: 25 * MB / h, share: 0.7, wantByHours: 5},
@@ -167,6 +173,40 @@ func TestPartialWindowJudgesAYoungSegment(t *testing.T) {
 				t.Errorf("24h window at 2 h: %q; a window of PartialMaxWindow waits to be full", day)
 			}
 			t.Logf("5h window: first leak verdict at %.2f h (%.2f h covered): %s", first, covered, why)
+		})
+	}
+}
+
+// TestWarmupShareFallsWithTheSegmentsAge: the warm-up test asks the last
+// third for Config.WarmupShare of the first third's slope in a young
+// segment, less in an older one (the square root of the deceleration of
+// the slowest warm-up the grace allows, exp(-T/(3 grace/2.5))), and never
+// less than WarmupMinShare.
+func TestWarmupShareFallsWithTheSegmentsAge(t *testing.T) {
+	const h = 3600.0
+	cases := []struct {
+		name  string
+		age   float64 // seconds
+		grace time.Duration
+		last  float64 // last third's slope against a first third of 1
+		want  bool    // passes (not a warm-up)
+	}{
+		{name: "3h, 0.69", age: 3 * h, grace: 10 * time.Hour, last: 0.69},
+		{name: "3h, 0.71", age: 3 * h, grace: 10 * time.Hour, last: 0.71, want: true},
+		{name: "6h, 0.60", age: 6 * h, grace: 10 * time.Hour, last: 0.60},
+		{name: "6h, 0.62", age: 6 * h, grace: 10 * time.Hour, last: 0.62, want: true},
+		{name: "9h, 0.51", age: 9 * h, grace: 10 * time.Hour, last: 0.51, want: true},
+		{name: "30h, 0.49", age: 30 * h, grace: 10 * time.Hour, last: 0.49},
+		{name: "no grace, 9h, 0.69", age: 9 * h, last: 0.69},
+		{name: "grace 30h, 9h, 0.69", age: 9 * h, grace: 30 * time.Hour, last: 0.69},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &segFigures{ok: true, age: tc.age, thirds: [3]float64{1, 1, tc.last}}
+			got, why := warmup(seg, 0.7, tc.grace, 1)
+			if got != tc.want {
+				t.Errorf("warmup = %v (%q), want %v", got, why, tc.want)
+			}
 		})
 	}
 }

@@ -85,7 +85,7 @@ func (d *Data) Describe(w io.Writer) {
 	}
 	warm := "off (no verdict in the grace)"
 	if c.WarmupShare > 0 {
-		warm = fmt.Sprintf("in the grace: last third >= %g x first + %g SE, from %s, a window under %s judged once the segment covers %g of it", c.WarmupShare, c.WarmupSE, detect.FormatDuration(c.WarmupMinAge), detect.FormatDuration(detect.PartialMaxWindow), c.PartialShare)
+		warm = fmt.Sprintf("in the grace: last third >= %g (less in older segments, down to %g) x first + %g SE, from %s, a window under %s judged once the segment covers %g of it", c.WarmupShare, min(c.WarmupShare, detect.WarmupMinShare), c.WarmupSE, detect.FormatDuration(c.WarmupMinAge), detect.FormatDuration(detect.PartialMaxWindow), c.PartialShare)
 	}
 	var ceilings []string
 	for _, win := range d.Windows {
