@@ -30,7 +30,11 @@ type Shifts struct {
 // it whose summed excess reaches k times the square root of the run's length
 // (a shift that ramps over a few values), unless it only brings the series
 // back from a dip: then the dip is taken out (its fall and the way back are
-// replaced by the typical step) and no shift is counted (see reverts). The
+// replaced by the typical step) and no shift is counted (see reverts). A
+// shift must also move the level: the median of the three values after it
+// must exceed the median of the three before it by the same threshold, net
+// of the typical step (see persists); a spike that falls back at once is
+// left in. The
 // spread is 1.4826 x the median
 // absolute deviation of the differences, or 1.2533 x their mean absolute
 // deviation when that is 0, as Iglewicz and Hoaglin advise. When shifts are
@@ -194,6 +198,7 @@ func markRuns(y []float64, m, spread, k float64, marks []float64) (count int, to
 		if start >= 0 {
 			big := sum > k*spread*math.Sqrt(float64(i-start))
 			p, back := reverts(y, start, i, m, spread, k)
+			big = big && (back || persists(y, start, i, m, spread, k))
 			shift := big && !back
 			if shift {
 				count++
@@ -266,4 +271,38 @@ func reverts(y []float64, start, i int, m, spread, k float64) (p int, back bool)
 	}
 	steps := float64(i - 1 - p)
 	return p, y[i-1]-y[p]-m*steps <= k*spread*math.Sqrt(steps)
+}
+
+// persists tells whether the run of rising differences y[start..i-1] moves
+// the level of the series: the median of the (up to) three values after it
+// must exceed the median of the three before it by k spreads, net of the
+// typical step over the distance between them. A bucket floor that stands
+// high for a bucket or two (the wander) can pass the size test alone;
+// taken out, its rise lowers everything after it against everything
+// before, as the way back from a dip did (see reverts), and hides a slow
+// leak for as long as the window holds it.
+func persists(y []float64, start, i int, m, spread, k float64) bool {
+	var b, a [3]float64
+	nb := 0
+	for j := start - 1; j >= 0 && nb < 3; j-- {
+		b[nb] = y[j]
+		nb++
+	}
+	na := 0
+	for j := i - 1; j < len(y) && na < 3; j++ {
+		a[na] = y[j]
+		na++
+	}
+	steps := float64(i-start) + float64(nb-1)/2 + float64(na-1)/2
+	return med3(a[:na])-med3(b[:nb])-m*steps > k*spread
+}
+
+func med3(v []float64) float64 {
+	switch len(v) {
+	case 1:
+		return v[0]
+	case 2:
+		return (v[0] + v[1]) / 2
+	}
+	return max(min(v[0], v[1]), min(max(v[0], v[1]), v[2]))
 }

@@ -476,6 +476,14 @@ func TestRemoveShifts(t *testing.T) {
 		// -1 1) have median -1 and MAD 2, so its excess is 37.
 		{"dip then a step", []float64{0, 1, 0, 1, 0, -15, 21, 20, 21, 20, 21}, 4,
 			[]float64{37, 38, 37, 38, 37, 22, 21, 20, 21, 20, 21}, 1, 37, -1, 1.4826 * 2},
+		// A spike and back (differences 1 -1 1 -1 16 -14 -1 1 -1 1: median
+		// 0, MAD 1): the rise of 16 exceeds 4 spreads, but the level does
+		// not move: the median of the three values after it (2) is within
+		// the threshold of the median of the three before (0). Taking the
+		// rise out would lower every value after it by 16 against those
+		// before; the spike stays instead.
+		{"spike and back", []float64{0, 1, 0, 1, 0, 16, 2, 1, 2, 1, 2}, 4,
+			[]float64{0, 1, 0, 1, 0, 16, 2, 1, 2, 1, 2}, 0, 0, 0, 1.4826},
 		// A steady trend moves the median, not the spread: nothing to take
 		// out.
 		{"trend", []float64{0, 3, 6, 9, 12, 15}, 3,
