@@ -32,10 +32,9 @@ type Shifts struct {
 // back from a dip: then the dip is taken out (its fall and the way back are
 // replaced by the typical step) and no shift is counted (see reverts). A
 // shift must also move the level: the median of the three values after it
-// must exceed the median of the three before it by the same threshold, net
-// of the typical step (see persists); a spike that falls back at once is
-// left in. The
-// spread is 1.4826 x the median
+// must exceed the median of the three before it by k spreads, net of the
+// typical step (see persists); a spike that falls back at once is left in.
+// The spread is 1.4826 x the median
 // absolute deviation of the differences, or 1.2533 x their mean absolute
 // deviation when that is 0, as Iglewicz and Hoaglin advise. When shifts are
 // found, m and the spread are estimated again from the differences outside
@@ -297,6 +296,7 @@ func persists(y []float64, start, i int, m, spread, k float64) bool {
 	return med3(a[:na])-med3(b[:nb])-m*steps > k*spread
 }
 
+// med3 is the median of one to three values.
 func med3(v []float64) float64 {
 	switch len(v) {
 	case 1:
