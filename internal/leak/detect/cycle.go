@@ -93,6 +93,10 @@ func (r *dayRing) floor(a, b float64) (float64, bool) {
 // its amplitude while the whole-cycle ones do not.
 const CycleRatio = 0.5
 
+// CycleQuarterRatio is the cycle test's threshold against a quarter and
+// three quarters of a cycle earlier (see cycleShown).
+const CycleQuarterRatio = 0.8
+
 // CycleConfirm is how long the cycle test must pass without a break before
 // the segment counts as cycling: with one cycle of history, a level step or
 // the start of a leak can pass it for a few hours.
@@ -140,27 +144,50 @@ func (r *dayRing) cycleShown(c int64, cycle, stepSigma float64, whole, halves *[
 	}
 	r.series, r.have = ys, have
 	r.removeJumps(ys, stepSigma)
-	w, h := (*whole)[:0], (*halves)[:0]
-	for k := c - span; k < c; k++ {
-		i, i1, i2 := k-from, k-per-from, k-half-from
-		if i1 >= 0 && have[i] && have[i1] && have[i2] {
-			w, h = append(w, ys[i]-ys[i1]), append(h, ys[i]-ys[i2])
+	// The differences to lag buckets earlier, over the test's span.
+	diffs := func(lag int64, v []float64) []float64 {
+		v = v[:0]
+		for k := c - span; k < c; k++ {
+			if i, j := k-from, k-lag-from; j >= 0 && have[i] && have[j] {
+				v = append(v, ys[i]-ys[j])
+			}
 		}
+		return v
+	}
+	// Then the lines are taken out, so that a leak that started within
+	// the last cycle does not hide one, and the spreads compared.
+	spread := func(v []float64) float64 {
+		if len(v) < int(per/8) {
+			return math.NaN()
+		}
+		detrend(v)
+		return mad(v)
+	}
+	w := diffs(per, *whole)
+	a := spread(w)
+	// The floor must be much closer to itself a cycle earlier than half a
+	// cycle earlier (CycleRatio), and closer than a quarter and three
+	// quarters of a cycle earlier too (CycleQuarterRatio; there a cycle
+	// moves the floor by 1/sqrt(2) of its half-cycle change): a level step
+	// that the removal above missed, made between half a cycle and a cycle
+	// before the span, moves the floor against half a cycle earlier during
+	// the span but not against a cycle earlier, and passed for a cycle
+	// with the half-cycle comparison alone.
+	h := diffs(half, *halves)
+	b := spread(h)
+	ok := a < CycleRatio*b
+	for _, lag := range [2]int64{per / 4, per - per/4} {
+		if !ok {
+			break
+		}
+		h = diffs(lag, h)
+		ok = len(h) >= int(per/8) && a < CycleQuarterRatio*mad(h)
 	}
 	*whole, *halves = w, h
-	if len(w) < int(per/8) {
+	if math.IsNaN(a) || !(b > 0) {
 		return false, math.NaN()
 	}
-	// Then the lines, so that a leak that started within the last cycle
-	// does not hide one.
-	for _, v := range [2][]float64{w, h} {
-		detrend(v)
-	}
-	a, b := mad(w), mad(h)
-	if !(b > 0) {
-		return false, math.NaN()
-	}
-	return a < CycleRatio*b, a / b
+	return ok, a / b
 }
 
 // removeJumps takes out of v, in place, its level shifts up and down
@@ -238,10 +265,14 @@ type dayFigures struct {
 const DayLastBuckets = 0.25
 
 // dayCompare fills f.day from the window's bucket floors (times xs, raw
-// floors ys, bucket indices lo+pos): all of it when the segment holds the
-// window plus one cycle, the last third's level (f.day.last) when enough
-// of that third has a floor one cycle earlier.
-func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64, pos []int64) {
+// floors ys, the same without the level shifts that the window took out
+// adj, bucket indices lo+pos): all of it when the segment holds the window
+// plus one cycle, the last third's level (f.day.last) when enough of that
+// third has a floor one cycle earlier. The levels and the step test use
+// the raw floor; the slope and its trend test the floor without its
+// shifts, as the window's own slope does: a level shift that ramped over
+// minutes (a cache filling) is not a rise faster than one cycle earlier.
+func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys, adj []float64, pos []int64) {
 	if d.day == nil || d.cfg.Cycle <= 0 {
 		return
 	}
@@ -250,7 +281,7 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 	if !whole && float64(lo+int64(w.n))*w.widthS < cycle {
 		return
 	}
-	dx, dy := d.dx[:0], d.dy[:0]
+	dx, dy, da := d.dx[:0], d.dy[:0], d.da[:0]
 	lastFrom := -1 // index in dy of the first bucket of the last third
 	for i, p := range pos {
 		a := float64(lo+p) * w.widthS
@@ -266,8 +297,9 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 		}
 		dx = append(dx, xs[i])
 		dy = append(dy, ys[i]-prev)
+		da = append(da, adj[i]-prev)
 	}
-	d.dx, d.dy = dx, dy
+	d.dx, d.dy, d.da = dx, dy, da
 	if !whole {
 		if n := len(dy) - lastFrom; lastFrom >= 0 && n >= max(3, int(math.Ceil(DayLastBuckets*float64(w.n)/3))) {
 			tmp := append(d.tmp[:0], dy[lastFrom:]...)
@@ -279,12 +311,12 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys []float64,
 	if len(dy) < d.cfg.MinBuckets || float64(len(dy)) < MinCoverage*float64(w.n) {
 		return
 	}
-	slope, _, buf, ok := stats.TheilSen(dx, dy, d.buf)
+	slope, _, buf, ok := stats.TheilSen(dx, da, d.buf)
 	d.buf = buf
 	if !ok {
 		return
 	}
-	trend := stats.MannKendallHamedRao(dx, dy, slope)
+	trend := stats.MannKendallHamedRao(dx, da, slope)
 	day := dayFigures{ok: true, lastOK: true, slope: slope, p: trend.P, step: math.Inf(1), lowest: math.Inf(1)}
 	if _, fit, ok := stepFit(dx, dy, 0, &d.rampBuf); ok {
 		day.step = fit

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -140,6 +141,12 @@ func TestCycleTestIgnoresStepsAndLeaks(t *testing.T) {
 		{"leak from 40 h", cycleSeries(0, 3*MB/3600, 40*3600), false},
 		// Three falls of a cache that empties over 18 to 33 minutes.
 		{"ramped down-steps", rampedSteps(cycleSeries(0, 0, 0), [][3]float64{{11.64, -40, 18}, {31.5, -45, 21}, {33.83, -25, 33}}), false},
+		// A slow fall and a slow rise (3 h) between half a day and a day
+		// before the test's span: the step removal does not take them
+		// out, and they move the floor against half a day earlier but
+		// not against a day earlier (CycleQuarterRatio).
+		{"slow fall 17 h in", rampedSteps(cycleSeries(0, 0, 0), [][3]float64{{17, -22, 180}}), false},
+		{"slow rise 14 h in", rampedSteps(cycleSeries(0, 0, 0), [][3]float64{{14, 25, 180}}), false},
 		{"daily swing", cycleSeries(15*MB, 0, 0), true},
 		{"daily swing and a leak from 40 h", cycleSeries(15*MB, 1*MB/3600, 40*3600), true},
 	}
@@ -260,6 +267,36 @@ func TestWanderAgainstTheDayBefore(t *testing.T) {
 			if raw != tc.want {
 				t.Errorf("5h window said leak: %v, want %v (last: %s)", raw, tc.want, why)
 			}
+		})
+	}
+}
+
+// TestRampedStepInACyclingSegment: once the segment cycles, windows are
+// judged against one cycle earlier, and a level shift that ramps over 35-45
+// minutes (a cache filling) is still not a leak. Two rules see to it, as
+// without a cycle: the difference's slope is taken on the floor without
+// the level shifts that the window took out (without it, the 2h window
+// read the 25-40 MB ramps as a rise of 17-28 MB/h faster than one cycle
+// earlier and alerted), and a rise faster than the short windows' ceiling
+// is set aside (fastYoung; without it, the 1h window alerted on the
+// 45-minute ramps of 40-90 MB).
+func TestRampedStepInACyclingSegment(t *testing.T) {
+	for _, tc := range []struct{ size, ramp float64 }{{25, 35}, {40, 35}, {40, 45}, {60, 45}, {90, 45}} {
+		t.Run(fmt.Sprintf("%+.0f MB over %.0f min", tc.size, tc.ramp), func(t *testing.T) {
+			d := newCycleDetector(t, 24*time.Hour)
+			f := rampedSteps(cycleSeries(15*MB, 0, 0), [][3]float64{{50, tc.size, tc.ramp}})
+			daySteps(t, d, f, 0, 56, func(h float64, rep Report) {
+				if h < 49 {
+					return
+				}
+				if !rep.Cycle {
+					t.Fatalf("at %.2f h: no cycle shown", h)
+				}
+				at := t0.Add(time.Duration(h * float64(time.Hour)))
+				if rep.Suspected && at.Sub(rep.Since) >= d.cfg.HoldAfter {
+					t.Fatalf("at %.2f h: alert held since %s: %s", h, rep.Since.Sub(t0), rep.HoldReason)
+				}
+			})
 		})
 	}
 }

@@ -53,8 +53,8 @@ type Detector struct {
 	tmp    []float64
 	adj    []float64
 
-	day        *dayRing // bucket floors for the cycle rule and the warm-up test; nil when both are off
-	dx, dy     []float64
+	day        *dayRing  // bucket floors for the cycle rule and the warm-up test; nil when both are off
+	dx, dy, da []float64 // day-over-day differences: times, of the raw floor, of the floor without its level shifts
 	cycle      bool      // the segment showed a daily cycle (cycle.go)
 	cycleSince time.Time // since when the cycle test has passed; zero when it does not
 

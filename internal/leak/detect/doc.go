@@ -61,7 +61,9 @@
 // windows judged against the floor one cycle earlier: only on those figures
 // once the cycle is confirmed, and on them too while the cycle test passes
 // but is not confirmed yet (Result.CycleShowing: where they disagree with
-// the floor's own, they decide). Before that, a rise that leaves the floor
+// the floor's own, they decide; a rise faster than the window's ceiling is
+// set aside either way, and the difference's slope is that of the floor
+// without its level shifts). Before that, a rise that leaves the floor
 // over the window's last third no higher than one cycle earlier is not a
 // leak, as soon as part of that third can be compared (DayLastBuckets).
 // The held verdict (Report.Suspected, hold.go) arms once the raw verdict has

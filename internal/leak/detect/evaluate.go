@@ -223,10 +223,11 @@ type Report struct {
 	HoldReason      string
 	// Cycle tells whether the segment's floor has shown a daily cycle
 	// (Config.Cycle: the floor was much closer to itself one cycle earlier
-	// than half a cycle earlier), so that windows judge rises against the
+	// than half a cycle earlier, and closer than a quarter and three
+	// quarters of one earlier), so that windows judge rises against the
 	// previous cycle; once shown it stays for the segment. CycleRatio is the
-	// test's ratio of spreads now (NaN before the segment is 1.5 cycles
-	// old), below CycleRatio for a cycle.
+	// test's ratio of spreads against half a cycle earlier now (NaN before
+	// the segment is 1.25 cycles old), below CycleRatio for a cycle.
 	Cycle      bool
 	CycleRatio float64
 	// Points is the number of accepted points; SegmentPoints those since the
@@ -453,7 +454,7 @@ func (d *Detector) compute(w *window, c int64) figures {
 		knot, f.riseSlope = hingeOnset(xs, rawFloor)
 		f.riseAge = f.xEnd - knot
 	}
-	d.dayCompare(w, &f, lo, xs, rawFloor, pos)
+	d.dayCompare(w, &f, lo, xs, rawFloor, ys, pos)
 	return f
 }
 
@@ -694,7 +695,7 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		// (the cycle's rising half plus wander) is not a leak.
 		ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio)
 		switch {
-		case ok && r.Verdict == NoLeak:
+		case ok && r.Verdict == NoLeak && !r.FastYoung:
 			r.Verdict, r.Reason, r.CycleShowing = LeakSuspected, "daily cycle showing: "+why, true
 		case !ok && r.Verdict == LeakSuspected:
 			r.Verdict, r.Reason, r.CycleShowing = NoLeak, "daily cycle showing: "+why, true
@@ -745,6 +746,11 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return InsufficientData, fmt.Sprintf("too many gaps: %d of %d buckets hold samples", f.buckets, int(covered))
 	case !f.floor:
 		return InsufficientData, "floor could not be fitted"
+	case d.cycle && fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE):
+		// A rise faster than the ceiling is a level shift ramping, or one
+		// that ramped and stopped, whether or not the floor cycles: a daily
+		// cycle rises far slower than any ceiling.
+		return NoLeak, fastWhy(w, f)
 	case d.cycle && !f.day.ok:
 		return NoLeak, fmt.Sprintf("daily cycle: the floor follows a cycle of %s; this window is judged against one cycle earlier once the segment holds the window plus the cycle",
 			fmtDur(cfg.Cycle))
@@ -761,12 +767,7 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case !(f.trend.P < cfg.Alpha):
 		return NoLeak, fmt.Sprintf("floor rising %s but not significantly (p=%.3g, threshold %.3g)", fmtRate(f.floorSlope), f.trend.P, cfg.Alpha)
 	case fastYoung(w, f, cfg.FastKeepShare, cfg.GuardSE):
-		if f.riseAge < FastRiseShare*w.dur.Seconds() {
-			return NoLeak, fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
-				fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
-		}
-		return NoLeak, fmt.Sprintf("floor rose %s, but only %s over the last third of the window: a rise faster than %s must still be under way (a level shift that ramped and stopped)",
-			fmtRate(riseRate(f)), fmtRate(f.thirds[2]), fmtRate(w.ceiling))
+		return NoLeak, fastWhy(w, f)
 	case !f.thirdsOK:
 		return NoLeak, "not persistent: a third of the window has too few buckets"
 	}
@@ -789,6 +790,16 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 		return NoLeak, dayWhy
 	}
 	return LeakSuspected, fmt.Sprintf("floor rising %s (p=%.3g), persistent across the window", fmtRate(f.floorSlope), f.trend.P)
+}
+
+// fastWhy is the reason of a window that fastYoung sets aside.
+func fastWhy(w *window, f figures) string {
+	if f.riseAge < FastRiseShare*w.dur.Seconds() {
+		return fmt.Sprintf("floor rising %s for about %s: a rise faster than %s is judged once it has lasted %s (a level shift may still be ramping)",
+			fmtRate(riseRate(f)), fmtDur(time.Duration(f.riseAge)*time.Second), fmtRate(w.ceiling), fmtDur(time.Duration(FastRiseShare*float64(w.dur))))
+	}
+	return fmt.Sprintf("floor rose %s, but only %s over the last third of the window: a rise faster than %s must still be under way (a level shift that ramped and stopped)",
+		fmtRate(riseRate(f)), fmtRate(f.thirds[2]), fmtRate(w.ceiling))
 }
 
 func fmtRate(bytesPerSecond float64) string {
