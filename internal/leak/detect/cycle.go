@@ -364,14 +364,15 @@ const CycleLastShare = 0.75
 // windows shorter than the cycle: a leak that started within the last
 // cycle), and the floor over the window's last third must then be higher
 // than one cycle earlier by CycleLastShare of the window's practical
-// minimum growth.
-func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64) (bool, string) {
+// minimum growth. With level false, only the second (a rise against one
+// cycle earlier) counts.
+func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64, level bool) (bool, string) {
 	switch {
 	case stepRatio > 0 && day.step < stepRatio:
 		// A level step of the floor within the last cycle and a half makes
 		// the difference a block: not a leak.
 		return false, fmt.Sprintf("daily cycle: a level step explains the floor's difference to one cycle earlier better than a trend (fit ratio %.2f)", day.step)
-	case day.lowest/cycle >= minSlope:
+	case level && day.lowest/cycle >= minSlope:
 		return true, fmt.Sprintf("floor %+.3g MB above one cycle earlier (%s), in every third of the window", day.level/MB, fmtRate(day.level/cycle))
 	case window < cycle && !(day.p < alpha*ShortCycleAlpha):
 	case day.slope >= minSlope && day.p < alpha && day.last < CycleLastShare*minSlope*window:

@@ -692,11 +692,21 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 		// will be once the cycle is confirmed. A leak that the cycle's
 		// falling half hides from the floor's own slope is found, and a
 		// rise of the floor that the day-over-day figures do not show
-		// (the cycle's rising half plus wander) is not a leak.
-		ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio)
+		// (the cycle's rising half plus wander) is not a leak. A floor
+		// that is only higher than one cycle earlier, without rising
+		// against it, does not overrule the window's own floor until the
+		// cycle is confirmed: it is as much the mark of a level step made
+		// about a cycle ago (which the window no longer holds) as of a
+		// leak older than the cycle, and the cycle test passes for a while
+		// on such steps.
+		ok, why := cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio, true)
+		rise, whyRise := ok, why
+		if ok && r.Verdict == NoLeak {
+			rise, whyRise = cycleLeak(f.day, w.dur.Seconds(), d.cfg.Cycle.Seconds(), r.MinSlope, d.cfg.Alpha, d.cfg.StepRatio, false)
+		}
 		switch {
-		case ok && r.Verdict == NoLeak && !r.FastYoung:
-			r.Verdict, r.Reason, r.CycleShowing = LeakSuspected, "daily cycle showing: "+why, true
+		case rise && r.Verdict == NoLeak && !r.FastYoung:
+			r.Verdict, r.Reason, r.CycleShowing = LeakSuspected, "daily cycle showing: "+whyRise, true
 		case !ok && r.Verdict == LeakSuspected:
 			r.Verdict, r.Reason, r.CycleShowing = NoLeak, "daily cycle showing: "+why, true
 		}
@@ -757,7 +767,7 @@ func (d *Detector) verdict(w *window, f figures, age time.Duration, minSlope flo
 	case d.cycle:
 		// Judged on the day-over-day figures alone (the warm-up test cannot
 		// apply: a cycle is shown only in a segment older than the windows).
-		if ok, why := cycleLeak(f.day, w.dur.Seconds(), cfg.Cycle.Seconds(), minSlope, cfg.Alpha, cfg.StepRatio); ok {
+		if ok, why := cycleLeak(f.day, w.dur.Seconds(), cfg.Cycle.Seconds(), minSlope, cfg.Alpha, cfg.StepRatio, true); ok {
 			return LeakSuspected, why
 		} else {
 			return NoLeak, why

@@ -718,3 +718,33 @@ func TestLeakPastAHighFloorIsHeld(t *testing.T) {
 		}
 	})
 }
+
+// TestStepADayAgoWhileTheCycleShowsRaisesNoAlert replays ramped-step series
+// of the benchmark whose cycle test passed for a while without being
+// confirmed (a level step the removal left in part), during which the 24h
+// window, judged against one cycle earlier, said "daily cycle showing:
+// floor ... above one cycle earlier, in every third of the window" about a
+// step made a day before, where its own floor said no leak: an alert,
+// each.
+// Until the cycle is confirmed only a rise against one cycle earlier may
+// overrule the window's own floor (detect's cycleLeak with level false).
+func TestStepADayAgoWhileTheCycleShowsRaisesNoAlert(t *testing.T) {
+	for _, tc := range []struct {
+		seed     uint64
+		from, to time.Duration
+	}{
+		{1050094, 77 * time.Hour, 82 * time.Hour},
+		{2050151, 53 * time.Hour, 58 * time.Hour},
+		{3050201, 50 * time.Hour, 55 * time.Hour},
+	} {
+		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
+			c := detect.DefaultConfig()
+			t0 := time.Unix(1_700_000_000, 0)
+			replay(t, Series{Family: RampSteps, Seed: tc.seed}, c, tc.to, func(at time.Duration, rep detect.Report) {
+				if at >= tc.from && rep.Suspected && t0.Add(at).Sub(rep.Since) >= c.HoldAfter {
+					t.Fatalf("alert held at %s since %s: %s", detect.FormatDuration(at), detect.FormatDuration(rep.Since.Sub(t0)), rep.HoldReason)
+				}
+			})
+		})
+	}
+}
