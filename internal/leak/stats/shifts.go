@@ -293,16 +293,6 @@ func persists(y []float64, start, i int, m, spread, k float64) bool {
 		na++
 	}
 	steps := float64(i-start) + float64(nb-1)/2 + float64(na-1)/2
-	return med3(a[:na])-med3(b[:nb])-m*steps > k*spread
-}
-
-// med3 is the median of one to three values.
-func med3(v []float64) float64 {
-	switch len(v) {
-	case 1:
-		return v[0]
-	case 2:
-		return (v[0] + v[1]) / 2
-	}
-	return max(min(v[0], v[1]), min(max(v[0], v[1]), v[2]))
+	// Median reorders only these local copies.
+	return Median(a[:na])-Median(b[:nb])-m*steps > k*spread
 }
