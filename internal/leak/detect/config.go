@@ -28,7 +28,9 @@ const (
 	// which the floor over the window's last third must exceed the floor at
 	// the same time one cycle earlier (Config.Cycle), when the segment holds
 	// both, for a rise to be a leak; before a cycle has shown (after, the
-	// windows are judged on the day-over-day figures alone).
+	// windows are judged on the day-over-day figures alone). Within the
+	// segment's first cycle, the same share applies against the highest
+	// the floor has been earlier in the segment (Result.AboveEarlier).
 	DayVetoShare = 0.2
 	// FastRiseShare is the share of a window with a ceiling
 	// (Config.FastShare) that a rise faster than the ceiling must have

@@ -278,6 +278,7 @@ func (d *Detector) dayCompare(w *window, f *figures, lo int64, xs, ys, adj []flo
 	}
 	cycle := d.cfg.Cycle.Seconds()
 	whole := float64(lo)*w.widthS >= cycle
+	defer d.earlierHigh(w, f, lo)
 	if !whole && float64(lo+int64(w.n))*w.widthS < cycle {
 		return
 	}
@@ -383,4 +384,48 @@ func cycleLeak(day dayFigures, window, cycle, minSlope, alpha, stepRatio float64
 	}
 	return false, fmt.Sprintf("daily cycle: against one cycle earlier the floor is %+.3g MB and rising %s (p=%.3g), below the practical minimum %s",
 		day.level/MB, fmtRate(day.slope), day.p, fmtRate(minSlope))
+}
+
+// earlierHigh fills f.earlier while the window's last third has no floor
+// one cycle earlier (f.day.lastOK false) and part of the segment lies
+// before the window: how far the floor over that third is above the
+// highest the floor has been before the window. Both are medians of the
+// ring's bucket floors over a third of the window: that of the last third,
+// and the highest of those of the thirds before the window's start, back
+// to the segment's origin.
+func (d *Detector) earlierHigh(w *window, f *figures, lo int64) {
+	if f.day.lastOK || lo <= 0 {
+		return
+	}
+	third := w.dur.Seconds() / 3
+	last, ok := d.ringMedian(f.xEnd-third, f.xEnd)
+	if !ok {
+		return
+	}
+	high, found := math.Inf(-1), false
+	for b := float64(lo) * w.widthS; b >= third-1e-9; b -= third {
+		if m, ok := d.ringMedian(b-third, b); ok {
+			high, found = max(high, m), true
+		}
+	}
+	if found {
+		f.earlierOK, f.earlier = true, last-high
+	}
+}
+
+// ringMedian is the median of the ring's bucket floors that start in
+// [a, b) (seconds since the segment origin); false when fewer than three
+// hold data.
+func (d *Detector) ringMedian(a, b float64) (float64, bool) {
+	tmp := d.spans[:0]
+	for x := a; x < b-1e-9; x += d.day.widthS {
+		if m, ok := d.day.floor(x, x+d.day.widthS); ok {
+			tmp = append(tmp, m)
+		}
+	}
+	d.spans = tmp
+	if len(tmp) < 3 {
+		return 0, false
+	}
+	return stats.Median(tmp), true
 }

@@ -300,3 +300,60 @@ func TestRampedStepInACyclingSegment(t *testing.T) {
 		})
 	}
 }
+
+// Within a segment's first cycle there is no day before to compare with:
+// a swing that falls from process start and rises back rises like a leak
+// for hours, but only to where the floor has been already. A leak takes
+// the floor above that; one that starts after a fall is judged only once
+// it has.
+func TestNoHigherThanEarlierInTheSegment(t *testing.T) {
+	const some, none, either = 1, 0, -1
+	fallThenLeak := rampedSteps(cycleSeriesAt(0, 0, 5*MB/3600, 8*3600), [][3]float64{{2, -30, 120}})
+	cases := []struct {
+		name     string
+		cycle    time.Duration
+		f        func(float64) float64
+		from, to float64 // hours
+		wantRaw  bool
+		veto     int
+		notUntil float64 // hours: no leak verdict before
+	}{
+		{"first-day rise back from the trough", 24 * time.Hour, cycleSeriesAt(30*MB, math.Pi/2, 0, 0), 12, 24, false, some, 0},
+		{"first-day rise back from the trough, comparison off", 0, cycleSeriesAt(30*MB, math.Pi/2, 0, 0), 12, 24, true, none, 0},
+		{"5 MB/h leak from 10 h", 24 * time.Hour, cycleSeriesAt(0, 0, 5*MB/3600, 10*3600), 10, 16, true, either, 0},
+		{"5 MB/h leak from 8 h after a 30 MB fall", 24 * time.Hour, fallThenLeak, 8, 24, true, some, 14},
+		{"5 MB/h leak from 8 h after a 30 MB fall, comparison off", 0, fallThenLeak, 8, 24, true, none, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newCycleDetector(t, tc.cycle)
+			raw, veto, first := 0, 0, math.Inf(1)
+			var why string
+			daySteps(t, d, tc.f, 0, tc.to, func(h float64, rep Report) {
+				if h < tc.from {
+					return
+				}
+				if rep.Verdict == LeakSuspected {
+					raw++
+					why = rep.Reason
+					first = min(first, h)
+				}
+				for _, r := range rep.Windows {
+					if strings.HasPrefix(r.Reason, "no higher than earlier in the segment") {
+						veto++
+					}
+				}
+			})
+			if got := raw > 0; got != tc.wantRaw {
+				t.Errorf("raw leak verdicts from %g h to %g h: %d (last: %q), want some: %v", tc.from, tc.to, raw, why, tc.wantRaw)
+			}
+			if tc.veto != either && (veto > 0) != (tc.veto == some) {
+				t.Errorf("window verdicts vetoed as no higher than earlier in the segment: %d, want some: %v", veto, tc.veto == some)
+			}
+			if first < tc.notUntil {
+				t.Errorf("first leak verdict at %.2f h, want none before %g h (the floor is back to its earlier high at 14 h)", first, tc.notUntil)
+			}
+			t.Logf("raw leak verdicts %d, first at %.2f h; vetoed window verdicts %d", raw, first, veto)
+		})
+	}
+}

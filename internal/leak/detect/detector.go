@@ -52,6 +52,7 @@ type Detector struct {
 	amps   []float64
 	tmp    []float64
 	adj    []float64
+	spans  []float64 // ring floors of one span (earlierHigh)
 
 	day        *dayRing  // bucket floors for the cycle rule and the warm-up test; nil when both are off
 	dx, dy, da []float64 // day-over-day differences: times, of the raw floor, of the floor without its level shifts

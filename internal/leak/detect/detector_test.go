@@ -427,14 +427,23 @@ func BenchmarkAdd(b *testing.B) {
 
 // BenchmarkEvaluate measures one evaluation that recomputes every window
 // (each gained a bucket), with the default windows full.
-func BenchmarkEvaluate(b *testing.B) {
+func BenchmarkEvaluate(b *testing.B) { benchEvaluate(b, 33*time.Hour) }
+
+// BenchmarkEvaluateFirstDay is BenchmarkEvaluate at 20 h, within the
+// segment's first cycle: no window has a floor one cycle earlier yet, and
+// each compares its last third with the highest floor before it instead.
+func BenchmarkEvaluateFirstDay(b *testing.B) { benchEvaluate(b, 20*time.Hour) }
+
+// benchEvaluate times a full evaluation (every window recomputed) of a
+// detector fed age of 5 s samples.
+func benchEvaluate(b *testing.B, age time.Duration) {
 	d, _ := New(DefaultConfig())
 	f := sawtooth(200*MB, 1*MB/3600)
-	n := int((33 * time.Hour) / (5 * time.Second))
+	n := int(age / (5 * time.Second))
 	for i := range n {
 		_ = d.Add(Point{Time: t0.Add(time.Duration(i) * 5 * time.Second), Bytes: f(float64(i) * 5)})
 	}
-	now := t0.Add(33 * time.Hour)
+	now := t0.Add(age)
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, w := range d.wins {

@@ -75,6 +75,10 @@ type figures struct {
 	shifts     stats.Shifts
 
 	day dayFigures // day-over-day figures (cycle.go)
+	// earlierOK tells whether earlier is set: the floor over the last
+	// third minus the highest earlier in the segment (earlierHigh).
+	earlierOK bool
+	earlier   float64
 }
 
 // Result is the evaluation of one window.
@@ -164,16 +168,19 @@ type Result struct {
 	YoungSegment bool
 	NotWarmUp    bool
 	warmWhy      string
-	// AboveLastCycle is false when, before the floor has shown a cycle,
+	// AboveEarlier is false when, before the floor has shown a cycle,
 	// the floor over the window's last third is less than DayVetoShare of
 	// the window's practical minimum growth above the floor at the same
-	// time one cycle earlier (Config.Cycle): the window's rise is then not a
-	// leak (the second day of a daily swing). True when it does not apply
-	// (no cycle configured, a segment too young for DayLastBuckets of the
-	// window's last third to have a floor one cycle earlier, or a cycle
-	// shown).
-	AboveLastCycle bool
-	dayWhy         string
+	// time one cycle earlier (Config.Cycle), or, while the segment is too
+	// young for DayLastBuckets of that third to have a floor one cycle
+	// earlier, above the highest floor of the segment before the window
+	// (the highest median of the floor over a third of the window): the
+	// window's rise is then not a leak (the second day of a daily swing,
+	// or the first day's rise back from its trough). True when it does not
+	// apply (no cycle configured, no part of the segment before the
+	// window, or a cycle shown).
+	AboveEarlier bool
+	dayWhy       string
 	// CycleShowing is true when the window's verdict was given on its
 	// day-over-day figures while the cycle test passes but the cycle is not
 	// confirmed yet (Report.Cycle false), against that of its own floor: a
@@ -676,13 +683,24 @@ func (d *Detector) judge(w *window, age time.Duration, limit float64, seg *segFi
 	if r.YoungSegment {
 		r.NotWarmUp, r.warmWhy = warmup(seg, d.cfg.WarmupShare, d.cfg.Grace, d.cfg.WarmupSE)
 	}
-	r.AboveLastCycle, r.dayWhy = true, ""
-	if g := DayVetoShare * r.MinSlope * w.dur.Seconds(); f.day.lastOK && d.cfg.Cycle > 0 && !d.cycle && f.day.last < g {
+	r.AboveEarlier, r.dayWhy = true, ""
+	g := DayVetoShare * r.MinSlope * w.dur.Seconds()
+	switch {
+	case d.cfg.Cycle <= 0 || d.cycle:
+	case f.day.lastOK && f.day.last < g:
 		// Before a cycle has shown: a rise that leaves the floor no higher
 		// than at the same time one cycle earlier is not a leak's.
-		r.AboveLastCycle = false
+		r.AboveEarlier = false
 		r.dayWhy = fmt.Sprintf("no higher than one cycle earlier: the floor rises %s, but over the last third of the window it is %+.3g MB against the same time one cycle earlier (a leak needs %+.3g MB)",
 			fmtRate(f.floorSlope), f.day.last/MB, g/MB)
+	case f.earlierOK && f.earlier < g:
+		// The same rule within the segment's first cycle, against the
+		// highest the floor has been before the window: a rise that only
+		// takes the floor back to where it was (a daily swing's rise from
+		// its trough on the day of a deploy) is not a leak's.
+		r.AboveEarlier = false
+		r.dayWhy = fmt.Sprintf("no higher than earlier in the segment: the floor rises %s, but over the last third of the window it is %+.3g MB against its highest before the window (a leak needs %+.3g MB)",
+			fmtRate(f.floorSlope), f.earlier/MB, g/MB)
 	}
 	r.FastYoung = fastYoung(w, f, d.cfg.FastKeepShare, d.cfg.GuardSE)
 	r.Verdict, r.Reason = d.verdict(w, f, age, r.MinSlope, r.warmWhy, r.dayWhy)

@@ -142,3 +142,104 @@ func TestWarmStartBound(t *testing.T) {
 		})
 	}
 }
+
+// TestDailyFirstDayBound measures the false alarms a day that the daily
+// cycle's first day forces on a detector that finds 5 MB/h leaks starting
+// on a segment's first day as it finds them later on: reading "leak" once
+// the leak has run 8 h, twice the steady 5 MB/h median. For each series of
+// the daily-cycle family as drawn, it takes, over every end time te within
+// the first day and every leak start tL with te - tL >= 8 h, the smallest
+// signal-to-noise figure S (as in TestWarmStartBound) between the cycle over
+// [0, te] and a flat floor that starts rising 5 MB/h at tL. Data S apart
+// differ by at most 2 Phi(S/2) - 1 in total variation, so such a detector
+// reads "leak" on the cycle with at least one minus that: summed over the
+// series, a floor on first-day alarms, whatever the method.
+//
+// Leaks of 5-25 MB/h are fitted (least squares, any offset); those faster
+// than 5 MB/h are assumed found no later than it. With the family as drawn
+// (300 series): 9 % of cycles at S < 1, at least 0.034 first-day false
+// alarms a day, above the 0.02 target.
+//
+// The benchmark scores leaks at 36 h and from process start only; with tL
+// held at 0 (a leak from process start that has run twice its 4.5 h
+// median) the same figure bounds the benchmark as it stands: 2 %, 0.012 a
+// day, under the target. The test logs both and fails if the family
+// changes so that the first stops exceeding the 0.02 a day target or the
+// second stops falling short of it.
+func TestDailyFirstDayBound(t *testing.T) {
+	const (
+		n       = 300
+		rate    = 5 * mb / 3600
+		minRun  = 8 * 3600.0
+		fromRun = 9 * 3600.0
+		days    = 4.0
+	)
+	var ts []float64
+	for x := 0.0; x <= 86400+1e-9; x += 300 {
+		ts = append(ts, x)
+	}
+	ys := make([]float64, len(ts))
+	// rms fits b + r*max(0, t-tL) to the first k points, r within the
+	// scored rates (5-25 MB/h), and returns the RMS residual.
+	rms := func(k int, tL float64) float64 {
+		var n, sh, shh, sy, shy float64
+		for i := range k {
+			h := max(0, ts[i]-tL)
+			n++
+			sh += h
+			shh += h * h
+			sy += ys[i]
+			shy += h * ys[i]
+		}
+		r := min(max((n*shy-sh*sy)/(n*shh-sh*sh), rate), 5*rate)
+		b := (sy - r*sh) / n
+		var ss float64
+		for i := range k {
+			d := ys[i] - b - r*max(0, ts[i]-tL)
+			ss += d * d
+		}
+		return math.Sqrt(ss / n)
+	}
+	var anyStart, fromStart float64 // expected first-day alarms, at least
+	closeAny, closeFrom := 0, 0
+	for i := range n {
+		s := Series{Family: Diurnal, Seed: 41000 + uint64(i)}
+		p := s.Draw(rand.New(rand.NewPCG(s.Seed, 1)), days*86400)
+		for k, x := range ts {
+			ys[k] = p.DiurnalAmp * math.Sin(2*math.Pi*x/86400+p.DiurnalPh)
+		}
+		bestAny, bestFrom := math.Inf(1), math.Inf(1)
+		for k := 1; k <= len(ts); k += 3 {
+			te := ts[k-1]
+			if te < minRun {
+				continue
+			}
+			noise := math.Sqrt(te/(2*p.WanderTau)) / p.WanderSD
+			for tL := 0.0; te-tL >= minRun; tL += 900 {
+				bestAny = min(bestAny, rms(k, tL)*noise)
+			}
+			if te >= fromRun {
+				bestFrom = min(bestFrom, rms(k, 0)*noise)
+			}
+		}
+		if bestAny < 1 {
+			closeAny++
+		}
+		if bestFrom < 1 {
+			closeFrom++
+		}
+		anyStart += 1 - math.Erf(bestAny/(2*math.Sqrt2))
+		fromStart += 1 - math.Erf(bestFrom/(2*math.Sqrt2))
+	}
+	perDay := func(alarms float64) float64 { return alarms / (n * days) }
+	t.Logf("leaks starting any time on the first day: %.0f %% of cycles at S < 1, first-day alarms forced >= %.3f a day",
+		100*float64(closeAny)/n, perDay(anyStart))
+	t.Logf("leaks from process start only (the benchmark's): %.0f %% of cycles at S < 1, first-day alarms forced >= %.3f a day",
+		100*float64(closeFrom)/n, perDay(fromStart))
+	if perDay(anyStart) <= 0.02 {
+		t.Errorf("first-day floor %.3f a day, want > 0.02: the docs' argument no longer holds", perDay(anyStart))
+	}
+	if perDay(fromStart) >= 0.02 {
+		t.Errorf("from-start floor %.3f a day, want < 0.02: the benchmark itself now bounds the target", perDay(fromStart))
+	}
+}

@@ -209,7 +209,7 @@ func runSeries(o Options, s Series) (*trace, error) {
 			// younger than itself (detect.Config.PartialShare).
 			tr.verdict[k] = r.Verdict == detect.LeakSuspected && (grace == 0 || now >= (r.Window+grace).Seconds())
 			tr.notWarm[k] = r.NotWarmUp
-			tr.aboveCycle[k] = r.AboveLastCycle
+			tr.aboveCycle[k] = r.AboveEarlier
 			tr.fastYoung[k] = r.FastYoung
 			tr.evidence[k] = cfg.HoldEvidence(r)
 			switch {
